@@ -1,0 +1,69 @@
+"""One exception tree for migtools; commands map it to exit codes in one place."""
+
+from __future__ import annotations
+
+
+class MigtoolsError(Exception):
+    """Base of every error migtools raises on bad input or a refused operation.
+
+    ``returncode`` follows Django's convention: 1 for a failed check or a refusal,
+    2 for bad usage (unknown app label, bad arguments).
+    """
+
+    returncode = 1
+
+
+class UsageError(MigtoolsError):
+    returncode = 2
+
+
+class UnknownAppError(UsageError):
+    def __init__(self, label: str) -> None:
+        super().__init__(f"No installed app with label '{label}'.")
+        self.label = label
+
+
+class GraphError(MigtoolsError):
+    """The migrations on disk do not form a valid graph (missing node, cycle, ...)."""
+
+
+class DynamicMigrationError(GraphError):
+    """A migration file cannot be read statically (non-literal dependencies, ...)."""
+
+    def __init__(self, path: str, line: int, reason: str) -> None:
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+class MigrationSyntaxError(GraphError):
+    def __init__(self, path: str, line: int, msg: str) -> None:
+        super().__init__(f"{path}:{line}: syntax error: {msg}")
+        self.path = path
+        self.line = line
+
+
+class ConflictError(MigtoolsError):
+    """An app has several leaf migrations (two branches added migrations)."""
+
+    def __init__(self, conflicts: dict[str, list[str]]) -> None:
+        detail = "; ".join(f"{', '.join(names)} in {app}" for app, names in sorted(conflicts.items()))
+        super().__init__(
+            f"Conflicting migrations: several leaf nodes in the migration graph ({detail}).\n"
+            "Run 'python manage.py update_migration' to renumber your branch's migrations "
+            "after main's."
+        )
+        self.conflicts = conflicts
+
+
+class LockfileError(MigtoolsError):
+    """The lockfile is missing or cannot be parsed."""
+
+
+class LockfileConflictError(LockfileError):
+    """The lockfile holds git conflict markers."""
+
+
+class DatabaseServerError(MigtoolsError):
+    """No PostgreSQL server could be started or reached."""

@@ -1,0 +1,416 @@
+"""The migration graph as it stands on disk, read with ``ast`` and never imported.
+
+Computes each app's leaf exactly as Django's ``MigrationLoader(None)`` would: internal
+dependencies first, then external ones (``__first__``/``__latest__`` resolved), then
+``run_before``, then every squashed migration stands in for the migrations it replaces
+(no database, so nothing counts as applied). Several leaves in one app is a conflict.
+
+A file too dynamic to read statically (computed dependencies, an inherited ``Migration``)
+is reported with file:line, and only that app's migrations are imported for the answer.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import pkgutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db.migrations.loader import MigrationLoader
+
+from migtools import settings as mt_settings
+from migtools.errors import (
+    ConflictError,
+    DynamicMigrationError,
+    GraphError,
+    MigrationSyntaxError,
+)
+
+Key = tuple[str, str]
+
+_READ_ATTRS = ("dependencies", "replaces", "run_before", "initial")
+_KNOWN_BASES = {"Migration", "CheckedMigration"}
+
+
+@dataclass(frozen=True)
+class MigrationFile:
+    """What the graph needs from one migration file."""
+
+    app_label: str
+    name: str
+    path: Path
+    dependencies: tuple[Key, ...] = ()
+    replaces: tuple[Key, ...] = ()
+    run_before: tuple[Key, ...] = ()
+    initial: bool = False
+    line: int = 1
+
+    @property
+    def key(self) -> Key:
+        return (self.app_label, self.name)
+
+
+@dataclass
+class AppMigrations:
+    """One app's migration package: where it is and what it holds."""
+
+    label: str
+    module: str | None
+    directory: Path | None
+    files: dict[str, MigrationFile] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _key_tuple(node: ast.expr, path: Path) -> Key:
+    if isinstance(node, ast.Call):
+        func = node.func
+        fname = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if fname == "swappable_dependency" and len(node.args) == 1 and not node.keywords:
+            value = _setting_value(node.args[0], path)
+            return (value.split(".", 1)[0], "__first__")
+        raise DynamicMigrationError(str(path), node.lineno, "call in a dependency list")
+    if isinstance(node, ast.Tuple | ast.List) and len(node.elts) == 2:
+        parts = [_string(elt, path) for elt in node.elts]
+        if parts[0] == "__setting__":
+            return (str(getattr(settings, parts[1])).split(".", 1)[0].lower(), "__first__")
+        return (parts[0], parts[1])
+    raise DynamicMigrationError(str(path), node.lineno, "a dependency is not a 2-tuple of strings")
+
+
+def _string(node: ast.expr, path: Path) -> str:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        if node.value.id == "settings":
+            return _setting_value(node, path)
+    raise DynamicMigrationError(str(path), node.lineno, "a migration name is not a string literal")
+
+
+def _setting_value(node: ast.expr, path: Path) -> str:
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "settings"
+    ):
+        value = getattr(settings, node.attr, None)
+        if isinstance(value, str):
+            return value
+        raise DynamicMigrationError(str(path), node.lineno, f"settings.{node.attr} is not a string")
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    raise DynamicMigrationError(str(path), node.lineno, "swappable_dependency of a non-setting")
+
+
+def _key_list(node: ast.expr, path: Path) -> tuple[Key, ...]:
+    if isinstance(node, ast.List | ast.Tuple):
+        return tuple(_key_tuple(elt, path) for elt in node.elts)
+    raise DynamicMigrationError(str(path), node.lineno, "not a literal list or tuple")
+
+
+def _base_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def parse_migration_source(source: str, path: Path, app_label: str, name: str) -> MigrationFile:
+    """Read one migration's graph attributes from its source text."""
+    try:
+        tree = ast.parse(source, filename=str(path))
+    except SyntaxError as exc:
+        raise MigrationSyntaxError(str(path), exc.lineno or 1, exc.msg) from None
+    klass: ast.ClassDef | None = None
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ClassDef) and stmt.name == "Migration":
+            klass = stmt
+        elif isinstance(stmt, ast.Assign | ast.ImportFrom | ast.Import) and _binds(stmt, "Migration"):
+            raise DynamicMigrationError(str(path), stmt.lineno, "'Migration' is not a class statement")
+    if klass is None:
+        raise GraphError(f"{path}: migration {app_label}.{name} has no Migration class.")
+    values: dict[str, ast.expr] = {}
+    for stmt in klass.body:
+        targets: list[ast.expr] = []
+        if isinstance(stmt, ast.Assign):
+            targets = list(stmt.targets)
+            value = stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets = [stmt.target]
+            value = stmt.value
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in _READ_ATTRS:
+                values[target.id] = value
+    missing = [a for a in ("dependencies", "replaces", "run_before") if a not in values]
+    if missing and any(_base_name(b) not in _KNOWN_BASES for b in klass.bases):
+        raise DynamicMigrationError(
+            str(path), klass.lineno, f"Migration inherits {', '.join(missing)} from another class"
+        )
+    initial = False
+    if "initial" in values:
+        node = values["initial"]
+        if not isinstance(node, ast.Constant):
+            raise DynamicMigrationError(str(path), node.lineno, "'initial' is not a literal")
+        initial = bool(node.value)
+    return MigrationFile(
+        app_label=app_label,
+        name=name,
+        path=path,
+        dependencies=_key_list(values["dependencies"], path) if "dependencies" in values else (),
+        replaces=_key_list(values["replaces"], path) if "replaces" in values else (),
+        run_before=_key_list(values["run_before"], path) if "run_before" in values else (),
+        initial=initial,
+        line=klass.lineno,
+    )
+
+
+def _binds(stmt: ast.stmt, name: str) -> bool:
+    if isinstance(stmt, ast.Assign):
+        return any(isinstance(t, ast.Name) and t.id == name for t in stmt.targets)
+    if isinstance(stmt, ast.Import | ast.ImportFrom):
+        return any((a.asname or a.name.split(".")[0]) == name for a in stmt.names)
+    return False
+
+
+def _imported_file(app_label: str, module: str, name: str, path: Path) -> MigrationFile:
+    migration = importlib.import_module(f"{module}.{name}").Migration
+    return MigrationFile(
+        app_label=app_label,
+        name=name,
+        path=path,
+        dependencies=tuple(tuple(d) for d in migration.dependencies),  # type: ignore[misc]
+        replaces=tuple(tuple(r) for r in migration.replaces),  # type: ignore[misc]
+        run_before=tuple(tuple(r) for r in migration.run_before),  # type: ignore[misc]
+        initial=bool(migration.initial),
+    )
+
+
+def migration_names(directory: Path) -> list[str]:
+    """Module names Django's loader would consider, sorted."""
+    names = [
+        info.name
+        for info in pkgutil.iter_modules([str(directory)])
+        if not info.ispkg and info.name[0] not in "_~"
+    ]
+    return sorted(names)
+
+
+def locate(app_label: str) -> tuple[str | None, Path | None]:
+    """The app's migrations module name and directory, without importing the package."""
+    module, _explicit = MigrationLoader.migrations_module(app_label)
+    if module is None:
+        return None, None
+    try:
+        spec = importlib.util.find_spec(module)
+    except ModuleNotFoundError:
+        return module, None
+    if spec is None or not spec.submodule_search_locations:
+        return module, None
+    locations = list(spec.submodule_search_locations)
+    return module, Path(locations[0]) if locations else None
+
+
+def read_app(app_label: str) -> AppMigrations:
+    """Read every migration file of one app; import them only if one is too dynamic."""
+    module, directory = locate(app_label)
+    app = AppMigrations(label=app_label, module=module, directory=directory)
+    if directory is None or module is None:
+        return app
+    for name in migration_names(directory):
+        path = directory / f"{name}.py"
+        if not path.is_file():
+            continue
+        try:
+            app.files[name] = parse_migration_source(
+                path.read_text(encoding="utf-8"), path, app_label, name
+            )
+        except DynamicMigrationError as exc:
+            app.warnings.append(
+                f"{exc}; imported app '{app_label}''s migrations to read the graph instead."
+            )
+            app.files = {
+                n: _imported_file(app_label, module, n, directory / f"{n}.py")
+                for n in migration_names(directory)
+            }
+            break
+    return app
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+class DiskGraph:
+    """The migration graph of a set of apps, built as ``MigrationLoader(None)`` builds it."""
+
+    def __init__(self, apps: Iterable[AppMigrations]) -> None:
+        self.apps: dict[str, AppMigrations] = {app.label: app for app in apps}
+        self.files: dict[Key, MigrationFile] = {
+            f.key: f for app in self.apps.values() for f in app.files.values()
+        }
+        self.parents: dict[Key, set[Key]] = {key: set() for key in self.files}
+        self.children: dict[Key, set[Key]] = {key: set() for key in self.files}
+        self._dummies: dict[Key, Key] = {}  # missing parent -> first child naming it
+        self._build()
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for app in self.apps.values() for w in app.warnings]
+
+    def _migrated(self, label: str) -> bool:
+        app = self.apps.get(label)
+        return app is not None and bool(app.files)
+
+    def _add_edge(self, child: Key, parent: Key) -> None:
+        if parent not in self.parents:
+            self.parents[parent] = set()
+            self.children[parent] = set()
+            self._dummies.setdefault(parent, child)
+        self.parents[child].add(parent)
+        self.children[parent].add(child)
+
+    def _check_key(self, key: Key, current_app: str) -> Key | None:
+        if key[1] not in ("__first__", "__latest__") or key in self.parents:
+            return key
+        if key[0] == current_app:
+            return None
+        if key[0] not in self.apps:
+            return None  # an app we did not read: trusted, not part of our answer
+        if not self._migrated(key[0]):
+            return None
+        nodes = self.root_nodes(key[0]) if key[1] == "__first__" else self.leaves(key[0])
+        return (key[0], nodes[0]) if nodes else None
+
+    def _build(self) -> None:
+        for key, mig in self.files.items():
+            for parent in mig.dependencies:
+                if parent[0] == key[0] and parent[1] != "__first__":
+                    self._add_edge(key, parent)
+        for key, mig in self.files.items():
+            for parent in mig.dependencies:
+                if parent[0] == key[0]:
+                    continue
+                if parent[0] not in self.apps:
+                    continue  # external app not read (e.g. contrib.auth): trusted
+                resolved = self._check_key(parent, key[0])
+                if resolved is not None:
+                    self._add_edge(key, resolved)
+            for child in mig.run_before:
+                if child[0] not in self.apps:
+                    continue
+                resolved = self._check_key(child, key[0])
+                if resolved is not None:
+                    self._add_edge(resolved, key)
+        for key, mig in self.files.items():
+            if mig.replaces:
+                self._replace(key, set(mig.replaces))
+        for dummy, child in self._dummies.items():
+            if dummy in self.parents:
+                raise GraphError(
+                    f"Migration {child[0]}.{child[1]} dependencies reference nonexistent "
+                    f"parent node {dummy!r}."
+                )
+        self._check_acyclic()
+
+    def _replace(self, replacement: Key, replaced: set[Key]) -> None:
+        if replacement not in self.parents:
+            raise GraphError(
+                f"Unable to find replacement node {replacement!r}. It was either never added "
+                "to the migration graph, or has been removed."
+            )
+        for old in replaced:
+            if old not in self.parents:
+                continue
+            for child in self.children.pop(old):
+                self.parents[child].discard(old)
+                if child not in replaced:
+                    self.parents[child].add(replacement)
+                    self.children[replacement].add(child)
+            for parent in self.parents.pop(old):
+                self.children[parent].discard(old)
+                if parent not in replaced:
+                    self.children[parent].add(replacement)
+                    self.parents[replacement].add(parent)
+            self._dummies.pop(old, None)
+
+    def _check_acyclic(self) -> None:
+        state: dict[Key, int] = {}
+        for start in sorted(self.parents):
+            if start in state:
+                continue
+            stack: list[tuple[Key, list[Key]]] = [(start, sorted(self.parents[start]))]
+            state[start] = 1
+            while stack:
+                node, pending = stack[-1]
+                if not pending:
+                    state[node] = 2
+                    stack.pop()
+                    continue
+                nxt = pending.pop()
+                if state.get(nxt) == 1:
+                    cycle = [n for n, _ in stack]
+                    cycle = cycle[cycle.index(nxt):]
+                    names = ", ".join(f"{a}.{n}" for a, n in cycle)
+                    raise GraphError(f"Cycle in the migration graph: {names}")
+                if nxt not in state:
+                    state[nxt] = 1
+                    stack.append((nxt, sorted(self.parents[nxt])))
+
+    # ------------------------------------------------------------------ queries
+
+    def nodes(self, app_label: str | None = None) -> list[Key]:
+        return sorted(k for k in self.parents if app_label is None or k[0] == app_label)
+
+    def leaves(self, app_label: str) -> list[str]:
+        """Names of the app's nodes with no child in the same app (Django's leaf_nodes)."""
+        return sorted(
+            key[1]
+            for key in self.nodes(app_label)
+            if all(child[0] != app_label for child in self.children[key])
+        )
+
+    def root_nodes(self, app_label: str) -> list[str]:
+        return sorted(
+            key[1]
+            for key in self.nodes(app_label)
+            if all(parent[0] != app_label for parent in self.parents[key])
+        )
+
+    def conflicts(self) -> dict[str, list[str]]:
+        result = {}
+        for label in sorted(self.apps):
+            leaves = self.leaves(label)
+            if len(leaves) > 1:
+                result[label] = leaves
+        return result
+
+    def leaf(self, app_label: str) -> str | None:
+        leaves = self.leaves(app_label)
+        if len(leaves) > 1:
+            raise ConflictError({app_label: leaves})
+        return leaves[0] if leaves else None
+
+    def ancestors(self, key: Key) -> set[Key]:
+        seen: set[Key] = set()
+        stack = [key]
+        while stack:
+            for parent in self.parents.get(stack.pop(), ()):
+                if parent not in seen:
+                    seen.add(parent)
+                    stack.append(parent)
+        return seen
+
+
+def load(app_labels: Iterable[str] | None = None) -> DiskGraph:
+    """Read the given apps (default: the managed apps) into a :class:`DiskGraph`."""
+    if app_labels is None:
+        labels = [c.label for c in mt_settings.managed_apps()]
+    else:
+        labels = [mt_settings.app_config(label).label for label in app_labels]
+    return DiskGraph(read_app(label) for label in labels)

@@ -1,0 +1,3 @@
+"""pytest plugin (entry point ``pytest11``): migration-test support lands with TestMigrations."""
+
+from __future__ import annotations

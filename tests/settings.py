@@ -1,0 +1,27 @@
+"""Settings for the migtools test suite: a real PostgreSQL (throwaway when DATABASE_URL is unset)."""
+
+from __future__ import annotations
+
+import dj_database_url
+
+from migtools.pgserver import ensure_database_url
+
+SECRET_KEY = "migtools-tests"
+DEBUG = False
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "migtools",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "tests.testapps.alpha",
+    "tests.testapps.beta",
+    "tests.testapps.gamma",
+]
+
+DATABASES = {"default": dj_database_url.parse(ensure_database_url())}
+
+# Test apps carry no migrations of their own; each test points MIGRATION_MODULES at a
+# package it writes in tmp_path.
+MIGTOOLS_APPS = ["alpha", "beta", "gamma"]
