@@ -1,0 +1,196 @@
+"""``migrations_lockfile.txt``: one line per managed app naming its latest migration.
+
+Two branches that each add a migration to one app both change that app's line, so git reports
+a conflict on merge instead of production finding two leaves. Entries are separated by a blank
+line so that changes to neighbouring apps never touch the same hunk.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from migtools.errors import ConflictError, LockfileConflictError, LockfileError
+from migtools.graph import DiskGraph
+
+HEADER = """\
+# migtools migrations lockfile.
+#
+# One line per app: the latest migration of the app (the leaf of its migration graph).
+# It makes two branches that both add a migration to one app conflict in git, instead of
+# leaving the app with two leaf migrations after the merge.
+#
+# Resolve a conflict in this file with:  python manage.py update_migration
+# Do not edit it by hand: `python manage.py makemigrations` keeps it current, and
+# `python manage.py migrations_lockfile --check` verifies it.
+"""
+
+_OURS, _BASE, _SPLIT, _THEIRS = "<<<<<<<", "|||||||", "=======", ">>>>>>>"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One app whose lockfile line differs from the graph."""
+
+    app_label: str
+    expected: str | None
+    actual: str | None
+
+    def describe(self) -> str:
+        if self.actual is None:
+            return f"{self.app_label}: missing, expected '{self.expected}'"
+        if self.expected is None:
+            return f"{self.app_label}: listed as '{self.actual}' but the app is not managed or has no migrations"
+        return f"{self.app_label}: lockfile says '{self.actual}', latest migration is '{self.expected}'"
+
+
+@dataclass(frozen=True)
+class ConflictSides:
+    """The two versions of a lockfile that holds git conflict markers."""
+
+    ours: dict[str, str]
+    theirs: dict[str, str]
+    base: dict[str, str] | None
+
+
+def render(entries: Mapping[str, str]) -> str:
+    body = "\n\n".join(f"{label}: {entries[label]}" for label in sorted(entries))
+    return f"{HEADER}\n{body}\n" if body else HEADER
+
+
+def has_conflict_markers(text: str) -> bool:
+    return any(line.startswith((_OURS, _THEIRS)) for line in text.splitlines())
+
+
+def _parse_lines(lines: list[tuple[int, str]], path: str) -> dict[str, str]:
+    entries: dict[str, str] = {}
+    for lineno, raw in lines:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        label, sep, name = line.partition(":")
+        label, name = label.strip(), name.strip()
+        if not sep or not label or not name or " " in name or " " in label:
+            raise LockfileError(f"{path}:{lineno}: expected 'app_label: migration_name', got {raw!r}")
+        if label in entries:
+            raise LockfileError(f"{path}:{lineno}: app '{label}' is listed twice")
+        entries[label] = name
+    return entries
+
+
+def split_conflict(text: str, path: str = "migrations_lockfile.txt") -> ConflictSides:
+    """Both sides of a conflicted lockfile (merge and diff3/zdiff3 styles)."""
+    ours: list[tuple[int, str]] = []
+    theirs: list[tuple[int, str]] = []
+    base: list[tuple[int, str]] = []
+    saw_base = False
+    section = "both"
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.startswith(_OURS):
+            section = "ours"
+        elif line.startswith(_BASE) and section == "ours":
+            section, saw_base = "base", True
+        elif line.startswith(_SPLIT) and section in ("ours", "base"):
+            section = "theirs"
+        elif line.startswith(_THEIRS) and section == "theirs":
+            section = "both"
+        elif section == "both":
+            ours.append((lineno, line))
+            theirs.append((lineno, line))
+            base.append((lineno, line))
+        elif section == "ours":
+            ours.append((lineno, line))
+        elif section == "base":
+            base.append((lineno, line))
+        else:
+            theirs.append((lineno, line))
+    if section != "both":
+        raise LockfileError(f"{path}: unterminated git conflict block")
+    return ConflictSides(
+        ours=_parse_lines(ours, path),
+        theirs=_parse_lines(theirs, path),
+        base=_parse_lines(base, path) if saw_base else None,
+    )
+
+
+def parse(text: str, path: str = "migrations_lockfile.txt") -> dict[str, str]:
+    """Entries of a lockfile; conflict markers raise :class:`LockfileConflictError`."""
+    if has_conflict_markers(text):
+        raise LockfileConflictError(
+            f"{path} holds git conflict markers: two branches added migrations to the same app.\n"
+            "Run 'python manage.py update_migration' to renumber your branch's migrations "
+            "after main's and rewrite the lockfile."
+        )
+    return _parse_lines(list(enumerate(text.splitlines(), start=1)), path)
+
+
+def read(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LockfileError(
+            f"No lockfile at {path}. Create it with 'python manage.py migrations_lockfile'."
+        ) from None
+    return parse(text, str(path))
+
+
+def expected(graph: DiskGraph) -> dict[str, str]:
+    """The entries the lockfile should hold: each read app that has migrations, its leaf.
+
+    Several leaves in an app raise :class:`ConflictError` naming every conflict.
+    """
+    conflicts = graph.conflicts()
+    if conflicts:
+        raise ConflictError(conflicts)
+    result = {}
+    for label in graph.apps:
+        leaf = graph.leaf(label)
+        if leaf is not None:
+            result[label] = leaf
+    return result
+
+
+def compare(actual: Mapping[str, str], wanted: Mapping[str, str]) -> list[Mismatch]:
+    return [
+        Mismatch(label, wanted.get(label), actual.get(label))
+        for label in sorted(set(actual) | set(wanted))
+        if actual.get(label) != wanted.get(label)
+    ]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step (never a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write(path: Path, entries: Mapping[str, str]) -> bool:
+    """Write the lockfile; return True when its content changed."""
+    text = render(entries)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except FileNotFoundError:
+        pass
+    write_atomic(path, text)
+    return True
+
+
+def check(path: Path, graph: DiskGraph) -> list[Mismatch]:
+    """Mismatches between the lockfile at ``path`` and the graph (raises on a missing,
+    unparsable or conflicted lockfile, and on several leaves)."""
+    return compare(read(path), expected(graph))
