@@ -48,7 +48,9 @@ class ConflictError(MigtoolsError):
     """An app has several leaf migrations (two branches added migrations)."""
 
     def __init__(self, conflicts: dict[str, list[str]]) -> None:
-        detail = "; ".join(f"{', '.join(names)} in {app}" for app, names in sorted(conflicts.items()))
+        detail = "; ".join(
+            f"{', '.join(names)} in {app}" for app, names in sorted(conflicts.items())
+        )
         super().__init__(
             f"Conflicting migrations: several leaf nodes in the migration graph ({detail}).\n"
             "Run 'python manage.py update_migration' to renumber your branch's migrations "

@@ -87,9 +87,12 @@ def _key_tuple(node: ast.expr, path: Path) -> Key:
 def _string(node: ast.expr, path: Path) -> str:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-        if node.value.id == "settings":
-            return _setting_value(node, path)
+    if (
+        isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "settings"
+    ):
+        return _setting_value(node, path)
     raise DynamicMigrationError(str(path), node.lineno, "a migration name is not a string literal")
 
 
@@ -132,8 +135,12 @@ def parse_migration_source(source: str, path: Path, app_label: str, name: str) -
     for stmt in tree.body:
         if isinstance(stmt, ast.ClassDef) and stmt.name == "Migration":
             klass = stmt
-        elif isinstance(stmt, ast.Assign | ast.ImportFrom | ast.Import) and _binds(stmt, "Migration"):
-            raise DynamicMigrationError(str(path), stmt.lineno, "'Migration' is not a class statement")
+        elif isinstance(stmt, ast.Assign | ast.ImportFrom | ast.Import) and _binds(
+            stmt, "Migration"
+        ):
+            raise DynamicMigrationError(
+                str(path), stmt.lineno, "'Migration' is not a class statement"
+            )
     if klass is None:
         raise GraphError(f"{path}: migration {app_label}.{name} has no Migration class.")
     values: dict[str, ast.expr] = {}
@@ -185,9 +192,9 @@ def _imported_file(app_label: str, module: str, name: str, path: Path) -> Migrat
         app_label=app_label,
         name=name,
         path=path,
-        dependencies=tuple(tuple(d) for d in migration.dependencies),  # type: ignore[misc]
-        replaces=tuple(tuple(r) for r in migration.replaces),  # type: ignore[misc]
-        run_before=tuple(tuple(r) for r in migration.run_before),  # type: ignore[misc]
+        dependencies=tuple(tuple(d) for d in migration.dependencies),
+        replaces=tuple(tuple(r) for r in migration.replaces),
+        run_before=tuple(tuple(r) for r in migration.run_before),
         initial=bool(migration.initial),
     )
 
@@ -355,7 +362,7 @@ class DiskGraph:
                 nxt = pending.pop()
                 if state.get(nxt) == 1:
                     cycle = [n for n, _ in stack]
-                    cycle = cycle[cycle.index(nxt):]
+                    cycle = cycle[cycle.index(nxt) :]
                     names = ", ".join(f"{a}.{n}" for a, n in cycle)
                     raise GraphError(f"Cycle in the migration graph: {names}")
                 if nxt not in state:

@@ -74,7 +74,9 @@ def _parse_lines(lines: list[tuple[int, str]], path: str) -> dict[str, str]:
         label, sep, name = line.partition(":")
         label, name = label.strip(), name.strip()
         if not sep or not label or not name or " " in name or " " in label:
-            raise LockfileError(f"{path}:{lineno}: expected 'app_label: migration_name', got {raw!r}")
+            raise LockfileError(
+                f"{path}:{lineno}: expected 'app_label: migration_name', got {raw!r}"
+            )
         if label in entries:
             raise LockfileError(f"{path}:{lineno}: app '{label}' is listed twice")
         entries[label] = name

@@ -9,6 +9,7 @@ run as root, so as root the binaries run as the ``postgres`` user through ``runu
 from __future__ import annotations
 
 import atexit
+import contextlib
 import glob
 import os
 import pwd
@@ -21,8 +22,10 @@ from pathlib import Path
 from migtools.errors import DatabaseServerError
 
 _SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/local/pgsql/bin", "/opt/homebrew/opt/postgresql*/bin")
-_FAST = ("-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
-         "-c max_connections=200 -c shared_buffers=128MB")
+_FAST = (
+    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+    "-c max_connections=200 -c shared_buffers=128MB"
+)
 
 
 def find_bindir() -> Path:
@@ -35,7 +38,11 @@ def find_bindir() -> Path:
     for pattern in _SEARCH:
         candidates.extend(sorted(glob.glob(pattern), key=_version_key, reverse=True))
     for candidate in candidates:
-        if candidate and (Path(candidate) / "initdb").is_file() and (Path(candidate) / "pg_ctl").is_file():
+        if (
+            candidate
+            and (Path(candidate) / "initdb").is_file()
+            and (Path(candidate) / "pg_ctl").is_file()
+        ):
             return Path(candidate)
     raise DatabaseServerError(
         "No PostgreSQL server binaries (initdb, pg_ctl) found and DATABASE_URL is not set.\n"
@@ -93,21 +100,41 @@ class ThrowawayServer:
             )
 
     def start(self) -> str:
-        self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "-A", "trust",
-                  "-E", "UTF8", "--locale=C", "--no-sync")
-        options = f"-c listen_addresses=127.0.0.1 -c port={self.port} " \
-                  f"-c unix_socket_directories={self.root} {_FAST}"
-        self._run("pg_ctl", "start", "-w", "-D", str(self.datadir),
-                  "-l", str(self.root / "server.log"), "-o", options)
+        self._run(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+            f"-c unix_socket_directories={self.root} {_FAST}"
+        )
+        self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(self.root / "server.log"),
+            "-o",
+            options,
+        )
         self.running = True
         return self.url
 
     def stop(self) -> None:
         if self.running:
-            try:
+            with contextlib.suppress(DatabaseServerError):
                 self._run("pg_ctl", "stop", "-w", "-m", "immediate", "-D", str(self.datadir))
-            except DatabaseServerError:
-                pass
             self.running = False
         shutil.rmtree(self.root, ignore_errors=True)
 

@@ -1,0 +1,108 @@
+"""Django's ``makemigrations``, plus the lockfile and the migtools file form.
+
+After Django writes files (including ``--empty``, ``--merge``, ``--update``), each file of a
+managed app becomes a ``CheckedMigration`` with an explicit ``is_post_deployment`` and the
+lockfile is rewritten. ``--check`` exits 1 when model changes lack a migration and 2 when the
+lockfile is stale. Without ``-n`` (``MIGTOOLS_REQUIRE_NAME``) a file that would get an
+auto-generated name is refused with exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError
+from django.core.management.commands.makemigrations import Command as DjangoCommand
+from django.db.migrations import Migration
+from django.db.migrations.writer import MigrationWriter
+
+from migtools import graph, lockfile, writer
+from migtools import settings as mt_settings
+from migtools.errors import ConflictError, LockfileError
+from migtools.management.base import MigtoolsCommandMixin
+
+NAME_REQUIRED = (
+    "Give the migration a name: python manage.py makemigrations {labels}-n <what_it_does>\n"
+    "(MIGTOOLS_REQUIRE_NAME is on: names like 0042_add_order_status keep the history and the "
+    "lockfile readable, and make a conflict on it say what collided.)"
+)
+
+
+class Command(MigtoolsCommandMixin, DjangoCommand):
+    help = DjangoCommand.help + " Keeps migrations_lockfile.txt current (migtools)."
+
+    def handle(self, *app_labels: str, **options: Any) -> None:
+        self._attributes: dict[Path, dict[str, object]] = {}
+        self._renames: dict[Path, Path] = {}
+        check = bool(options["check_changes"])
+        dry_run = bool(options["dry_run"]) or check
+        managed = [c.label for c in mt_settings.managed_apps()]
+        before = writer.snapshot(managed)
+        super().handle(*app_labels, **options)  # exits 1 itself on --check with changes
+        if check:
+            self._check_lockfile()
+            return
+        if dry_run:
+            return
+        self._finish(before, managed)
+
+    # -- Django hooks -----------------------------------------------------------------
+
+    def write_migration_files(
+        self,
+        changes: dict[str, list[Migration]],
+        update_previous_migration_paths: dict[str, str] | None = None,
+    ) -> None:
+        if (
+            not self.dry_run
+            and not self.migration_name
+            and not update_previous_migration_paths
+            and mt_settings.require_name()
+        ):
+            labels = " ".join(sorted(changes))
+            raise CommandError(
+                NAME_REQUIRED.format(labels=f"{labels} " if labels else ""), returncode=2
+            )
+        for app_label, migrations in changes.items():
+            for migration in migrations:
+                path = Path(MigrationWriter(migration).path)
+                self._attributes[path] = writer.attributes_of(migration)
+                if update_previous_migration_paths:
+                    # --update keeps the file's name (Django would rename it).
+                    self._renames[path] = Path(update_previous_migration_paths[app_label])
+        super().write_migration_files(changes, update_previous_migration_paths)
+
+    # -- migtools ---------------------------------------------------------------------
+
+    def _finish(self, before: writer.Snapshot, managed: list[str]) -> None:
+        for new, previous in self._renames.items():
+            if new != previous and new.exists() and not previous.exists():
+                os.replace(new, previous)
+                self._attributes[previous] = self._attributes.pop(new)
+                self.log(f"Kept the name {previous.name} (migtools keeps names on --update)")
+        written = writer.written_since(before, managed)
+        for path in written:
+            writer.convert_file(path, self._attributes.get(path))
+        if written:
+            self.refresh_lockfile()
+
+    def _check_lockfile(self) -> None:
+        path = mt_settings.lockfile_path()
+        disk = graph.load()
+        self.warn_all(disk.warnings)
+        try:
+            mismatches = lockfile.check(path, disk)
+        except (LockfileError, ConflictError) as exc:
+            self.stderr.write(str(exc))
+            sys.exit(2)
+        if mismatches:
+            for mismatch in mismatches:
+                self.stderr.write(mismatch.describe())
+            self.stderr.write(
+                f"{self.get_relative_path(str(path))} is stale: run 'python manage.py "
+                "makemigrations' or 'python manage.py migrations_lockfile'."
+            )
+            sys.exit(2)

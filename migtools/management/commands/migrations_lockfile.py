@@ -1,0 +1,48 @@
+"""Write ``migrations_lockfile.txt``, or check it (``--check``: exit 1, one line per wrong app)."""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from typing import Any, ClassVar
+
+from django.core.management.base import BaseCommand, CommandError
+
+from migtools import graph, lockfile
+from migtools import settings as mt_settings
+from migtools.management.base import MigtoolsCommandMixin
+
+
+class Command(MigtoolsCommandMixin, BaseCommand):
+    help = (
+        "Write migrations_lockfile.txt: one line per managed app naming its latest migration. "
+        "With --check, verify it instead (exit 1 when it is stale)."
+    )
+    requires_system_checks: ClassVar[list[str]] = []  # type: ignore[misc]
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Exit 1, listing each wrong, missing or extra app, when the lockfile is stale.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path = mt_settings.lockfile_path()
+        disk = graph.load()
+        self.warn_all(disk.warnings)
+        if options["check"]:
+            mismatches = lockfile.check(path, disk)
+            if mismatches:
+                for mismatch in mismatches:
+                    self.stderr.write(mismatch.describe())
+                raise CommandError(
+                    f"{path} is stale ({len(mismatches)} app(s)). Run "
+                    "'python manage.py migrations_lockfile' to rewrite it."
+                )
+            if options["verbosity"] >= 1:
+                self.stdout.write(f"{path} is up to date.")
+            return
+        if lockfile.write(path, lockfile.expected(disk)):
+            self.stdout.write(self.style.SUCCESS(f"Wrote {path}"))
+        elif options["verbosity"] >= 1:
+            self.stdout.write(f"{path} is up to date.")

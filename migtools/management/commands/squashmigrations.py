@@ -1,0 +1,26 @@
+"""Django's ``squashmigrations``, writing the squash in the migtools form and keeping the
+lockfile true."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.commands.squashmigrations import Command as DjangoCommand
+
+from migtools import settings as mt_settings
+from migtools import writer
+from migtools.management.base import MigtoolsCommandMixin
+
+
+class Command(MigtoolsCommandMixin, DjangoCommand):
+    help = DjangoCommand.help + " Keeps migrations_lockfile.txt current (migtools)."
+
+    def handle(self, **options: Any) -> None:
+        managed = [c.label for c in mt_settings.managed_apps()]
+        before = writer.snapshot(managed)
+        super().handle(**options)
+        written = writer.written_since(before, managed)
+        for path in written:
+            writer.convert_file(path)
+        if written:
+            self.refresh_lockfile()
