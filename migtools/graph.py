@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.db.migrations.loader import MigrationLoader
 
@@ -34,6 +35,8 @@ Key = tuple[str, str]
 
 _READ_ATTRS = ("dependencies", "replaces", "run_before", "initial")
 _KNOWN_BASES = {"Migration", "CheckedMigration"}
+# Django 6.0 replaces squashes of squashes inner-first; 5.2 replaces in load order.
+_NESTED_REPLACEMENTS = hasattr(MigrationLoader, "replace_migration")
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,9 @@ def _key_tuple(node: ast.expr, path: Path) -> Key:
             return (value.split(".", 1)[0], "__first__")
         raise DynamicMigrationError(str(path), node.lineno, "call in a dependency list")
     if isinstance(node, ast.Tuple | ast.List) and len(node.elts) == 2:
+        # ("__setting__", "AUTH_USER_MODEL") is the autodetector's internal spelling; the
+        # loader takes it literally (an app called "__setting__"), and so do we.
         parts = [_string(elt, path) for elt in node.elts]
-        if parts[0] == "__setting__":
-            return (str(getattr(settings, parts[1])).split(".", 1)[0].lower(), "__first__")
         return (parts[0], parts[1])
     raise DynamicMigrationError(str(path), node.lineno, "a dependency is not a 2-tuple of strings")
 
@@ -240,7 +243,7 @@ def read_app(app_label: str) -> AppMigrations:
             )
         except DynamicMigrationError as exc:
             app.warnings.append(
-                f"{exc}; imported app '{app_label}''s migrations to read the graph instead."
+                f"{exc}; imported the migrations of app '{app_label}' to read the graph instead."
             )
             app.files = {
                 n: _imported_file(app_label, module, n, directory / f"{n}.py")
@@ -254,78 +257,147 @@ def read_app(app_label: str) -> AppMigrations:
 
 
 class DiskGraph:
-    """The migration graph of a set of apps, built as ``MigrationLoader(None)`` builds it."""
+    """The migration graph of a set of apps, built as ``MigrationLoader(None)`` builds it.
 
-    def __init__(self, apps: Iterable[AppMigrations]) -> None:
+    ``apps`` are the apps asked about (``conflicts()`` and the lockfile cover these);
+    ``context`` are further apps read only so that references into them are checked as
+    Django checks them (:func:`load` passes every installed app the asked-for apps reach).
+    With ``strict``, an app in neither is not installed, and a reference to it is an error
+    as in Django; without it, such references are trusted and skipped.
+    """
+
+    def __init__(
+        self,
+        apps: Iterable[AppMigrations],
+        context: Iterable[AppMigrations] = (),
+        *,
+        strict: bool = False,
+    ) -> None:
         self.apps: dict[str, AppMigrations] = {app.label: app for app in apps}
+        self.context: dict[str, AppMigrations] = {
+            app.label: app for app in context if app.label not in self.apps
+        }
+        self.strict = strict
+        self._all: dict[str, AppMigrations] = {**self.apps, **self.context}
         self.files: dict[Key, MigrationFile] = {
-            f.key: f for app in self.apps.values() for f in app.files.values()
+            f.key: f for app in self._all.values() for f in app.files.values()
         }
         self.parents: dict[Key, set[Key]] = {key: set() for key in self.files}
         self.children: dict[Key, set[Key]] = {key: set() for key in self.files}
-        self._dummies: dict[Key, Key] = {}  # missing parent -> first child naming it
+        # missing node -> the migration that named it, and how ("parent"/"child")
+        self._dummies: dict[Key, tuple[Key, str]] = {}
         self._build()
 
     @property
     def warnings(self) -> list[str]:
+        """Files of the asked-for apps that could not be read statically."""
         return [w for app in self.apps.values() for w in app.warnings]
 
+    @property
+    def context_warnings(self) -> list[str]:
+        """The same for the context apps (third-party code the user may not own)."""
+        return [w for app in self.context.values() for w in app.warnings]
+
     def _migrated(self, label: str) -> bool:
-        app = self.apps.get(label)
+        app = self._all.get(label)
         return app is not None and bool(app.files)
 
-    def _add_edge(self, child: Key, parent: Key) -> None:
-        if parent not in self.parents:
-            self.parents[parent] = set()
-            self.children[parent] = set()
-            self._dummies.setdefault(parent, child)
+    def _known(self, label: str) -> bool:
+        return self.strict or label in self._all
+
+    def _add_node_if_missing(self, key: Key, origin: Key, role: str) -> None:
+        if key not in self.parents:
+            self.parents[key] = set()
+            self.children[key] = set()
+            self._dummies.setdefault(key, (origin, role))
+
+    def _add_edge(self, child: Key, parent: Key, origin: Key) -> None:
+        self._add_node_if_missing(child, origin, "child")
+        self._add_node_if_missing(parent, origin, "parent")
         self.parents[child].add(parent)
         self.children[parent].add(child)
 
     def _check_key(self, key: Key, current_app: str) -> Key | None:
+        """Django's ``MigrationLoader.check_key`` (with ``ignore_no_migrations=True``)."""
         if key[1] not in ("__first__", "__latest__") or key in self.parents:
             return key
         if key[0] == current_app:
             return None
-        if key[0] not in self.apps:
-            return None  # an app we did not read: trusted, not part of our answer
+        if key[0] not in self._all:
+            if self.strict:
+                raise GraphError(f"Dependency on unknown app: {key[0]}")
+            return None
         if not self._migrated(key[0]):
             return None
         nodes = self.root_nodes(key[0]) if key[1] == "__first__" else self.leaves(key[0])
         return (key[0], nodes[0]) if nodes else None
 
+    def _django_order(self) -> list[Key]:
+        """The order Django's loader visits migrations in: apps in registry order, and within
+        an app the iteration order of the set of names it builds (order decides how
+        ``__first__``/``__latest__`` resolve mid-build and, before Django 6.0, whether a
+        squash of a squash loads)."""
+        registry = {config.label: i for i, config in enumerate(django_apps.get_app_configs())}
+        labels = sorted(self._all, key=lambda label: (registry.get(label, len(registry)), label))
+        order: list[Key] = []
+        for label in labels:
+            names = {name for name in sorted(self._all[label].files)}
+            order.extend((label, name) for name in names)
+        return order
+
     def _build(self) -> None:
-        for key, mig in self.files.items():
-            for parent in mig.dependencies:
+        order = self._django_order()
+        for key in order:
+            for parent in self.files[key].dependencies:
                 if parent[0] == key[0] and parent[1] != "__first__":
-                    self._add_edge(key, parent)
-        for key, mig in self.files.items():
+                    self._add_edge(key, parent, key)
+        for key in order:
+            mig = self.files[key]
             for parent in mig.dependencies:
-                if parent[0] == key[0]:
+                if parent[0] == key[0] or not self._known(parent[0]):
                     continue
-                if parent[0] not in self.apps:
-                    continue  # external app not read (e.g. contrib.auth): trusted
                 resolved = self._check_key(parent, key[0])
                 if resolved is not None:
-                    self._add_edge(key, resolved)
+                    self._add_edge(key, resolved, key)
             for child in mig.run_before:
-                if child[0] not in self.apps:
+                if not self._known(child[0]):
                     continue
                 resolved = self._check_key(child, key[0])
                 if resolved is not None:
-                    self._add_edge(resolved, key)
-        for key, mig in self.files.items():
-            if mig.replaces:
-                self._replace(key, set(mig.replaces))
-        for dummy, child in self._dummies.items():
+                    self._add_edge(resolved, key, key)
+        replacements = [key for key in order if self.files[key].replaces]
+        if _NESTED_REPLACEMENTS:
+            progress: dict[Key, bool] = {}
+            for key in replacements:
+                self._replace_nested(key, progress)
+        else:
+            for key in replacements:
+                self._replace(key, self.files[key].replaces)
+        for dummy, (origin, role) in self._dummies.items():
             if dummy in self.parents:
                 raise GraphError(
-                    f"Migration {child[0]}.{child[1]} dependencies reference nonexistent "
-                    f"parent node {dummy!r}."
+                    f"Migration {origin[0]}.{origin[1]} dependencies reference nonexistent "
+                    f"{role} node {dummy!r}."
                 )
         self._check_acyclic()
 
-    def _replace(self, replacement: Key, replaced: set[Key]) -> None:
+    def _replace_nested(self, key: Key, progress: dict[Key, bool]) -> None:
+        """Django 6.0's ``replace_migration``: squashes a squash replaces are done first."""
+        done = progress.get(key)
+        if done:
+            return
+        if done is False:
+            raise GraphError(f"Cyclical squash replacement found, starting at {key!r}.")
+        progress[key] = False
+        for replaced in self.files[key].replaces:
+            if replaced in self.files and self.files[replaced].replaces:
+                self._replace_nested(replaced, progress)
+        self._replace(key, self.files[key].replaces)
+        progress[key] = True
+
+    def _replace(self, replacement: Key, replaced_keys: Iterable[Key]) -> None:
+        """Django's ``MigrationGraph.remove_replaced_nodes``."""
+        replaced = set(replaced_keys)
         if replacement not in self.parents:
             raise GraphError(
                 f"Unable to find replacement node {replacement!r}. It was either never added "
@@ -414,10 +486,32 @@ class DiskGraph:
         return seen
 
 
+def _referenced_labels(app: AppMigrations) -> set[str]:
+    return {
+        key[0]
+        for f in app.files.values()
+        for key in (*f.dependencies, *f.replaces, *f.run_before)
+    }
+
+
 def load(app_labels: Iterable[str] | None = None) -> DiskGraph:
-    """Read the given apps (default: the managed apps) into a :class:`DiskGraph`."""
+    """Read the given apps (default: the managed apps) into a :class:`DiskGraph`.
+
+    Every installed app their migrations reach (directly or through other apps) is read
+    as context, so a dependency on a missing migration of, say, ``auth`` is an error here
+    as it is in Django; a reference to an app that is not installed is one too.
+    """
     if app_labels is None:
         labels = [c.label for c in mt_settings.managed_apps()]
     else:
         labels = [mt_settings.app_config(label).label for label in app_labels]
-    return DiskGraph(read_app(label) for label in labels)
+    read = {label: read_app(label) for label in labels}
+    context: dict[str, AppMigrations] = {}
+    pending = sorted(set().union(*(_referenced_labels(a) for a in read.values())))
+    while pending:
+        label = pending.pop()
+        if label in read or label in context or label not in django_apps.app_configs:
+            continue
+        context[label] = read_app(label)
+        pending.extend(sorted(_referenced_labels(context[label])))
+    return DiskGraph(read.values(), context.values(), strict=True)

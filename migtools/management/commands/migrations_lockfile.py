@@ -42,6 +42,8 @@ class Command(MigtoolsCommandMixin, BaseCommand):
             if options["verbosity"] >= 1:
                 self.stdout.write(f"{path} is up to date.")
             return
+        if path.exists() and lockfile.has_conflict_markers(path.read_text(encoding="utf-8")):
+            lockfile.parse(path.read_text(encoding="utf-8"), str(path))  # raises, with the hint
         if lockfile.write(path, lockfile.expected(disk)):
             self.stdout.write(self.style.SUCCESS(f"Wrote {path}"))
         elif options["verbosity"] >= 1:

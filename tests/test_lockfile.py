@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from migtools import lockfile
+from migtools.errors import LockfileConflictError, LockfileError
+
+
+def test_render_sorts_and_separates_entries() -> None:
+    text = lockfile.render({"shop": "0002_b", "billing": "0001_a"})
+    assert text.startswith("# migtools migrations lockfile.\n")
+    assert "python manage.py update_migration" in text
+    assert text.endswith("\n\nbilling: 0001_a\n\nshop: 0002_b\n")
+    assert lockfile.parse(text) == {"billing": "0001_a", "shop": "0002_b"}
+
+
+def test_render_empty_is_header_only() -> None:
+    assert lockfile.parse(lockfile.render({})) == {}
+
+
+def test_parse_reports_garbage_with_line() -> None:
+    with pytest.raises(LockfileError, match=r"lock.txt:3: expected 'app_label: migration_name'"):
+        lockfile.parse("# c\n\nshop 0001\n", "lock.txt")
+
+
+def test_parse_refuses_duplicate_app() -> None:
+    with pytest.raises(LockfileError, match="app 'shop' is listed twice"):
+        lockfile.parse("shop: 0001_a\nshop: 0002_b\n")
+
+
+CONFLICT = """\
+# header
+
+billing: 0001_a
+
+<<<<<<< HEAD
+shop: 0003_mine
+=======
+shop: 0003_theirs
+>>>>>>> main
+"""
+
+CONFLICT_DIFF3 = """\
+billing: 0001_a
+
+<<<<<<< ours
+shop: 0003_mine
+||||||| base
+shop: 0002_base
+=======
+shop: 0003_theirs
+>>>>>>> theirs
+"""
+
+
+def test_conflict_markers_are_a_conflict_not_garbage() -> None:
+    with pytest.raises(LockfileConflictError, match="update_migration"):
+        lockfile.parse(CONFLICT)
+
+
+def test_split_conflict_merge_style() -> None:
+    sides = lockfile.split_conflict(CONFLICT)
+    assert sides.ours == {"billing": "0001_a", "shop": "0003_mine"}
+    assert sides.theirs == {"billing": "0001_a", "shop": "0003_theirs"}
+    assert sides.base is None
+
+
+def test_split_conflict_diff3_style() -> None:
+    sides = lockfile.split_conflict(CONFLICT_DIFF3)
+    assert sides.ours["shop"] == "0003_mine"
+    assert sides.theirs["shop"] == "0003_theirs"
+    assert sides.base == {"billing": "0001_a", "shop": "0002_base"}
+
+
+def test_split_conflict_unterminated() -> None:
+    with pytest.raises(LockfileError, match="unterminated"):
+        lockfile.split_conflict("<<<<<<< HEAD\nshop: 0001\n")
+
+
+def test_compare_lists_wrong_missing_and_extra() -> None:
+    mismatches = lockfile.compare(
+        {"shop": "0001_a", "gone": "0001_x"}, {"shop": "0002_b", "billing": "0001_c"}
+    )
+    assert [m.describe() for m in mismatches] == [
+        "billing: missing, expected '0001_c'",
+        "gone: listed as '0001_x' but the app is not managed or has no migrations",
+        "shop: lockfile says '0001_a', latest migration is '0002_b'",
+    ]
+
+
+def test_read_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(
+        LockfileError,
+        match="No lockfile at .* Create it with 'python manage.py migrations_lockfile'",
+    ):
+        lockfile.read(tmp_path / "nope.txt")
+
+
+def test_write_is_atomic_and_reports_change(tmp_path: Path) -> None:
+    path = tmp_path / "lock.txt"
+    assert lockfile.write(path, {"shop": "0001_a"}) is True
+    assert lockfile.write(path, {"shop": "0001_a"}) is False
+    assert lockfile.read(path) == {"shop": "0001_a"}
+    assert [p.name for p in tmp_path.iterdir()] == ["lock.txt"]

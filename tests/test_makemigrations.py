@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from migtools import lockfile
+from tests.miniproject import MiniProject, make_project
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> MiniProject:
+    proj = make_project(tmp_path / "p", apps=("shop", "billing"))
+    result = proj.manage("makemigrations", "shop", "billing", "-n", "initial")
+    assert result.returncode == 0, result.err
+    return proj
+
+
+def test_initial_migrations_are_checked_and_locked(project: MiniProject) -> None:
+    source = (project.root / "shop/migrations/0001_initial.py").read_text()
+    assert "from migtools import CheckedMigration\n" in source
+    assert "class Migration(CheckedMigration):\n" in source
+    assert "    is_post_deployment = False\n" in source
+    assert "# migtools: is_post_deployment says when this migration runs." in source
+    compile(source, "0001_initial.py", "exec")
+    assert lockfile.parse(project.lockfile.read_text()) == {
+        "billing": "0001_initial",
+        "shop": "0001_initial",
+    }
+    assert project.lockfile.read_text().endswith("billing: 0001_initial\n\nshop: 0001_initial\n")
+
+
+def test_new_migration_moves_the_lockfile_line(project: MiniProject) -> None:
+    project.add_model_field("shop", "qty = models.IntegerField(null=True)")
+    result = project.manage("makemigrations", "-n", "add_qty")
+    assert result.returncode == 0, result.err
+    assert (project.root / "shop/migrations/0002_add_qty.py").exists()
+    assert lockfile.parse(project.lockfile.read_text())["shop"] == "0002_add_qty"
+    assert project.manage("migrations_lockfile", "--check").returncode == 0
+
+
+def test_missing_name_is_refused_with_exit_2_and_changes_nothing(project: MiniProject) -> None:
+    project.add_model_field("shop", "qty = models.IntegerField(null=True)")
+    before = project.snapshot()
+    result = project.manage("makemigrations")
+    assert result.returncode == 2
+    assert (
+        "Give the migration a name: python manage.py makemigrations shop -n <what_it_does>"
+        in result.err
+    )
+    assert project.snapshot() == before
+
+
+def test_require_name_off_allows_auto_names(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p", extra_settings="MIGTOOLS_REQUIRE_NAME = False")
+    result = proj.manage("makemigrations", "shop")
+    assert result.returncode == 0, result.err
+    assert (proj.root / "shop/migrations/0001_initial.py").exists()
+
+
+def test_no_changes_without_name_is_not_refused(project: MiniProject) -> None:
+    result = project.manage("makemigrations")
+    assert result.returncode == 0
+    assert "No changes detected" in result.out
+
+
+def test_check_exit_codes(project: MiniProject) -> None:
+    assert project.manage("makemigrations", "--check").returncode == 0
+    # A stale lockfile: exit 2, one line per wrong app.
+    project.lockfile.write_text(
+        project.lockfile.read_text().replace("shop: 0001_initial", "shop: 0000_old")
+    )
+    before = project.snapshot()
+    result = project.manage("makemigrations", "--check")
+    assert result.returncode == 2
+    assert "shop: lockfile says '0000_old', latest migration is '0001_initial'" in result.err
+    # A model change without a migration wins: exit 1, and nothing is written.
+    project.add_model_field("shop", "qty = models.IntegerField(null=True)")
+    before = project.snapshot()
+    result = project.manage("makemigrations", "--check")
+    assert result.returncode == 1
+    assert project.snapshot() == before
+
+
+def test_dry_run_writes_nothing(project: MiniProject) -> None:
+    project.add_model_field("shop", "qty = models.IntegerField(null=True)")
+    before = project.snapshot()
+    result = project.manage("makemigrations", "--dry-run")
+    assert result.returncode == 0
+    assert "Add field qty to item" in result.out
+    assert project.snapshot() == before
+
+
+def test_empty_migration_is_checked_and_locked(project: MiniProject) -> None:
+    result = project.manage("makemigrations", "shop", "--empty", "-n", "backfill")
+    assert result.returncode == 0, result.err
+    source = (project.root / "shop/migrations/0002_backfill.py").read_text()
+    assert "class Migration(CheckedMigration):" in source
+    assert lockfile.parse(project.lockfile.read_text())["shop"] == "0002_backfill"
+
+
+def test_update_keeps_name_and_post_deployment(project: MiniProject) -> None:
+    project.add_model_field("shop", "qty = models.IntegerField(null=True)")
+    assert project.manage("makemigrations", "-n", "add_qty").returncode == 0
+    path = project.root / "shop/migrations/0002_add_qty.py"
+    path.write_text(
+        path.read_text().replace("is_post_deployment = False", "is_post_deployment = True")
+    )
+    project.add_model_field("shop", "size = models.IntegerField(null=True)")
+    result = project.manage("makemigrations", "--update")
+    assert result.returncode == 0, result.err
+    assert sorted(p.name for p in path.parent.glob("0*.py")) == [
+        "0001_initial.py",
+        "0002_add_qty.py",
+    ]
+    source = path.read_text()
+    assert "is_post_deployment = True" in source
+    assert "name='size'" in source and "name='qty'" in source
+    assert lockfile.parse(project.lockfile.read_text())["shop"] == "0002_add_qty"
+    assert project.manage("makemigrations", "--check").returncode == 0
+
+
+def test_merge_migration_is_checked_and_locked(project: MiniProject) -> None:
+    mig = project.root / "shop/migrations"
+    for name in ("0002_a", "0002_b"):
+        (mig / f"{name}.py").write_text(
+            "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
+            "    dependencies = [('shop', '0001_initial')]\n    operations = []\n"
+        )
+    result = project.manage("makemigrations", "--merge", "--noinput", "-n", "merge")
+    assert result.returncode == 0, result.err
+    assert "class Migration(CheckedMigration):" in (mig / "0003_merge.py").read_text()
+    assert lockfile.parse(project.lockfile.read_text())["shop"] == "0003_merge"
+
+
+def test_squashmigrations_keeps_lockfile_true(project: MiniProject) -> None:
+    project.add_model_field("shop", "qty = models.IntegerField(null=True)")
+    assert project.manage("makemigrations", "-n", "add_qty").returncode == 0
+    result = project.manage(
+        "squashmigrations", "shop", "0002", "--noinput", "--squashed-name", "squashed"
+    )
+    assert result.returncode == 0, result.err
+    squash = project.root / "shop/migrations/0001_squashed.py"
+    assert "class Migration(CheckedMigration):" in squash.read_text()
+    # The squash stands in for what it replaces: it is the app's leaf.
+    assert lockfile.parse(project.lockfile.read_text())["shop"] == "0001_squashed"
+    assert project.manage("migrations_lockfile", "--check").returncode == 0
+
+
+def test_unknown_app_label_exits_2(project: MiniProject) -> None:
+    result = project.manage("makemigrations", "nosuch", "-n", "x")
+    assert result.returncode == 2
+    assert "No installed app with label 'nosuch'." in result.err

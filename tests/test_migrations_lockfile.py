@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from migtools import lockfile
+from tests.miniproject import MiniProject, make_project
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> MiniProject:
+    proj = make_project(tmp_path / "p", apps=("shop", "billing"))
+    assert proj.manage("makemigrations", "shop", "billing", "-n", "initial").returncode == 0
+    return proj
+
+
+def test_write_then_check(project: MiniProject) -> None:
+    project.lockfile.unlink()
+    result = project.manage("migrations_lockfile")
+    assert result.returncode == 0
+    assert f"Wrote {project.lockfile}" in result.out
+    result = project.manage("migrations_lockfile", "--check")
+    assert result.returncode == 0
+    assert "is up to date." in result.out
+
+
+def test_check_lists_each_wrong_app_and_changes_nothing(project: MiniProject) -> None:
+    project.lockfile.write_text(lockfile.render({"shop": "0000_old", "ghost": "0001_initial"}))
+    before = project.snapshot()
+    result = project.manage("migrations_lockfile", "--check")
+    assert result.returncode == 1
+    assert result.err.splitlines()[:3] == [
+        "billing: missing, expected '0001_initial'",
+        "ghost: listed as '0001_initial' but the app is not managed or has no migrations",
+        "shop: lockfile says '0000_old', latest migration is '0001_initial'",
+    ]
+    assert "is stale (3 app(s))" in result.err
+    assert project.snapshot() == before
+
+
+def test_check_conflict_markers(project: MiniProject) -> None:
+    project.lockfile.write_text(
+        "<<<<<<< HEAD\nshop: 0002_a\n=======\nshop: 0002_b\n>>>>>>> main\n\nbilling: 0001_initial\n"
+    )
+    before = project.snapshot()
+    for args in (("--check",), ()):
+        result = project.manage("migrations_lockfile", *args)
+        assert result.returncode == 1
+        assert "holds git conflict markers" in result.err
+        assert "python manage.py update_migration" in result.err
+    assert project.snapshot() == before
+
+
+def test_check_missing_lockfile(project: MiniProject) -> None:
+    project.lockfile.unlink()
+    result = project.manage("migrations_lockfile", "--check")
+    assert result.returncode == 1
+    assert f"No lockfile at {project.lockfile}" in result.err
+    assert not project.lockfile.exists()
+
+
+def test_syntax_error_names_file_and_line(project: MiniProject) -> None:
+    bad = project.write("shop/migrations/0002_bad.py", "class Migration(:\n    pass\n")
+    before = project.snapshot()
+    for args in (("--check",), ()):
+        result = project.manage("migrations_lockfile", *args)
+        assert result.returncode == 1
+        assert f"{bad}:1: syntax error" in result.err
+    assert project.snapshot() == before
+
+
+def test_several_leaves_refuse_writing(project: MiniProject) -> None:
+    for name in ("0002_a", "0002_b"):
+        project.write(
+            f"shop/migrations/{name}.py",
+            """\
+            from django.db import migrations
+
+
+            class Migration(migrations.Migration):
+                dependencies = [("shop", "0001_initial")]
+                operations = []
+            """,
+        )
+    before = project.snapshot()
+    result = project.manage("migrations_lockfile")
+    assert result.returncode == 1
+    assert "several leaf nodes in the migration graph (0002_a, 0002_b in shop)" in result.err
+    assert project.snapshot() == before
+
+
+def test_non_literal_dependencies_warn_and_fall_back(project: MiniProject) -> None:
+    project.write(
+        "shop/migrations/0002_dynamic.py",
+        """\
+        from django.db import migrations
+
+
+        def parent():
+            return ("shop", "0001_initial")
+
+
+        class Migration(migrations.Migration):
+            dependencies = [parent()]
+            operations = []
+        """,
+    )
+    result = project.manage("migrations_lockfile")
+    assert result.returncode == 0, result.err
+    assert "0002_dynamic.py:9: call in a dependency list" in result.err
+    assert "imported the migrations of app 'shop'" in result.err
+    assert lockfile.read(project.lockfile)["shop"] == "0002_dynamic"
+
+
+def test_unknown_app_in_settings_exits_2(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p", extra_settings='MIGTOOLS_APPS = ["shop", "nosuch"]')
+    result = proj.manage("migrations_lockfile", "--check")
+    assert result.returncode == 2
+    assert "No installed app with label 'nosuch'." in result.err
+
+
+def test_lockfile_path_setting(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p", extra_settings='MIGTOOLS_LOCKFILE_PATH = "locks/ml.txt"')
+    assert proj.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    assert lockfile.read(proj.root / "locks/ml.txt") == {"shop": "0001_initial"}
+    assert not proj.lockfile.exists()
+
+
+def test_default_path_is_git_root(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()  # the checkout root, above the project directory
+    proj = make_project(tmp_path / "src" / "p")
+    assert proj.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    assert lockfile.read(tmp_path / "migrations_lockfile.txt") == {"shop": "0001_initial"}
