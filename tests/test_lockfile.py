@@ -93,7 +93,7 @@ def test_compare_lists_wrong_missing_and_extra() -> None:
 def test_read_missing_file(tmp_path: Path) -> None:
     with pytest.raises(
         LockfileError,
-        match="No lockfile at .* Create it with 'python manage.py migrations_lockfile'",
+        match=r"No lockfile at .* Create it with 'python manage.py migrations_lockfile'",
     ):
         lockfile.read(tmp_path / "nope.txt")
 

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.miniproject import MiniProject, make_project
+
+LEAF = """\
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = []
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> MiniProject:
+    proj = make_project(tmp_path / "p")
+    assert proj.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    return proj
+
+
+def test_clean_project_has_no_warnings(project: MiniProject) -> None:
+    result = project.manage("check")
+    assert result.returncode == 0
+    assert "migtools." not in result.err + result.out
+
+
+def test_missing_lockfile_w001(project: MiniProject) -> None:
+    project.lockfile.unlink()
+    result = project.manage("check")
+    assert result.returncode == 0  # a Warning never blocks
+    assert f"(migtools.W001) No lockfile at {project.lockfile}." in result.err
+
+
+def test_stale_lockfile_w002(project: MiniProject) -> None:
+    project.lockfile.write_text(project.lockfile.read_text().replace("0001_initial", "0000_x"))
+    result = project.manage("check")
+    assert (
+        "(migtools.W002) Lockfile is stale: shop: lockfile says '0000_x', latest migration is "
+        "'0001_initial'." in result.err
+    )
+
+
+def test_conflict_markers_w003_and_several_leaves_w004(project: MiniProject) -> None:
+    project.write("shop/migrations/0002_a.py", LEAF)
+    project.write("shop/migrations/0002_b.py", LEAF)
+    project.lockfile.write_text("<<<<<<< HEAD\nshop: 0002_a\n=======\nshop: 0002_b\n>>>>>>> x\n")
+    result = project.manage("check")
+    assert result.returncode == 0
+    assert "(migtools.W003)" in result.err
+    assert "(migtools.W004) App 'shop' has several leaf migrations: 0002_a, 0002_b." in result.err
+    assert "HINT: Run 'python manage.py update_migration'." in result.err
+
+
+def test_unimported_model_module_w005(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p")
+    (proj.root / "shop/models.py").unlink()
+    proj.write("shop/models/__init__.py", "from .item import Item  # noqa: F401\n")
+    proj.write(
+        "shop/models/item.py",
+        "from django.db import models\n\n\nclass Item(models.Model):\n    pass\n",
+    )
+    forgotten = proj.write(
+        "shop/models/forgotten.py",
+        "from django.db import models\n\n\nclass Lost(models.Model):\n    pass\n",
+    )
+    proj.write("shop/models/helpers.py", "def f():\n    return 1\n")
+    result = proj.manage("check")
+    assert result.err.count("migtools.W005") == 1
+    assert f"{forgotten} defines models but is not imported by shop.models" in result.err
+
+
+def test_shadowed_command_w006(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p", apps=("shop",))
+    proj.write("other/__init__.py", "")
+    proj.write("other/management/__init__.py", "")
+    proj.write("other/management/commands/__init__.py", "")
+    proj.write(
+        "other/management/commands/makemigrations.py",
+        "from django.core.management.commands.makemigrations import Command  # noqa: F401\n",
+    )
+    settings = proj.root / "proj/settings.py"
+    settings.write_text(settings.read_text().replace('["migtools",', '["other", "migtools",'))
+    result = proj.manage("check")
+    assert (
+        "(migtools.W006) The 'makemigrations' command of app 'other' shadows migtools' own."
+        in result.err
+    )
+
+
+def test_dynamic_migration_w007(project: MiniProject) -> None:
+    project.write(
+        "shop/migrations/0002_dyn.py",
+        LEAF.replace('[("shop", "0001_initial")]', 'list([("shop", "0001_initial")])'),
+    )
+    result = project.manage("check")
+    assert "(migtools.W007)" in result.err
+    assert "0002_dyn.py:5: not a literal list or tuple" in result.err
