@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,lint]" $(DJANGO_SPEC)
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test,lint]" $(if $(DJANGO_SPEC),"$(DJANGO_SPEC)")
 	touch $(STAMP)
 
 test: $(STAMP)
