@@ -488,9 +488,7 @@ class DiskGraph:
 
 def _referenced_labels(app: AppMigrations) -> set[str]:
     return {
-        key[0]
-        for f in app.files.values()
-        for key in (*f.dependencies, *f.replaces, *f.run_before)
+        key[0] for f in app.files.values() for key in (*f.dependencies, *f.replaces, *f.run_before)
     }
 
 
