@@ -3,6 +3,9 @@ Django's ``MigrationLoader(None, ignore_no_migrations=True)``, errors included."
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -477,6 +480,48 @@ def test_squash_of_a_squash_follows_the_installed_django(tmp_path: Path) -> None
         assert ours["alpha"]["nodes"] == ["0001_squashed_0003_third", "0004_fourth"]
 
 
+SEED_PROBE = """
+import json, os, sys, tempfile
+from pathlib import Path
+import django
+django.setup()
+from tests.helpers import temp_migrations_module
+from tests.test_graph import SHAPES, django_outcome, our_outcome
+shape = next(s for s in SHAPES if s.id == sys.argv[1])
+with tempfile.TemporaryDirectory() as tmp, temp_migrations_module(Path(tmp), shape.apps):
+    print(json.dumps([django_outcome(), our_outcome()]))
+"""
+
+
+@pytest.mark.parametrize("shape_id", ["squash_of_a_squash", "squash_of_a_squash_originals_deleted"])
+def test_squash_of_a_squash_agrees_under_every_hash_seed(shape_id: str) -> None:
+    """Django 5.2 replaces squashes in the iteration order of a set of file names, so
+    whether a squash of a squash loads depends on PYTHONHASHSEED; 6.0 always loads it.
+    The reader must agree with the loader of its own process, whatever the seed."""
+    outcomes = []
+    for seed in range(1, 5):
+        env = {
+            **os.environ,
+            "PYTHONHASHSEED": str(seed),
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", SEED_PROBE, shape_id],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        theirs, ours = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert ours == theirs, f"PYTHONHASHSEED={seed}"
+        outcomes.append(theirs == ERROR)
+    if django.VERSION >= (6, 0):
+        assert not any(outcomes)
+    else:
+        assert any(outcomes) and not all(outcomes)
+
+
 @pytest.mark.parametrize(
     "shape_id", ["cross_app_chain", "dependency_on_a_replaced_node", "swappable_first_latest"]
 )
@@ -487,6 +532,18 @@ def test_ancestors_agree_with_django(shape_id: str, tmp_path: Path) -> None:
         for label in shape.apps:
             for leaf in disk.leaves(label):
                 assert disk.ancestors((label, leaf)) == django_ancestors((label, leaf))
+
+
+def test_referenced_apps_are_context_not_answers(tmp_path: Path) -> None:
+    shape = next(s for s in SHAPES if s.id == "swappable_first_latest")
+    with temp_migrations_module(tmp_path, shape.apps):
+        disk = graph.load(["alpha"])
+    # alpha reaches beta and gamma (its own files), auth and contenttypes (through beta).
+    assert list(disk.apps) == ["alpha"]
+    assert set(disk.context) == {"beta", "gamma", "auth", "contenttypes"}
+    assert disk.leaves("alpha") == ["0002_second"]
+    assert disk.conflicts() == {}
+    assert ("auth", "0001_initial") in disk.ancestors(("alpha", "0001_initial"))
 
 
 def test_conflicts_and_leaf(tmp_path: Path) -> None:
