@@ -69,3 +69,28 @@ class LockfileConflictError(LockfileError):
 
 class DatabaseServerError(MigtoolsError):
     """No PostgreSQL server could be started or reached."""
+
+
+class GitRepoError(MigtoolsError):
+    """A git operation failed or the repository is not in a usable state."""
+
+
+class NotAGitRepoError(GitRepoError):
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"{path} is not inside a git repository: update_migration needs git to tell your "
+            "branch's migrations from main's."
+        )
+        self.path = path
+
+
+class RenumberError(MigtoolsError):
+    """update_migration refuses: bad input or a state it cannot resolve; nothing was changed."""
+
+
+class AppliedMigrationsError(RenumberError):
+    """Migrations to be renamed are recorded as applied in the database."""
+
+
+class RenumberWriteError(RenumberError):
+    """Writing the renames failed midway; every file was restored."""
