@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 current.func(demo)
             except StepFailed as exc:
+                sys.stdout.flush()
                 print(
                     f"\nDEMO FAILED at step {number}/{total} ({current.title}):\n  {exc}",
                     file=sys.stderr,
