@@ -94,3 +94,7 @@ class AppliedMigrationsError(RenumberError):
 
 class RenumberWriteError(RenumberError):
     """Writing the renames failed midway; every file was restored."""
+
+
+class RuleConfigError(UsageError):
+    """``MIGTOOLS_RULES`` names an unknown rule or level."""

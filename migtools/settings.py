@@ -86,3 +86,70 @@ def lockfile_path() -> Path:
     if configured:
         return Path(configured)
     return project_root() / LOCKFILE_NAME
+
+
+def rule_levels() -> dict[str, str]:
+    """``MIGTOOLS_RULES``: ``{rule_id: "error" | "warning" | "off"}`` (validated in rules)."""
+    return dict(_get("RULES", None) or {})
+
+
+def large_tables() -> list[str]:
+    """``MIGTOOLS_LARGE_TABLES``: table names always treated as large."""
+    return [str(t) for t in (_get("LARGE_TABLES", None) or ())]
+
+
+def large_table_rows() -> int | None:
+    """``MIGTOOLS_LARGE_TABLE_ROWS``: above this ``pg_class.reltuples`` a table is large."""
+    value = _get("LARGE_TABLE_ROWS", None)
+    return None if value is None else int(value)
+
+
+# -- Safety on apply -----------------------------------------------------------------------
+
+DEFAULT_LOCK_TIMEOUT = "5s"
+DEFAULT_STATEMENT_TIMEOUT = "5s"
+DEFAULT_LOCK_RETRIES = 3
+DEFAULT_LARGE_TABLE_ROWS = 1_000_000
+
+
+def lock_timeout() -> str:
+    """``MIGTOOLS_LOCK_TIMEOUT``: a PostgreSQL duration (``"5s"``, ``"500ms"``)."""
+    return str(_get("LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT))
+
+
+def statement_timeout(post_deployment: bool) -> str | None:
+    """``MIGTOOLS_STATEMENT_TIMEOUT`` for pre-deploy migrations; None (no limit) for
+    post-deployment ones, which are expected to be slow."""
+    if post_deployment:
+        return None
+    value = _get("STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT)
+    return None if value in (None, "", 0, "0") else str(value)
+
+
+def lock_retries() -> int:
+    """``MIGTOOLS_LOCK_RETRIES``: how many times a lock timeout is retried before failing."""
+    return max(0, int(_get("LOCK_RETRIES", DEFAULT_LOCK_RETRIES)))
+
+
+def lock_retry_delay() -> float:
+    """``MIGTOOLS_LOCK_RETRY_DELAY``: seconds before the first retry (doubled each time)."""
+    return float(_get("LOCK_RETRY_DELAY", 0.5))
+
+
+def large_tables() -> frozenset[str]:
+    return frozenset(str(t) for t in _get("LARGE_TABLES", ()))
+
+
+def large_table_rows() -> int:
+    return int(_get("LARGE_TABLE_ROWS", DEFAULT_LARGE_TABLE_ROWS))
+
+
+def historical_tables() -> dict[str, str]:
+    """``MIGTOOLS_HISTORICAL_TABLES``: table -> database alias, for dropped models."""
+    return {str(k): str(v) for k, v in dict(_get("HISTORICAL_TABLES", {})).items()}
+
+
+def baseline() -> dict[str, str]:
+    """``MIGTOOLS_BASELINE = {app: name}``: history up to and including that migration is
+    left unchecked (adopting migtools in an existing project)."""
+    return {str(k): str(v) for k, v in dict(_get("BASELINE", {})).items()}

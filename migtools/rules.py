@@ -1,0 +1,574 @@
+"""The rule catalogue: every check migtools makes on a migration, with why it is dangerous and
+the safe recipe. One catalogue serves the verifier (``sqlmigrate``, ``verify_migrations``,
+``makemigrations``) and the apply-time checks (the schema editor behind ``migrate``).
+
+Public API:
+
+- ``CATALOGUE``: ``{rule_id: Rule}``; ``rule(rule_id)`` looks one up.
+- ``Finding``: one rule broken by one operation (and, when SQL is involved, one statement).
+- ``effective_level(rule_id, migration)``: the level after ``MIGTOOLS_RULES`` and the
+  migration's ``ignore_rules``.
+- ``check_operation(...)``: the entry point for apply-time enforcement (see its docstring).
+- ``check_sql(...)``: the SQL rules alone, for raw SQL such as ``SafeRunSQL``'s.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.migrations.migration import Migration
+    from django.db.migrations.operations.base import Operation
+    from django.db.migrations.state import ProjectState
+
+
+class Level(enum.StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    OFF = "off"
+
+
+class Stage(enum.StrEnum):
+    """Where an operation runs, for stage-aware rules."""
+
+    PRE_DEPLOY = "pre-deploy"  # an ordinary migration: runs while the old code is live
+    POST_DEPLOYMENT = "post-deployment"  # is_post_deployment = True: the new code is live
+    DELETE_PHASE = "delete-phase"  # SafeRemoveField/SafeDeleteModel(DeletionAction.DELETE)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    level: Level
+    title: str
+    why: str  # what is dangerous, which lock, for how long
+    recipe: tuple[str, ...]  # the safe recipe, step by step
+    lock: str = ""  # the PostgreSQL lock involved, if any
+    allowed_in: frozenset[Stage] = frozenset()  # stages where the rule does not apply
+    sql: bool = False  # judged on the SQL (pglast) rather than on the operation object
+
+    @property
+    def stage_aware(self) -> bool:
+        return bool(self.allowed_in)
+
+
+_LATER = frozenset({Stage.POST_DEPLOYMENT, Stage.DELETE_PHASE})
+
+_RULES: tuple[Rule, ...] = (
+    Rule(
+        "not-null-without-db-default",
+        Level.ERROR,
+        "NOT NULL column added without db_default",
+        "Adding a NOT NULL column without a database default to a table that has rows fails, "
+        "and while the old code is still running its INSERTs do not set the new column, so they "
+        "fail too. The ALTER TABLE takes an ACCESS EXCLUSIVE lock on the table.",
+        (
+            "Give the field `db_default=<value>` (a constant: PostgreSQL 11+ stores it in the "
+            "catalogue without rewriting the table), or",
+            "add it with `null=True`, deploy, backfill the rows, then make it NOT NULL in a "
+            "later migration.",
+        ),
+        lock="ACCESS EXCLUSIVE",
+        sql=True,
+    ),
+    Rule(
+        "default-not-db-default",
+        Level.ERROR,
+        "default= where db_default= is meant",
+        "Django applies `default=` only while adding the column and then drops it from the "
+        "database: rows the old code inserts after the migration get no value, which breaks "
+        "NOT NULL columns and leaves NULLs in nullable ones.",
+        (
+            "Replace `default=<value>` with `db_default=<value>` on the field (keep `default=` "
+            "too only if Python-side instances need it before saving).",
+            "Run makemigrations again so the migration and the model agree.",
+        ),
+    ),
+    Rule(
+        "index-not-concurrent",
+        Level.ERROR,
+        "Index built without CONCURRENTLY on an existing table",
+        "CREATE INDEX without CONCURRENTLY takes a SHARE lock on the table for the whole build: "
+        "every INSERT, UPDATE and DELETE waits until the index is built, seconds to hours on a "
+        "big table.",
+        (
+            "Set `atomic = False` on the migration (CONCURRENTLY cannot run in a transaction).",
+            "Use `AddIndexConcurrently` / `RemoveIndexConcurrently` from "
+            "`django.contrib.postgres.operations` (or the migtools backend, which builds "
+            "indexes concurrently).",
+            "If the table is large, make the migration `is_post_deployment = True`.",
+        ),
+        lock="SHARE",
+        sql=True,
+    ),
+    Rule(
+        "drop-index-not-concurrent",
+        Level.WARNING,
+        "Index dropped without CONCURRENTLY",
+        "DROP INDEX without CONCURRENTLY takes an ACCESS EXCLUSIVE lock on the index's table; "
+        "it is quick itself but queues behind long queries and blocks every query queued "
+        "after it.",
+        (
+            "Set `atomic = False` on the migration.",
+            "Use `RemoveIndexConcurrently` (django.contrib.postgres.operations), or the "
+            "migtools backend.",
+        ),
+        lock="ACCESS EXCLUSIVE",
+        sql=True,
+    ),
+    Rule(
+        "concurrently-in-atomic",
+        Level.ERROR,
+        "CONCURRENTLY inside an atomic migration",
+        "CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction block: the migration "
+        "fails when applied.",
+        ("Set `atomic = False` on the migration and keep its statements safe to re-run.",),
+        sql=True,
+    ),
+    Rule(
+        "unique-constraint-on-existing-table",
+        Level.ERROR,
+        "UNIQUE constraint added to an existing table",
+        "ADD CONSTRAINT ... UNIQUE builds its index while holding an ACCESS EXCLUSIVE lock on "
+        "the table: no reads or writes for the whole build.",
+        (
+            "Build a unique index first, concurrently: `AddIndexConcurrently` with a unique "
+            "`UniqueConstraint`'s fields, or `CREATE UNIQUE INDEX CONCURRENTLY` in a "
+            "non-atomic migration.",
+            "Then attach it: `ALTER TABLE ... ADD CONSTRAINT <name> UNIQUE USING INDEX <index>` "
+            "(instant).",
+        ),
+        lock="ACCESS EXCLUSIVE",
+        sql=True,
+    ),
+    Rule(
+        "fk-not-valid-missing",
+        Level.ERROR,
+        "Foreign key added without NOT VALID",
+        "ADD CONSTRAINT ... FOREIGN KEY checks every existing row while holding a SHARE ROW "
+        "EXCLUSIVE lock on both tables: writes to either table wait for the whole scan.",
+        (
+            "Add the constraint with NOT VALID (instant; new rows are checked).",
+            "Validate it in a separate step, `ALTER TABLE ... VALIDATE CONSTRAINT` (takes only "
+            "SHARE UPDATE EXCLUSIVE), ideally in a non-atomic or later migration; the migtools "
+            "backend does both.",
+        ),
+        lock="SHARE ROW EXCLUSIVE",
+        sql=True,
+    ),
+    Rule(
+        "check-constraint-not-valid-missing",
+        Level.ERROR,
+        "CHECK constraint added without NOT VALID",
+        "ADD CONSTRAINT ... CHECK scans the whole table under an ACCESS EXCLUSIVE lock.",
+        (
+            "Add the constraint with NOT VALID (instant).",
+            "Then `ALTER TABLE ... VALIDATE CONSTRAINT` (SHARE UPDATE EXCLUSIVE only); the "
+            "migtools backend does both.",
+        ),
+        lock="ACCESS EXCLUSIVE",
+        sql=True,
+    ),
+    Rule(
+        "set-not-null",
+        Level.ERROR,
+        "SET NOT NULL on an existing column",
+        "ALTER COLUMN ... SET NOT NULL scans the whole table under an ACCESS EXCLUSIVE lock "
+        "unless a validated CHECK (col IS NOT NULL) constraint already proves it.",
+        (
+            "Add `CHECK (col IS NOT NULL) NOT VALID`, then VALIDATE it (SHARE UPDATE EXCLUSIVE).",
+            "Then SET NOT NULL (instant: PostgreSQL 12+ uses the constraint) and drop the "
+            "CHECK; the migtools backend does this.",
+        ),
+        lock="ACCESS EXCLUSIVE",
+        sql=True,
+    ),
+    Rule(
+        "column-type-change",
+        Level.ERROR,
+        "Column type changed",
+        "ALTER COLUMN ... TYPE rewrites the table and its indexes under an ACCESS EXCLUSIVE "
+        "lock (except a few binary-compatible widenings such as varchar(n) -> varchar(m>n) or "
+        "varchar -> text), and the old code keeps writing the old type.",
+        (
+            "Add a new column with the new type (nullable or with db_default).",
+            "Write to both columns in the code, deploy, backfill the new column in batches.",
+            "Switch reads to the new column, deploy; then remove the old one with "
+            "SafeRemoveField (two phases). Keep the old name with `db_column` if needed.",
+        ),
+        lock="ACCESS EXCLUSIVE",
+        sql=True,
+    ),
+    Rule(
+        "rename-column",
+        Level.ERROR,
+        "Column renamed",
+        "While the new code deploys, the old code still queries the old column name and fails. "
+        "The rename takes an ACCESS EXCLUSIVE lock.",
+        (
+            "Keep the database name: rename the field in Python and set "
+            "`db_column='<old name>'`, so no SQL runs.",
+        ),
+        lock="ACCESS EXCLUSIVE",
+        sql=True,
+    ),
+    Rule(
+        "rename-table",
+        Level.ERROR,
+        "Table renamed",
+        "While the new code deploys, the old code still queries the old table name and fails. "
+        "The rename takes an ACCESS EXCLUSIVE lock.",
+        (
+            "Keep the database name: rename the model in Python and set "
+            "`Meta.db_table = '<old table>'`, so no SQL runs.",
+        ),
+        lock="ACCESS EXCLUSIVE",
+        sql=True,
+    ),
+    Rule(
+        "drop-column",
+        Level.ERROR,
+        "Column dropped outside the two-phase removal",
+        "The old code still reads and writes the column while the new code deploys; dropping "
+        "it first breaks every query that names it. DROP COLUMN takes an ACCESS EXCLUSIVE lock.",
+        (
+            "Make the field nullable (or give it db_default) and remove every code reference.",
+            "Replace RemoveField with "
+            "`SafeRemoveField(..., deletion_action=DeletionAction.MOVE_TO_PENDING)` (no SQL) "
+            "and deploy.",
+            "In a later migration: "
+            "`SafeRemoveField(..., deletion_action=DeletionAction.DELETE)` drops the column.",
+        ),
+        lock="ACCESS EXCLUSIVE",
+        allowed_in=_LATER,
+        sql=True,
+    ),
+    Rule(
+        "drop-table",
+        Level.ERROR,
+        "Table dropped outside the two-phase removal",
+        "The old code still queries the table while the new code deploys; dropping it first "
+        "breaks them. DROP TABLE takes an ACCESS EXCLUSIVE lock.",
+        (
+            "Remove every code reference to the model.",
+            "Replace DeleteModel with "
+            "`SafeDeleteModel(..., deletion_action=DeletionAction.MOVE_TO_PENDING)` (no SQL), "
+            "add the table to MIGTOOLS_HISTORICAL_TABLES if it lives outside 'default', deploy.",
+            "In a later migration: "
+            "`SafeDeleteModel(..., deletion_action=DeletionAction.DELETE)` drops the table.",
+        ),
+        lock="ACCESS EXCLUSIVE",
+        allowed_in=_LATER,
+        sql=True,
+    ),
+    Rule(
+        "run-sql-not-safe",
+        Level.ERROR,
+        "Plain RunSQL",
+        "RunSQL runs whatever SQL it holds with no lock or statement timeout and no checks: one "
+        "statement queued behind a long transaction blocks every query on the table.",
+        (
+            "Use `migtools.operations.SafeRunSQL` (same arguments): its SQL is parsed, checked "
+            "against these rules and run under lock_timeout and statement_timeout.",
+        ),
+    ),
+    Rule(
+        "run-python-without-reverse",
+        Level.ERROR,
+        "RunPython without reverse_code",
+        "The migration cannot be unapplied: a rollback after a bad deploy stops at it.",
+        (
+            "Pass `reverse_code=` (the inverse transformation, or "
+            "`migrations.RunPython.noop` when undoing needs nothing).",
+        ),
+    ),
+    Rule(
+        "run-python-imports-model",
+        Level.ERROR,
+        "RunPython uses an imported model instead of the historical one",
+        "A model class imported from the app's code has today's fields, not the fields at this "
+        "point of the history: the migration breaks as soon as the model changes later.",
+        (
+            "Get the model from the historical registry: "
+            "`Model = apps.get_model('app_label', 'Model')` inside the function.",
+        ),
+    ),
+    Rule(
+        "data-migration-without-test",
+        Level.ERROR,
+        "Data migration without a migration test",
+        "A migration that transforms data is logic of its own; untested, a mistake corrupts "
+        "production data and is found only after the deploy.",
+        (
+            "Write a `migtools.testing.TestMigrations` test with `app`, `migrate_from` (the "
+            "migration before) and `migrate_to` naming this migration.",
+            "Seed rows in `setup_before_migration(apps)`, assert the result in one `test_*` "
+            "method.",
+        ),
+    ),
+    Rule(
+        "migration-test-multiple-methods",
+        Level.OFF,
+        "Migration test with several test_* methods",
+        "Each test method of a migration test pays the whole migrate-down/seed/migrate-up "
+        "cycle again without adding coverage. (Off by default: migtools' TestMigrations makes "
+        "that cycle cheap.)",
+        (
+            "Seed every case in `setup_before_migration` and assert them all in one `test_*` "
+            "method.",
+        ),
+    ),
+    Rule(
+        "identifier-too-long",
+        Level.ERROR,
+        "Identifier longer than 63 bytes",
+        "PostgreSQL silently truncates identifiers to 63 bytes: two long names can collide, "
+        "and the name in the database no longer matches the one Django and later migrations "
+        "use.",
+        ("Choose a shorter table, column, index or constraint name (at most 63 bytes).",),
+        sql=True,
+    ),
+    Rule(
+        "missing-is-post-deployment",
+        Level.ERROR,
+        "Migration does not state is_post_deployment",
+        "Whether a migration runs before or after the new code is live decides what it may do; "
+        "left implicit, a slow backfill or index build runs in the deploy's critical path.",
+        (
+            "Subclass `migtools.CheckedMigration` and set `is_post_deployment = False` "
+            "(or True for slow backfills and index builds on big tables).",
+            "`checked = False` is the visible opt-out for one migration.",
+        ),
+    ),
+    Rule(
+        "index-on-large-table-not-post-deployment",
+        Level.ERROR,
+        "Index on a large table in a pre-deploy migration",
+        "Even built CONCURRENTLY, an index on a large table takes minutes, longer than the "
+        "statement timeout of a pre-deploy migration, and holds the deploy back.",
+        (
+            "Move the index into its own migration with `is_post_deployment = True` and "
+            "`atomic = False`, built concurrently.",
+        ),
+        lock="SHARE UPDATE EXCLUSIVE (concurrently) / SHARE",
+        allowed_in=frozenset({Stage.POST_DEPLOYMENT}),
+        sql=True,
+    ),
+    Rule(
+        "schema-and-data-mixed",
+        Level.WARNING,
+        "Schema and data changes in one migration",
+        "In one transaction the schema change's ACCESS EXCLUSIVE lock is held while the data "
+        "migration runs, for as long as the backfill takes; outside one, a failure leaves a "
+        "half-applied migration.",
+        (
+            "Split the migration: schema operations in one, RunPython/data RunSQL in the next "
+            "(post-deployment if the backfill is large).",
+        ),
+    ),
+    Rule(
+        "exclusion-constraint",
+        Level.ERROR,
+        "Exclusion constraint added to an existing table",
+        "An exclusion constraint cannot be added NOT VALID: ADD CONSTRAINT ... EXCLUDE builds "
+        "its index and checks every row under an ACCESS EXCLUSIVE lock.",
+        (
+            "Create the constraint together with the table, or",
+            "enforce the rule in application code or a trigger, and add the constraint in a "
+            "maintenance window.",
+        ),
+        lock="ACCESS EXCLUSIVE",
+        sql=True,
+    ),
+    Rule(
+        "set-tablespace",
+        Level.ERROR,
+        "Table or index moved to another tablespace",
+        "SET TABLESPACE copies the whole relation under an ACCESS EXCLUSIVE lock.",
+        (
+            "Do not move live tables in a migration; use a tool that copies online (e.g. "
+            "pg_repack) in a maintenance window.",
+        ),
+        lock="ACCESS EXCLUSIVE",
+        sql=True,
+    ),
+    Rule(
+        "volatile-default",
+        Level.ERROR,
+        "Column added with a volatile default",
+        "A volatile default (random(), clock_timestamp(), gen_random_uuid(), nextval()) "
+        "cannot be stored in the catalogue: adding the column rewrites the whole table under an "
+        "ACCESS EXCLUSIVE lock.",
+        (
+            "Add the column nullable without a default, deploy, backfill in batches, then add "
+            "the default for new rows.",
+        ),
+        lock="ACCESS EXCLUSIVE",
+        sql=True,
+    ),
+)
+
+CATALOGUE: dict[str, Rule] = {r.id: r for r in _RULES}
+
+
+def rule(rule_id: str) -> Rule:
+    try:
+        return CATALOGUE[rule_id]
+    except KeyError:
+        raise KeyError(f"Unknown migtools rule {rule_id!r}") from None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule broken by one operation (and statement, for SQL rules).
+
+    ``operation_index`` is the 0-based position in ``migration.operations`` (None for
+    migration-level findings); ``path``/``line`` locate the operation in the migration file
+    for GitHub annotations (filled by the verifier; may be None at apply time).
+    """
+
+    rule_id: str
+    level: Level
+    message: str
+    app_label: str = ""
+    migration_name: str = ""
+    operation_index: int | None = None
+    operation: str | None = None
+    sql: str | None = None
+    statement_index: int | None = None  # index into the operation's collected statements
+    path: str | None = None
+    line: int | None = None
+
+    @property
+    def rule(self) -> Rule:
+        return CATALOGUE[self.rule_id]
+
+    @property
+    def is_error(self) -> bool:
+        return self.level is Level.ERROR
+
+    def describe(self) -> str:
+        """A multi-line explanation: the message, why, and the recipe step by step."""
+        r = self.rule
+        steps = "\n".join(f"  {n}. {step}" for n, step in enumerate(r.recipe, 1))
+        return f"{self.message}\nWhy: {r.why}\nSafe recipe:\n{steps}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule_id,
+            "level": str(self.level),
+            "message": self.message,
+            "app_label": self.app_label,
+            "migration": self.migration_name,
+            "operation_index": self.operation_index,
+            "operation": self.operation,
+            "sql": self.sql,
+            "path": self.path,
+            "line": self.line,
+        }
+
+
+def configured_levels() -> dict[str, Level]:
+    """``MIGTOOLS_RULES`` validated: unknown ids or levels raise ``RuleConfigError``."""
+    from migtools import settings as mt_settings
+    from migtools.errors import RuleConfigError
+
+    out: dict[str, Level] = {}
+    for rule_id, value in mt_settings.rule_levels().items():
+        if rule_id not in CATALOGUE:
+            raise RuleConfigError(f"MIGTOOLS_RULES names an unknown rule {rule_id!r}.")
+        try:
+            out[rule_id] = Level(str(value))
+        except ValueError:
+            raise RuleConfigError(
+                f"MIGTOOLS_RULES[{rule_id!r}] must be 'error', 'warning' or 'off', not {value!r}."
+            ) from None
+    return out
+
+
+def effective_level(
+    rule_id: str, migration: Migration | None = None, *, levels: dict[str, Level] | None = None
+) -> Level:
+    """The rule's level for this migration: ``ignore_rules`` on the migration turns it off,
+    else ``MIGTOOLS_RULES`` (pass ``levels=configured_levels()`` to read settings once),
+    else the catalogue's default."""
+    if migration is not None and rule_id in (getattr(migration, "ignore_rules", None) or {}):
+        return Level.OFF
+    if levels is None:
+        levels = configured_levels()
+    return levels.get(rule_id, CATALOGUE[rule_id].level)
+
+
+def stage_of(migration: Migration | None) -> Stage:
+    if migration is not None and getattr(migration, "is_post_deployment", False) is True:
+        return Stage.POST_DEPLOYMENT
+    return Stage.PRE_DEPLOY
+
+
+def check_operation(
+    migration: Migration,
+    operation: Operation,
+    from_state: ProjectState,
+    to_state: ProjectState,
+    connection: BaseDatabaseWrapper,
+    *,
+    sql: Iterable[str] = (),
+    index: int | None = None,
+    new_tables: Collection[str] = (),
+    large_tables: Collection[str] = (),
+) -> list[Finding]:
+    """Findings for one operation of ``migration``, at the level they apply (never OFF).
+
+    The apply-time entry point: a schema editor calls it once per operation, after
+    ``operation.database_forwards`` collected the SQL it would run (e.g. with
+    ``collect_sql``/``deferred_sql``) and before executing it, and refuses when any finding
+    ``is_error``. ``from_state``/``to_state`` are the states around the operation, as
+    ``Migration.apply`` passes them. ``sql`` is the list of statements the operation runs (each
+    a string, possibly several statements; parsed with pglast here). ``new_tables`` are the
+    tables created earlier in the same run (rules about "existing tables" skip them;
+    tables the operation itself creates are detected from its SQL). ``large_tables`` are
+    tables known to be large (``MIGTOOLS_LARGE_TABLES`` plus those over
+    ``MIGTOOLS_LARGE_TABLE_ROWS``; see ``migtools.opcheck.large_tables(connection)``).
+
+    Only operation-level and SQL-level rules run here; migration-level rules
+    (missing-is-post-deployment, schema-and-data-mixed, data-migration-without-test) are in
+    ``migtools.opcheck.check_migration``.
+    """
+    from migtools import opcheck
+
+    return opcheck.check_operation(
+        migration,
+        operation,
+        from_state,
+        to_state,
+        connection,
+        sql=list(sql),
+        index=index,
+        new_tables=new_tables,
+        large_tables=large_tables,
+    )
+
+
+def check_sql(
+    sql: str,
+    *,
+    migration: Migration | None = None,
+    new_tables: Collection[str] = (),
+    large_tables: Collection[str] = (),
+    stage: Stage | None = None,
+) -> list[Finding]:
+    """The SQL rules alone over raw SQL (e.g. ``SafeRunSQL``'s), at their effective levels.
+    A statement pglast cannot parse is reported as run-sql-not-safe."""
+    from migtools import sqlcheck
+
+    return sqlcheck.check_sql(
+        sql,
+        migration=migration,
+        new_tables=new_tables,
+        large_tables=large_tables,
+        stage=stage if stage is not None else stage_of(migration),
+    )
