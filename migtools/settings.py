@@ -93,17 +93,6 @@ def rule_levels() -> dict[str, str]:
     return dict(_get("RULES", None) or {})
 
 
-def large_tables() -> list[str]:
-    """``MIGTOOLS_LARGE_TABLES``: table names always treated as large."""
-    return [str(t) for t in (_get("LARGE_TABLES", None) or ())]
-
-
-def large_table_rows() -> int | None:
-    """``MIGTOOLS_LARGE_TABLE_ROWS``: above this ``pg_class.reltuples`` a table is large."""
-    value = _get("LARGE_TABLE_ROWS", None)
-    return None if value is None else int(value)
-
-
 # -- Safety on apply -----------------------------------------------------------------------
 
 DEFAULT_LOCK_TIMEOUT = "5s"
