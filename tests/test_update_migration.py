@@ -264,3 +264,485 @@ def test_merge_main_into_branch(repo: MigRepo) -> None:
     assert "M  migrations_lockfile.txt" in status
     repo.git("merge", "--continue")
     assert repo.status() == ""
+
+
+def test_merge_branch_into_main(repo: MigRepo) -> None:
+    """On main, merging the feature branch: git's "ours" is main now; the feature still moves."""
+    base_history(repo)
+    diverge(repo)
+    merge = repo.git("merge", "feature", check=False)
+    assert merge.returncode != 0
+
+    out, err, code = repo.run()
+
+    assert (err, code) == ("", 0)
+    assert "  0003_feature -> 0004_feature\n" in out
+    assert out.endswith("Next: git merge --continue\n")
+    assert repo.names("alpha") == ["0001_step1", "0002_step2", "0003_mainline", "0004_feature"]
+    repo.check_resolved()
+    repo.git("merge", "--continue")
+
+
+def test_rebase_one_commit(repo: MigRepo) -> None:
+    base_history(repo)
+    diverge(repo)
+    repo.git("checkout", "-q", "feature")
+    rebase = repo.git("rebase", "main", check=False)
+    assert rebase.returncode != 0
+
+    out, err, code = repo.run()
+
+    assert (err, code) == ("", 0)
+    assert "  0003_feature -> 0004_feature\n" in out
+    assert out.endswith("Next: git rebase --continue\n")
+    repo.check_resolved()
+    repo.git("rebase", "--continue")
+    assert repo.git("log", "--format=%s").stdout.split("\n")[:3] == [
+        "feature migrations", "main migrations", "base"]
+    repo.check_resolved()
+
+
+def test_rebase_of_several_commits_keeps_the_rename_map(repo: MigRepo) -> None:
+    """Each commit adds one migration: the second stop still names the first's old name."""
+    base_history(repo)
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.add("alpha", "0003_first", [("alpha", "0002_step2")])
+    repo.write_lockfile()
+    repo.commit("first")
+    repo.add("alpha", "0004_second", [("alpha", "0003_first")])
+    repo.add("beta", "0001_initial", [("alpha", "0004_second")])
+    repo.write_lockfile()
+    repo.commit("second")
+    repo.git("checkout", "-q", "main")
+    repo.add("alpha", "0003_mainline", [("alpha", "0002_step2")])
+    repo.write_lockfile()
+    repo.commit("main")
+    repo.git("checkout", "-q", "feature")
+    assert repo.git("rebase", "main", check=False).returncode != 0
+
+    out, _err, code = repo.run()
+    assert code == 0
+    assert "  0003_first -> 0004_first\n" in out
+    assert (repo.root / ".git" / "migtools-renames.json").is_file()
+    assert repo.git("rebase", "--continue", check=False).returncode != 0  # second stop
+
+    out, err, code = repo.run()
+
+    assert (err, code) == ("", 0)
+    assert out.startswith(
+        "Fixed a reference in alpha.0004_second: alpha.0003_first (renamed earlier in this "
+        "rebase)\n"
+    )
+    assert "  0004_second -> 0005_second\n" in out
+    repo.check_resolved()
+    assert ('("alpha", "0005_second")' in repo.path("beta", "0001_initial").read_text())
+    repo.git("rebase", "--continue")
+    assert repo.names("alpha") == [
+        "0001_step1", "0002_step2", "0003_mainline", "0004_first", "0005_second"]
+    repo.check_resolved()
+    out, _err, code = repo.run()
+    assert (out, code) == ("No migration conflicts to resolve.\n", 0)
+
+
+def test_chain_of_three_with_a_dependent_in_another_app(repo: MigRepo) -> None:
+    base_history(repo)
+    repo.add("beta", "0001_initial", [("alpha", "0001_step1")])
+    repo.write_lockfile()
+    repo.commit("beta")
+    diverge(repo, mine=("0003_a", "0004_b", "0005_c"), theirs=("0003_x", "0004_y"))
+    repo.git("checkout", "-q", "feature")
+    repo.add("beta", "0002_uses_alpha", [("beta", "0001_initial"), ("alpha", "0004_b")])
+    repo.add("gamma", "0001_initial", run_before=[("alpha", "0005_c")])
+    repo.write_lockfile()
+    repo.commit("dependents")
+    repo.git("merge", "main", check=False)
+
+    out, err, code = repo.run()
+
+    assert (err, code) == ("", 0)
+    assert out == (
+        "Moving alpha's migrations after 0004_y (the latest on main):\n"
+        "  0003_a -> 0005_a\n"
+        "  0004_b -> 0006_b\n"
+        "  0005_c -> 0007_c\n"
+        "Rewriting references in:\n"
+        f"  {repo.package}/beta/0002_uses_alpha.py\n"
+        f"  {repo.package}/gamma/0001_initial.py\n"
+        "Updating migrations_lockfile.txt\n"
+        "Done: every managed app has one leaf migration and the lockfile is up to date.\n"
+        "Next: git merge --continue\n"
+    )
+    assert repo.names("alpha") == [
+        "0001_step1", "0002_step2", "0003_x", "0004_y", "0005_a", "0006_b", "0007_c"]
+    assert '("alpha", "0005_a")' in repo.path("alpha", "0006_b").read_text()
+    assert '("alpha", "0006_b")' in repo.path("beta", "0002_uses_alpha").read_text()
+    assert '("alpha", "0007_c")' in repo.path("gamma", "0001_initial").read_text()
+    repo.check_resolved()
+    assert "alpha: 0007_c" in repo.lockfile.read_text()
+
+
+def test_two_apps_at_once(repo: MigRepo) -> None:
+    repo.add("alpha", "0001_initial")
+    repo.add("beta", "0001_initial")
+    repo.write_lockfile()
+    repo.commit("base")
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.add("alpha", "0002_mine", [("alpha", "0001_initial")])
+    repo.add("beta", "0002_mine", [("beta", "0001_initial")])
+    repo.write_lockfile()
+    repo.commit("feature")
+    repo.git("checkout", "-q", "main")
+    repo.add("alpha", "0002_theirs", [("alpha", "0001_initial")])
+    repo.add("beta", "0002_theirs", [("beta", "0001_initial")])
+    repo.add("beta", "0003_theirs", [("beta", "0002_theirs")])
+    repo.write_lockfile()
+    repo.commit("main")
+    repo.git("checkout", "-q", "feature")
+    repo.git("merge", "main", check=False)
+
+    out, err, code = repo.run()
+
+    assert (err, code) == ("", 0)
+    assert "Moving alpha's migrations after 0002_theirs (the latest on main):\n" \
+           "  0002_mine -> 0003_mine\n" in out
+    assert "Moving beta's migrations after 0003_theirs (the latest on main):\n" \
+           "  0002_mine -> 0004_mine\n" in out
+    repo.check_resolved()
+    assert lockfile.parse(repo.lockfile.read_text()) == {"alpha": "0003_mine", "beta": "0004_mine"}
+
+
+def test_squashed_head_on_main(repo: MigRepo) -> None:
+    base_history(repo, count=2)
+    diverge(repo, theirs=("0003_x", "0004_y"))
+    repo.add("alpha", "0003_squashed_0004_y", [("alpha", "0002_step2")],
+             replaces=[("alpha", "0003_x"), ("alpha", "0004_y")])
+    repo.write_lockfile()
+    repo.commit("squash")
+    assert lockfile.parse(repo.lockfile.read_text())["alpha"] == "0003_squashed_0004_y"
+    repo.git("checkout", "-q", "feature")
+    repo.git("merge", "main", check=False)
+
+    out, err, code = repo.run()
+
+    assert (err, code) == ("", 0)
+    assert "Moving alpha's migrations after 0003_squashed_0004_y (the latest on main):\n" \
+           "  0003_feature -> 0005_feature\n" in out
+    assert '("alpha", "0003_squashed_0004_y")' in repo.path("alpha", "0005_feature").read_text()
+    repo.check_resolved()
+
+
+@pytest.mark.parametrize(
+    ("base", "theirs", "mine", "expected"),
+    [
+        ("0098_base", "0099_main", "0099_mine", "0100_mine"),
+        ("9998_base", "9999_main", "9999_mine", "10000_mine"),
+    ],
+)
+def test_number_width_grows(repo: MigRepo, base: str, theirs: str, mine: str,
+                            expected: str) -> None:
+    repo.add("alpha", base)
+    repo.write_lockfile()
+    repo.commit("base")
+    diverge(repo, mine=(mine,), theirs=(theirs,), base=base)
+    repo.git("checkout", "-q", "feature")
+    repo.git("merge", "main", check=False)
+
+    out, err, code = repo.run()
+
+    assert (err, code) == ("", 0)
+    assert f"  {mine} -> {expected}\n" in out
+    assert repo.names("alpha") == sorted([base, theirs, expected])
+    repo.check_resolved()
+    assert repo.django_leaves()["alpha"] == [expected]
+
+
+def test_dry_run_prints_plan_and_diff_and_changes_nothing(repo: MigRepo) -> None:
+    base_history(repo)
+    diverge(repo)
+    repo.git("checkout", "-q", "feature")
+    repo.git("merge", "main", check=False)
+    before = repo.snapshot()
+
+    out, err, code = repo.run("--dry-run")
+
+    assert (err, code) == ("", 0)
+    rel = f"{repo.package}/alpha"
+    assert (
+        f"diff --git a/{rel}/0003_feature.py b/{rel}/0004_feature.py\n"
+        f"rename from {rel}/0003_feature.py\n"
+        f"rename to {rel}/0004_feature.py\n"
+        f"--- a/{rel}/0003_feature.py\n"
+        f"+++ b/{rel}/0004_feature.py\n"
+    ) in out
+    assert '-        ("alpha", "0002_step2"),\n+        ("alpha", "0003_mainline"),\n' in out
+    assert "+alpha: 0004_feature\n" in out
+    assert out.endswith("Dry run: nothing was changed.\n")
+    assert repo.snapshot() == before
+
+
+def test_migration_tests_follow_the_rename(repo: MigRepo) -> None:
+    base_history(repo)
+    tests = repo.root / "tests"
+    tests.mkdir()
+    diverge(repo)
+    repo.git("checkout", "-q", "feature")
+    (tests / "test_0003_feature.py").write_text(
+        "from migtools.testing import TestMigrations\n\n\n"
+        "class TestFeature(TestMigrations):\n"
+        "    app = 'alpha'\n"
+        "    migrate_from = '0002_step2'  # the parent\n"
+        "    migrate_to = '0003_feature'\n\n\n"
+        "class TestOther(TestMigrations):\n"
+        '    migrate_from = [("alpha", "0003_feature")]\n'
+        '    migrate_to = [("alpha", "0002_step2")]\n'
+    )
+    repo.commit("test")
+    repo.git("merge", "main", check=False)
+
+    out, err, code = repo.run()
+
+    assert (err, code) == ("", 0)
+    assert "Renaming tests/test_0003_feature.py -> tests/test_0004_feature.py\n" in out
+    assert not (tests / "test_0003_feature.py").exists()
+    assert (tests / "test_0004_feature.py").read_text() == (
+        "from migtools.testing import TestMigrations\n\n\n"
+        "class TestFeature(TestMigrations):\n"
+        "    app = 'alpha'\n"
+        "    migrate_from = '0003_mainline'  # the parent\n"
+        "    migrate_to = '0004_feature'\n\n\n"
+        "class TestOther(TestMigrations):\n"
+        '    migrate_from = [("alpha", "0004_feature")]\n'
+        '    migrate_to = [("alpha", "0002_step2")]\n'
+    )
+    assert "R  tests/test_0003_feature.py -> tests/test_0004_feature.py" in repo.status()
+
+
+def test_named_migration_by_number_prefers_the_branch(repo: MigRepo) -> None:
+    base_history(repo)
+    diverge(repo)
+    repo.git("checkout", "-q", "feature")
+    repo.git("merge", "main", check=False)
+
+    out, err, code = repo.run("3", "alpha")
+
+    assert (err, code) == ("", 0)
+    assert "  0003_feature -> 0004_feature\n" in out
+    repo.check_resolved()
+    out, err, code = repo.run("0004_feature")
+    assert (out, code) == (
+        "'0004_feature' already comes after the latest migration on main: nothing to do.\n", 0)
+
+
+def test_nothing_to_do(repo: MigRepo) -> None:
+    base_history(repo)
+    assert repo.run() == ("No migration conflicts to resolve.\n", "", 0)
+
+
+# --------------------------------------------------------------------------- applied locally
+
+
+def _apply(*targets: str) -> None:
+    run = run_command("migrate", *targets)
+    assert run[2] == 0, run
+
+
+def _applied(app: str) -> list[str]:
+    from django.db import connection
+    from django.db.migrations.recorder import MigrationRecorder
+
+    return sorted(n for a, n in MigrationRecorder(connection).applied_migrations() if a == app)
+
+
+def test_applied_locally_is_refused_without_the_flag(repo: MigRepo) -> None:
+    base_history(repo)
+    diverge(repo)
+    repo.git("checkout", "-q", "feature")
+    _apply("alpha", "0003_feature")
+    repo.git("merge", "main", check=False)
+    before = repo.snapshot()
+
+    _out, err, code = repo.run()
+
+    assert code == 1
+    assert err == (
+        "These migrations are recorded as applied in the database:\n"
+        "  alpha.0003_feature\n"
+        "Renaming them would leave the migration history inconsistent (they would depend on "
+        "main's migrations, which are not applied) and 'migrate' would refuse to run. Nothing "
+        "was changed.\nRun again with --update-applied to roll them back first (their reverse "
+        "operations), then rename them; 'python manage.py migrate' then applies them in the new "
+        "order."
+    )
+    assert repo.snapshot() == before
+    assert _applied("alpha") == ["0001_step1", "0002_step2", "0003_feature"]
+
+
+def test_update_applied_rolls_back_then_renames(repo: MigRepo) -> None:
+    base_history(repo)
+    diverge(repo, mine=("0003_feature", "0004_more"))
+    repo.git("checkout", "-q", "feature")
+    _apply("alpha")
+    repo.git("merge", "main", check=False)
+
+    out, err, code = repo.run("--update-applied")
+
+    assert (err, code) == ("", 0)
+    assert (
+        "Rolling back applied migrations:\n"
+        "  Unapplying alpha.0004_more\n"
+        "  Unapplying alpha.0003_feature\n"
+    ) in out
+    assert "Run 'python manage.py migrate' to apply them in the new order.\n" in out
+    assert _applied("alpha") == ["0001_step1", "0002_step2"]
+    repo.check_resolved()
+    repo.forget_modules()
+    _apply("alpha")
+    assert _applied("alpha") == [
+        "0001_step1", "0002_step2", "0003_mainline", "0004_feature", "0005_more"]
+
+
+def test_update_applied_refuses_an_irreversible_migration(repo: MigRepo) -> None:
+    base_history(repo)
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.add("alpha", "0003_feature", [("alpha", "0002_step2")], operations=(
+        "    operations = [\n"
+        "        migrations.RunSQL(\"SELECT 1\"),\n"
+        "    ]\n"
+    ))
+    repo.write_lockfile()
+    repo.commit("feature")
+    repo.git("checkout", "-q", "main")
+    repo.add("alpha", "0003_mainline", [("alpha", "0002_step2")])
+    repo.write_lockfile()
+    repo.commit("main")
+    repo.git("checkout", "-q", "feature")
+    _apply("alpha")
+    repo.git("merge", "main", check=False)
+    before = repo.snapshot()
+
+    _out, err, code = repo.run("--update-applied")
+
+    assert code == 1
+    assert err == (
+        "Cannot roll back the applied migrations before renaming them: these operations are "
+        "irreversible:\n"
+        "  alpha.0003_feature: Raw SQL operation\n"
+        "Nothing was changed. Unapply them by hand (or restore the database), then run "
+        "update_migration again."
+    )
+    assert repo.snapshot() == before
+    assert _applied("alpha") == ["0001_step1", "0002_step2", "0003_feature"]
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _conflicted(repo: MigRepo) -> None:
+    base_history(repo)
+    diverge(repo)
+    repo.git("checkout", "-q", "feature")
+    repo.git("merge", "main", check=False)
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "returncode"),
+    [
+        (("nope",), "No migration matches 'nope' in the managed apps.", 1),
+        (("0003_mainline",), "Migration alpha.0003_mainline is already on main: only migrations "
+                             "that your branch adds can be moved.", 1),
+        (("feature", "nosuchapp"), "No installed app with label 'nosuchapp'.", 2),
+        (("step",), "'step' matches several migrations in the managed apps; give the full name "
+                    "or the app label:\n  alpha.0001_step1\n  alpha.0002_step2", 1),
+    ],
+)
+def test_bad_input_changes_nothing(repo: MigRepo, args: tuple[str, ...], message: str,
+                                   returncode: int) -> None:
+    _conflicted(repo)
+    before = repo.snapshot()
+
+    out, err, code = repo.run(*args)
+
+    assert (out, err, code) == ("", message, returncode)
+    assert repo.snapshot() == before
+
+
+def test_not_a_git_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    mig = MigRepo(tmp_path / "repo")
+    with mig.active():
+        mig.add("alpha", "0001_initial")
+        mig.write_lockfile()
+        (mig.root / ".git").rename(tmp_path / "moved-git")
+
+        out, err, code = mig.run()
+
+    assert (out, code) == ("", 1)
+    assert err == (
+        f"{mig.lockfile} is not inside a git repository: update_migration needs git to tell "
+        "your branch's migrations from main's."
+    )
+
+
+def test_a_cycle_is_refused(repo: MigRepo) -> None:
+    """Main's new alpha migration needs beta.0001; the branch's must run before it: moving the
+    branch's migration after main's would close a loop."""
+    repo.add("alpha", "0001_initial")
+    repo.add("beta", "0001_initial")
+    repo.write_lockfile()
+    repo.commit("base")
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.add("alpha", "0002_mine", [("alpha", "0001_initial")],
+             run_before=[("beta", "0001_initial")])
+    repo.write_lockfile()
+    repo.commit("feature")
+    repo.git("checkout", "-q", "main")
+    repo.add("alpha", "0002_theirs", [("alpha", "0001_initial"), ("beta", "0001_initial")])
+    repo.write_lockfile()
+    repo.commit("main")
+    repo.git("checkout", "-q", "feature")
+    repo.git("merge", "main", check=False)
+    before = repo.snapshot()
+
+    out, err, code = repo.run()
+
+    assert (out, code) == ("", 1)
+    assert err == (
+        "Moving the migrations would break the graph, nothing was changed: Cycle in the "
+        "migration graph: alpha.0002_theirs, beta.0001_initial, alpha.0003_mine"
+    )
+    assert repo.snapshot() == before
+
+
+def test_subprocess_manage_py_merge_flow(tmp_path: Path) -> None:
+    """The command as a user runs it: its own process, its own settings, a real merge."""
+    root = tmp_path / "proj"
+    mig = MigRepo(root, apps=("alpha",))
+    (root / "settings.py").write_text(
+        "import os\nimport dj_database_url\n"
+        "SECRET_KEY = 'x'\nUSE_TZ = True\nDEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'\n"
+        "INSTALLED_APPS = ['migtools', 'tests.testapps.alpha']\n"
+        "DATABASES = {'default': dj_database_url.parse(os.environ['DATABASE_URL'])}\n"
+        f"MIGRATION_MODULES = {{'alpha': '{mig.package}.alpha'}}\n"
+        "MIGTOOLS_APPS = ['alpha']\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings", "PYTHONDONTWRITEBYTECODE": "1",
+           "PYTHONPATH": os.pathsep.join([str(root), str(Path(__file__).resolve().parents[1])])}
+
+    def manage(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "django", *args], cwd=root, env=env,
+                              capture_output=True, text=True)
+
+    with mig.active():
+        base_history(mig)
+        diverge(mig)
+    mig.git("checkout", "-q", "feature")
+    mig.git("merge", "main", check=False)
+
+    proc = manage("update_migration")
+
+    assert proc.returncode == 0, proc.stderr
+    assert "  0003_feature -> 0004_feature\n" in proc.stdout
+    assert proc.stdout.endswith("Next: git merge --continue\n")
+    mig.git("merge", "--continue")
+    check = manage("migrations_lockfile", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
