@@ -14,6 +14,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -142,6 +143,21 @@ class ThrowawayServer:
 _server: ThrowawayServer | None = None
 
 
+def _exit_on_terminate() -> None:
+    """Turn SIGTERM/SIGHUP into a normal exit so that atexit stops the server (a killed test
+    run must not leave a cluster behind)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            if signal.getsignal(signum) in (signal.SIG_DFL, None):
+                signal.signal(signum, handler)
+        except ValueError:  # not the main thread
+            pass
+
+
 def ensure_database_url() -> str:
     """Return ``DATABASE_URL``, starting a throwaway server (stopped at exit) when unset."""
     global _server
@@ -150,6 +166,7 @@ def ensure_database_url() -> str:
         return url
     _server = ThrowawayServer()
     atexit.register(_server.stop)
+    _exit_on_terminate()
     url = _server.start()
     os.environ["DATABASE_URL"] = url
     return url

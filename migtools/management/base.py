@@ -3,11 +3,22 @@ exit code, in one place."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
 from migtools.errors import MigtoolsError
+
+
+def display_path(path: Path | str) -> str:
+    """``path`` relative to the current directory when below it (as Django prints paths)."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 class MigtoolsCommandMixin(BaseCommand):
@@ -36,4 +47,4 @@ class MigtoolsCommandMixin(BaseCommand):
             return
         path = mt_settings.lockfile_path()
         if lockfile.write(path, entries):
-            self.stdout.write(f"Updated {path}")
+            self.stdout.write(f"Updated {display_path(path)}")

@@ -82,7 +82,10 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             if new != previous and new.exists() and not previous.exists():
                 os.replace(new, previous)
                 self._attributes[previous] = self._attributes.pop(new)
-                self.log(f"Kept the name {previous.name} (migtools keeps names on --update)")
+                self.log(
+                    f"Wrote the updated migration as {previous.name}: migtools keeps the name "
+                    "on --update."
+                )
         written = writer.written_since(before, managed)
         for path in written:
             writer.convert_file(path, self._attributes.get(path))

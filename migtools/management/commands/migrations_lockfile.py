@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from migtools import graph, lockfile
 from migtools import settings as mt_settings
-from migtools.management.base import MigtoolsCommandMixin
+from migtools.management.base import MigtoolsCommandMixin, display_path
 
 
 class Command(MigtoolsCommandMixin, BaseCommand):
@@ -36,15 +36,15 @@ class Command(MigtoolsCommandMixin, BaseCommand):
                 for mismatch in mismatches:
                     self.stderr.write(mismatch.describe())
                 raise CommandError(
-                    f"{path} is stale ({len(mismatches)} app(s)). Run "
+                    f"{display_path(path)} is stale ({len(mismatches)} app(s)). Run "
                     "'python manage.py migrations_lockfile' to rewrite it."
                 )
             if options["verbosity"] >= 1:
-                self.stdout.write(f"{path} is up to date.")
+                self.stdout.write(f"{display_path(path)} is up to date.")
             return
         if path.exists() and lockfile.has_conflict_markers(path.read_text(encoding="utf-8")):
             lockfile.parse(path.read_text(encoding="utf-8"), str(path))  # raises, with the hint
         if lockfile.write(path, lockfile.expected(disk)):
-            self.stdout.write(self.style.SUCCESS(f"Wrote {path}"))
+            self.stdout.write(self.style.SUCCESS(f"Wrote {display_path(path)}"))
         elif options["verbosity"] >= 1:
-            self.stdout.write(f"{path} is up to date.")
+            self.stdout.write(f"{display_path(path)} is up to date.")
