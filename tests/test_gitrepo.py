@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from migtools.errors import GitRepoError, NotAGitRepoError
+from migtools.gitrepo import MERGE, REBASE, GitRepo
+
+ENV = {**os.environ, "GIT_EDITOR": "true"}
+
+
+def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["git", *args], cwd=root, env=ENV, capture_output=True, text=True)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def write_commit(root: Path, files: dict[str, str], message: str) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    write_commit(root, {"lock.txt": "a: 1\n\nb: 1\n", "app/migrations/0001_initial.py": "x\n"},
+                 "base")
+    return root
+
+
+def diverge(root: Path) -> None:
+    git(root, "checkout", "-q", "-b", "feature")
+    write_commit(root, {"lock.txt": "a: 2mine\n\nb: 1\n", "app/migrations/0002_mine.py": "m\n"},
+                 "mine")
+    git(root, "checkout", "-q", "main")
+    write_commit(root, {"lock.txt": "a: 2main\n\nb: 1\n", "app/migrations/0002_main.py": "t\n"},
+                 "main")
+
+
+def migration_files(root: Path) -> list[Path]:
+    return sorted((root / "app" / "migrations").glob("*.py"))
+
+
+def test_find_and_root(root: Path, tmp_path: Path) -> None:
+    repo = GitRepo.find(root / "app" / "migrations" / "not-yet-there.py")
+    assert repo.root == root.resolve()
+    assert repo.git_dir == (root / ".git").resolve()
+    with pytest.raises(NotAGitRepoError):
+        GitRepo.find(tmp_path / "elsewhere" / "lock.txt")
+
+
+def test_main_branch_detection(root: Path) -> None:
+    repo = GitRepo.find(root)
+    assert repo.main_branch() == "main"
+    assert repo.main_branch("main") == "main"
+    with pytest.raises(GitRepoError, match="MIGTOOLS_MAIN_BRANCH is 'trunk', but no such"):
+        repo.main_branch("trunk")
+    git(root, "branch", "-m", "main", "master")
+    assert repo.main_branch() == "master"
+    git(root, "update-ref", "refs/remotes/origin/develop", "HEAD")
+    git(root, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/develop")
+    assert repo.main_branch() == "origin/HEAD"
+    git(root, "checkout", "-q", "-b", "other")
+    git(root, "branch", "-D", "master")
+    git(root, "symbolic-ref", "--delete", "refs/remotes/origin/HEAD")
+    with pytest.raises(GitRepoError, match="Cannot tell which branch is main"):
+        repo.main_branch()
+
+
+def test_merge_of_main_into_the_branch(root: Path) -> None:
+    diverge(root)
+    git(root, "checkout", "-q", "feature")
+    repo = GitRepo.find(root)
+    assert repo.state() is None and repo.next_step() is None
+    assert git(root, "merge", "main", check=False).returncode == 1
+
+    assert repo.state() == MERGE
+    assert repo.next_step() == "git merge --continue"
+    mine = repo.mine("main", migration_files(root))
+    assert sorted(p.name for p in mine) == ["0002_mine.py"]
+    stages = repo.unmerged_stages(root / "lock.txt")
+    assert stages is not None
+    assert (stages.base, stages.ours, stages.theirs) == (
+        "a: 1\n\nb: 1\n", "a: 2mine\n\nb: 1\n", "a: 2main\n\nb: 1\n")
+    assert repo.unmerged_stages(root / "app" / "migrations" / "0001_initial.py") is None
+    assert repo.merge_base("main", "feature") == git(root, "rev-parse", "main~1").stdout.strip()
+
+
+def test_merge_of_the_branch_into_main_flips_ours(root: Path) -> None:
+    diverge(root)
+    repo = GitRepo.find(root)
+    git(root, "merge", "feature", check=False)
+    stages = repo.unmerged_stages(root / "lock.txt")
+    assert stages is not None and stages.ours == "a: 2main\n\nb: 1\n"
+    assert sorted(p.name for p in repo.mine("main", migration_files(root))) == ["0002_mine.py"]
+
+
+def test_rebase_state_and_upstream(root: Path) -> None:
+    diverge(root)
+    git(root, "checkout", "-q", "feature")
+    repo = GitRepo.find(root)
+    assert git(root, "rebase", "main", check=False).returncode == 1
+
+    assert repo.state() == REBASE
+    assert repo.next_step() == "git rebase --continue"
+    assert repo.rebase_onto() == git(root, "rev-parse", "main").stdout.strip()
+    stages = repo.unmerged_stages(root / "lock.txt")
+    assert stages is not None and stages.ours == "a: 2main\n\nb: 1\n"  # HEAD is upstream
+    assert sorted(p.name for p in repo.mine("main", migration_files(root))) == ["0002_mine.py"]
+
+
+def test_move_stage_and_tracked(root: Path) -> None:
+    repo = GitRepo.find(root)
+    old = root / "app" / "migrations" / "0001_initial.py"
+    new = root / "app" / "migrations" / "0002_initial.py"
+    untracked = root / "notes.txt"
+    untracked.write_text("n\n")
+    assert repo.tracked([old, untracked]) == {old}
+    repo.move(old, new)
+    other = root / "lock.txt"
+    other.write_text("a: 9\n\nb: 1\n")
+    repo.stage([new, other])
+    status = git(root, "status", "--porcelain").stdout
+    assert "R  app/migrations/0001_initial.py -> app/migrations/0002_initial.py" in status
+    assert "M  lock.txt" in status
+    assert "?? notes.txt" in status
+
+
+def test_rename_map_round_trip(root: Path) -> None:
+    repo = GitRepo.find(root)
+    assert repo.read_rename_map() == {}
+    repo.rename_map_path.write_text(repo.rename_map_text({"alpha": {"0003_a": "0004_a"}}))
+    assert repo.read_rename_map() == {"alpha": {"0003_a": "0004_a"}}
+    repo.rename_map_path.write_text("not json")
+    assert repo.read_rename_map() == {}
