@@ -18,10 +18,15 @@ INSTALLED_APPS = [
     "tests.testapps.alpha",
     "tests.testapps.beta",
     "tests.testapps.gamma",
+    # Real migrations (incl. a seed and a backfill) for the migration-testing tests.
+    "tests.testapps.ledger",
 ]
 
 DATABASES = {"default": dj_database_url.parse(ensure_database_url())}
+# A second alias on the same server (only created when a test asks for it), for migration
+# tests with `connection = "other"`.
+DATABASES["other"] = {**DATABASES["default"], "NAME": "migtools_other"}
 
-# Test apps carry no migrations of their own; each test points MIGRATION_MODULES at a
+# alpha/beta/gamma carry no migrations of their own (ledger does, and is not managed); each test points MIGRATION_MODULES at a
 # package it writes in tmp_path.
 MIGTOOLS_APPS = ["alpha", "beta", "gamma"]

@@ -1,0 +1,462 @@
+"""Tests for data migrations: ``TestMigrations`` (unittest style) and ``Migrator`` (functions).
+
+Every test runs on a throwaway copy of the test database, never on the test database itself:
+
+1. the copy comes from a snapshot of the database at ``migrate_from`` (a PostgreSQL template
+   database made once per migration graph and target, by walking a copy of head back once);
+2. ``setup_before_migration(apps)`` seeds rows through the historical models at ``migrate_from``;
+3. the migrations up to ``migrate_to`` run (Django's executor, with the pre/post_migrate signals
+   ``manage.py migrate`` sends: content types and permissions behave as after a real migrate);
+4. the test body asserts; the copy is dropped and the alias points at the test database again,
+   which stayed at head with every row that data migrations seeded.
+
+So the cost of a test does not depend on how many migrations come after the one under test,
+and several ``test_*`` methods per class each start from the same state. A test that overrides
+``setup_initial_state()`` (rows created at head, e.g. with factories) walks its copy back to
+``migrate_from`` itself, carrying those rows through the later migrations' reverse operations.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from django.apps import apps as global_apps
+from django.conf import settings
+from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrate_signal
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.base.creation import TEST_DATABASE_PREFIX
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.migration import Migration
+from django.db.migrations.recorder import MigrationRecorder
+from django.db.migrations.state import ProjectState, StateApps
+from django.test import TransactionTestCase
+
+from migtools import snapshot
+from migtools.errors import UsageError
+
+__all__ = ["MigrationTestError", "Migrator", "TestMigrations"]
+
+Node = tuple[str, str]
+
+
+class MigrationTestError(UsageError):
+    """A migration test is set up wrongly (missing or unknown app, migration or alias)."""
+
+
+def default_app() -> str | None:
+    # TODO(settings owner): move into migtools.settings (the one place reading MIGTOOLS_*).
+    value = getattr(settings, "MIGTOOLS_DEFAULT_APP", None)
+    return str(value) if value else None
+
+
+# -- the migration graph, loaded once per process ---------------------------------------------
+
+
+@dataclass
+class _Graph:
+    loader: MigrationLoader
+    fingerprint: str
+    full_plan: list[Migration]
+    states: dict[frozenset[Node], ProjectState] = field(default_factory=dict)
+
+    def state_for(self, applied: frozenset[Node]) -> ProjectState:
+        """The project state of a database with exactly ``applied`` migrations, apps rendered
+        (cached: tests of one target share it; callers clone before mutating)."""
+        state = self.states.get(applied)
+        if state is None:
+            state = ProjectState(real_apps=self.loader.unmigrated_apps)
+            for migration in self.full_plan:
+                if (migration.app_label, migration.name) in applied:
+                    state = migration.mutate_state(state, preserve=False)
+            state.apps  # noqa: B018 - render once, here
+            self.states[applied] = state
+        return state
+
+
+_graphs: dict[tuple[str, ...], _Graph] = {}
+
+
+def _graph() -> _Graph:
+    key = (
+        repr(sorted(getattr(settings, "MIGRATION_MODULES", {}).items())),
+        *(config.name for config in global_apps.get_app_configs()),
+    )
+    graph = _graphs.get(key)
+    if graph is None:
+        loader = MigrationLoader(None, ignore_no_migrations=True)
+        full_plan: list[Migration] = []
+        seen: set[Node] = set()
+        for leaf in sorted(loader.graph.leaf_nodes()):
+            for node in loader.graph.forwards_plan(leaf):
+                if node not in seen:
+                    seen.add(node)
+                    full_plan.append(loader.graph.nodes[node])
+        graph = _graphs[key] = _Graph(loader, snapshot.graph_fingerprint(loader), full_plan)
+    return graph
+
+
+def _resolve(graph: _Graph, app: str | None, name: str | None, role: str, owner: str) -> Node:
+    if not app:
+        raise MigrationTestError(
+            f"{owner}: set `app` (the label of the app whose migration is tested) or the "
+            "MIGTOOLS_DEFAULT_APP setting."
+        )
+    try:
+        global_apps.get_app_config(app)
+    except LookupError:
+        labels = ", ".join(sorted(c.label for c in global_apps.get_app_configs()))
+        raise MigrationTestError(
+            f"{owner}: app = {app!r} is not an installed app label (installed: {labels})."
+        ) from None
+    names = sorted(n for a, n in graph.loader.graph.nodes if a == app)
+    if not names:
+        raise MigrationTestError(f"{owner}: app {app!r} has no migrations.")
+    if not name:
+        raise MigrationTestError(
+            f"{owner}: set `{role}` to a migration name of app {app!r} "
+            f"(its latest is {names[-1]!r})."
+        )
+    if (app, name) not in graph.loader.graph.nodes:
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+        prefixed = [n for n in names if n.startswith(name)]
+        hints = prefixed or close
+        hint = f" Did you mean {', '.join(map(repr, hints))}?" if hints else ""
+        raise MigrationTestError(
+            f"{owner}: {role} = {name!r} is not a migration of app {app!r}.{hint}"
+        )
+    return (app, name)
+
+
+class _RolledBack:
+    """A transaction around everything a test does on a warm copy, rolled back at the end,
+    sequences included (``nextval`` is not transactional): the next test sees the same ids.
+
+    If the transaction did not survive (the test closed the connection, committed through
+    another path, …) the copy's state is in doubt and ``on_doubt`` discards it.
+    """
+
+    def __init__(self, wrapper: BaseDatabaseWrapper, on_doubt: Callable[[], None]) -> None:
+        self.wrapper = wrapper
+        self.on_doubt = on_doubt
+        self.sequences: dict[str, tuple[int | None, int]] = {}
+        self.atomic: transaction.Atomic | None = None
+        self.raw: Any = None
+
+    def __enter__(self) -> _RolledBack:
+        self.sequences = self._read_sequences()
+        self.atomic = transaction.atomic(using=self.wrapper.alias)
+        self.atomic.__enter__()
+        self.raw = self.wrapper.connection
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self.atomic is not None
+        intact = (
+            self.wrapper.connection is not None
+            and self.wrapper.connection is self.raw
+            and self.wrapper.in_atomic_block
+            and len(self.wrapper.atomic_blocks) == 1
+        )
+        try:
+            if intact:
+                transaction.set_rollback(True, using=self.wrapper.alias)
+                self.atomic.__exit__(None, None, None)
+                self._restore_sequences()
+        except Exception:
+            intact = False
+        if not intact:
+            self.wrapper.close()
+            self.wrapper.in_atomic_block = False
+            self.wrapper.atomic_blocks = []
+            self.wrapper.needs_rollback = False
+            self.on_doubt()
+
+    def _read_sequences(self) -> dict[str, tuple[int | None, int]]:
+        with self.wrapper.cursor() as cursor:
+            cursor.execute(
+                "SELECT format('%I.%I', schemaname, sequencename), last_value, start_value "
+                "FROM pg_sequences"
+            )
+            return {name: (last, start) for name, last, start in cursor.fetchall()}
+
+    def _restore_sequences(self) -> None:
+        now = self._read_sequences()
+        changed = [(name, value) for name, value in self.sequences.items() if now.get(name) != value]
+        if changed:
+            with self.wrapper.cursor() as cursor:
+                for name, (last, start) in changed:
+                    cursor.execute(
+                        "SELECT setval(%s::regclass, %s, %s)",
+                        (name, start if last is None else last, last is not None),
+                    )
+
+
+def _check_alias(alias: str, owner: str) -> BaseDatabaseWrapper:
+    if alias not in connections.settings:
+        known = ", ".join(sorted(connections.settings))
+        raise MigrationTestError(
+            f"{owner}: connection = {alias!r} is not a database alias (DATABASES has: {known})."
+        )
+    return connections[alias]
+
+
+def _is_test_database(wrapper: BaseDatabaseWrapper) -> bool:
+    """Django's test runner (and pytest-django) renamed the alias' database already."""
+    name = wrapper.settings_dict["NAME"]
+    test_name = (wrapper.settings_dict.get("TEST") or {}).get("NAME")
+    return bool(name) and (name == test_name or str(name).startswith(TEST_DATABASE_PREFIX))
+
+
+class _Executor(MigrationExecutor):
+    """Django's executor over an already loaded graph (loading 1,000 migrations per test
+    would dominate the test's cost)."""
+
+    def __init__(self, connection: BaseDatabaseWrapper, loader: MigrationLoader) -> None:
+        self.connection = connection
+        self.loader = loader
+        self.recorder = MigrationRecorder(connection)
+        self.progress_callback = None
+
+
+# Set by the pytest plugin: creates an alias's test database when no collected test asked
+# pytest-django for it (a function test using only the ``migtools_migrator`` fixture).
+ensure_test_database: Callable[[str], None] | None = None
+
+
+class Migrator:
+    """One migration round trip on one database alias.
+
+    ``before(migrate_from)`` → historical apps at ``migrate_from`` (seed rows with them);
+    ``after(migrate_to)`` → apps at ``migrate_to`` once the migrations ran; ``reset()`` points
+    the alias back at the untouched test database (at head) and drops the copy.
+    """
+
+    def __init__(self, owner: str = "Migrator") -> None:
+        self.owner = owner
+        self.alias = DEFAULT_DB_ALIAS
+        self.app: str | None = None
+        self._stack: ExitStack | None = None
+        self._graph: _Graph | None = None
+        self._applied: frozenset[Node] = frozenset()
+        self._state: ProjectState | None = None
+        self._migrated = False
+        self._transactional = True
+
+    # -- public API -----------------------------------------------------------------------
+
+    def before(
+        self,
+        migrate_from: str | None,
+        *,
+        app: str | None = None,
+        connection: str = DEFAULT_DB_ALIAS,
+        initial_state: Callable[[], None] | None = None,
+        migrate_to: str | None = None,
+    ) -> StateApps:
+        """Put ``connection`` at ``migrate_from`` (a clean copy) and return its apps.
+
+        ``initial_state`` runs first, at head (rows it creates are carried back through the
+        later migrations' reverse operations: slower, the copy cannot come from a snapshot).
+        ``migrate_to``, when known, lets a non-atomic migration get a copy it may commit to.
+        """
+        self.reset()
+        original = _check_alias(connection, self.owner)
+        self.alias = connection
+        self.app = app or default_app()
+        graph = self._graph = _graph()
+        node = _resolve(graph, self.app, migrate_from, "migrate_from", self.owner)
+        original = self._test_database(original)
+        if original.in_atomic_block:
+            raise MigrationTestError(
+                f"{self.owner}: alias {connection!r} is inside a transaction (pytest-django's "
+                "`db` fixture or a django_db mark without transaction=True?). Migration tests "
+                "manage the database themselves: drop that fixture/mark."
+            )
+        store = snapshot.store_for(original)
+        stack = self._stack = ExitStack()
+        if initial_state is None and not self._needs_fresh_copy(graph, node, migrate_to):
+            # The common case: a warm copy of the snapshot at migrate_from, with everything the
+            # test does inside one transaction that is rolled back afterwards.
+            template = self._ensure_snapshot(store, graph, node, original)
+            wrapper = store.warm(template)
+            stack.enter_context(store.swapped(wrapper))
+            stack.enter_context(_RolledBack(wrapper, lambda: store.discard_warm(template)))
+        else:
+            # A fresh copy the test may commit to: for rows created at head (carried back
+            # through the later migrations) or a non-atomic migration (e.g. CONCURRENTLY).
+            stack.callback(store.drop, store.run_name)
+            if initial_state is None:
+                template = self._ensure_snapshot(store, graph, node, original)
+                store.clone(template, store.run_name)
+                wrapper = stack.enter_context(store.using(store.run_name))
+            else:
+                original.close()
+                store.clone(store.db_name, store.run_name)
+                wrapper = stack.enter_context(store.using(store.run_name))
+                initial_state()
+                MigrationExecutor(wrapper).migrate([node])
+                wrapper.close()  # nothing of the walk back leaks into the test's session
+            self._transactional = False
+        self._applied = frozenset(MigrationRecorder(wrapper).applied_migrations())
+        self._state = graph.state_for(self._applied)
+        return self._state.apps
+
+    def after(self, migrate_to: str | None) -> StateApps:
+        """Run the migrations up to ``migrate_to`` and return the apps at that point."""
+        if self._stack is None or self._graph is None or self._state is None:
+            raise MigrationTestError(f"{self.owner}: call before(migrate_from) first.")
+        if self._migrated:
+            raise MigrationTestError(f"{self.owner}: after() was already called; call before().")
+        graph = self._graph
+        node = _resolve(graph, self.app, migrate_to, "migrate_to", self.owner)
+        if node in self._applied:
+            raise MigrationTestError(
+                f"{self.owner}: migrate_to = {node[1]!r} is already applied at migrate_from: "
+                "it must come after migrate_from in the migration graph."
+            )
+        plan = self._plan(graph, node, self._applied)
+        if self._transactional and any(not migration.atomic for migration, _ in plan):
+            raise MigrationTestError(
+                f"{self.owner}: the migrations up to {node[1]!r} include a non-atomic one; "
+                "pass migrate_to= to before() so the test gets a copy it may commit to."
+            )
+        wrapper = connections[self.alias]
+        executor = _Executor(wrapper, graph.loader)
+        pre_state = self._state.clone()
+        emit_pre_migrate_signal(0, False, self.alias, apps=pre_state.apps, plan=plan)
+        state = executor.migrate([node], plan=plan, state=pre_state)
+        state.clear_delayed_apps_cache()
+        post_apps = state.apps
+        emit_post_migrate_signal(0, False, self.alias, apps=post_apps, plan=plan)
+        self._migrated = True
+        return post_apps
+
+    def check_target(self, migrate_to: str | None) -> None:
+        """Raise ``MigrationTestError`` unless ``migrate_to`` names a migration of the app."""
+        if self._graph is None:
+            raise MigrationTestError(f"{self.owner}: call before(migrate_from) first.")
+        _resolve(self._graph, self.app, migrate_to, "migrate_to", self.owner)
+
+    def reset(self) -> None:
+        """Back to head: the alias points at the test database again; the copy is dropped."""
+        stack, self._stack = self._stack, None
+        self._state = None
+        self._migrated = False
+        self._transactional = True
+        if stack is not None:
+            stack.close()
+
+    # -- internals ------------------------------------------------------------------------
+
+    @staticmethod
+    def _plan(
+        graph: _Graph, node: Node, applied: frozenset[Node]
+    ) -> list[tuple[Migration, bool]]:
+        return [
+            (graph.loader.graph.nodes[n], False)
+            for n in graph.loader.graph.forwards_plan(node)
+            if n not in applied
+        ]
+
+    def _needs_fresh_copy(self, graph: _Graph, node: Node, migrate_to: str | None) -> bool:
+        """True when a migration between migrate_from and migrate_to is non-atomic."""
+        if not migrate_to or (self.app, migrate_to) not in graph.loader.graph.nodes:
+            return False
+        at_from = set(graph.loader.graph.forwards_plan(node))
+        target: Node = (str(self.app), migrate_to)
+        return any(
+            not graph.loader.graph.nodes[n].atomic
+            for n in graph.loader.graph.forwards_plan(target)
+            if n not in at_from
+        )
+
+    def _test_database(self, wrapper: BaseDatabaseWrapper) -> BaseDatabaseWrapper:
+        """Refuse to touch anything but a test database; let the plugin create a missing one."""
+        if not _is_test_database(wrapper) and ensure_test_database is not None:
+            ensure_test_database(self.alias)
+            wrapper = connections[self.alias]
+        if not _is_test_database(wrapper):
+            raise MigrationTestError(
+                f"{self.owner}: alias {self.alias!r} points at {wrapper.settings_dict['NAME']!r}, "
+                "not at a test database; migration tests only run against test databases "
+                "(list the alias in the test's `databases`)."
+            )
+        return wrapper
+
+    def _ensure_snapshot(
+        self,
+        store: snapshot.SnapshotStore,
+        graph: _Graph,
+        node: Node,
+        original: BaseDatabaseWrapper,
+    ) -> str:
+        store.prune(graph.fingerprint)
+        name = store.snapshot_name(graph.fingerprint, f"{node[0]}.{node[1]}")
+        if store.exists(name):
+            if name not in store.stats.reused and name not in store.stats.built:
+                store.stats.reused.append(name)
+            return name
+        building = f"{name}_b"
+        original.close()
+        store.clone(store.db_name, building)
+        with store.using(building) as wrapper:
+            MigrationExecutor(wrapper).migrate([node])
+        store.publish(building, name)
+        store.stats.built.append(name)
+        return name
+
+
+class TestMigrations(TransactionTestCase):
+    """Test a data migration: seed at ``migrate_from``, assert at ``migrate_to``.
+
+    ``app`` (default: ``MIGTOOLS_DEFAULT_APP``), ``migrate_from``, ``migrate_to`` and
+    ``connection`` (alias, default ``"default"``) are class attributes. Each ``test_*`` method
+    gets its own fresh copy of the database at ``migrate_from``, so several methods are fine.
+    """
+
+    app: ClassVar[str | None] = None
+    migrate_from: ClassVar[str | None] = None
+    migrate_to: ClassVar[str | None] = None
+    connection: ClassVar[str] = DEFAULT_DB_ALIAS
+
+    apps: StateApps
+    migrator: Migrator
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "databases" not in cls.__dict__:
+            cls.databases = {DEFAULT_DB_ALIAS, cls.connection}
+
+    def setUp(self) -> None:
+        super().setUp()
+        owner = type(self).__qualname__
+        self.migrator = Migrator(owner)
+        self.addCleanup(self.migrator.reset)
+        overridden = type(self).setup_initial_state is not TestMigrations.setup_initial_state
+        before_apps = self.migrator.before(
+            self.migrate_from,
+            app=self.app,
+            connection=self.connection,
+            initial_state=self.setup_initial_state if overridden else None,
+            migrate_to=self.migrate_to,
+        )
+        self.migrator.check_target(self.migrate_to)  # before seeding: fail fast
+        self.setup_before_migration(before_apps)
+        self.apps = self.migrator.after(self.migrate_to)
+
+    def setup_initial_state(self) -> None:
+        """Runs at head on the test's copy (current models, factories). Optional."""
+
+    def setup_before_migration(self, apps: StateApps) -> None:
+        """Seed rows through ``apps.get_model(...)``: the historical models at migrate_from."""
+
+    def _fixture_teardown(self) -> None:
+        # Never flush: the test ran on a copy that is already dropped, and flushing the test
+        # database would delete what data migrations seeded (django-test-migrations #438).
+        pass

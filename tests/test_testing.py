@@ -1,0 +1,297 @@
+"""migtools.testing against a real PostgreSQL: TestMigrations, Migrator, snapshots.
+
+The ``ledger`` test app has real migrations: 0003 seeds currencies (a data migration whose rows
+must survive migration tests), 0004 adds ``Entry.kind`` (nullable), 0005 backfills it, 0006
+makes it NOT NULL, 0007 adds ``Account.closed``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+from django.apps import apps as global_apps
+from django.contrib.contenttypes.models import ContentType
+from django.db import connections
+from django.db.migrations.recorder import MigrationRecorder
+from django.db.migrations.state import StateApps
+from django.db.models.signals import post_migrate
+
+from migtools import snapshot
+from migtools.testing import MigrationTestError, Migrator, TestMigrations
+
+FROM = "0004_entry_kind"
+TO = "0005_backfill_entry_kind"
+HEAD = ("ledger", "0007_account_closed")
+
+
+def _at_head(alias: str = "default") -> None:
+    """The alias points at its test database, at head, with the seeded currencies."""
+    connection = connections[alias]
+    assert str(connection.settings_dict["NAME"]).startswith("test_")
+    assert HEAD in MigrationRecorder(connection).applied_migrations()
+    currency = global_apps.get_model("ledger", "Currency")
+    assert sorted(currency.objects.using(alias).values_list("code", flat=True)) == ["EUR", "USD"]
+    with connection.cursor() as cursor:
+        columns = connection.introspection.get_table_description(cursor, "ledger_entry")
+    kind = next(column for column in columns if column.name == "kind")
+    assert kind.null_ok is False  # 0006 applied: the column is NOT NULL again
+
+
+def _seed(apps: StateApps, alias: str = "default") -> dict[str, int]:
+    account_model = apps.get_model("ledger", "Account")
+    entry_model = apps.get_model("ledger", "Entry")
+    account = account_model.objects.using(alias).create(name="cash")
+    credit = entry_model.objects.using(alias).create(account=account, amount_cents=500)
+    debit = entry_model.objects.using(alias).create(account=account, amount_cents=-200)
+    preset = entry_model.objects.using(alias).create(
+        account=account, amount_cents=-1, kind="credit"
+    )
+    return {"credit": credit.pk, "debit": debit.pk, "preset": preset.pk}
+
+
+class TestBackfillEntryKind(TestMigrations):
+    """Two test methods: each must start from the same state at 0004 (django-test-migrations
+    #467), and neither may flush what 0003 seeded at head (their #438)."""
+
+    app = "ledger"
+    migrate_from = FROM
+    migrate_to = TO
+    seen_ids: ClassVar[list[dict[str, int]]] = []
+
+    def setup_before_migration(self, apps: StateApps) -> None:
+        entry_model = apps.get_model("ledger", "Entry")
+        assert entry_model.objects.count() == 0  # a clean copy, nothing left by other tests
+        self.ids = _seed(apps)
+        self.seen_ids.append(self.ids)
+
+    def test_backfill(self) -> None:
+        entry_model = self.apps.get_model("ledger", "Entry")
+        kinds = dict(entry_model.objects.values_list("pk", "kind"))
+        assert kinds == {
+            self.ids["credit"]: "credit",
+            self.ids["debit"]: "debit",
+            self.ids["preset"]: "credit",  # already set: kept
+        }
+
+    def test_second_method_starts_from_the_same_state(self) -> None:
+        entry_model = self.apps.get_model("ledger", "Entry")
+        assert entry_model.objects.count() == 3
+        # The data migration's rows are in the copy too.
+        currency = self.apps.get_model("ledger", "Currency")
+        assert currency.objects.count() == 2
+
+    def test_database_is_at_migrate_to(self) -> None:
+        applied = MigrationRecorder(connections["default"]).applied_migrations()
+        assert ("ledger", TO) in applied
+        assert ("ledger", "0006_entry_kind_not_null") not in applied
+        assert connections["default"].settings_dict["NAME"].startswith(snapshot.PREFIX)
+
+    def test_sequences_continue_after_seeded_rows(self) -> None:
+        entry_model = self.apps.get_model("ledger", "Entry")
+        account = self.apps.get_model("ledger", "Account").objects.get()
+        new = entry_model.objects.create(account=account, amount_cents=1, kind="credit")
+        assert new.pk > max(self.ids.values())
+
+    def test_z_every_method_got_the_same_ids(self) -> None:
+        # Sequences are reset with the data: each method's seed got the same primary keys.
+        assert len(self.seen_ids) >= 2
+        assert self.seen_ids == [self.seen_ids[0]] * len(self.seen_ids), self.seen_ids
+
+    def test_content_types_as_after_migrate(self) -> None:
+        content_type = self.apps.get_model("contenttypes", "ContentType")
+        assert content_type.objects.filter(app_label="ledger", model="entry").exists()
+
+
+class TestInitialStateIsCarriedBack(TestMigrations):
+    """setup_initial_state() runs at head with the current models; its rows are walked back
+    through 0007..0005's reverse operations."""
+
+    app = "ledger"
+    migrate_from = FROM
+    migrate_to = TO
+
+    def setup_initial_state(self) -> None:
+        account_model = global_apps.get_model("ledger", "Account")
+        entry_model = global_apps.get_model("ledger", "Entry")
+        account = account_model.objects.create(name="head", closed=True)
+        self.head_entry = entry_model.objects.create(account=account, amount_cents=-3, kind="debit")
+
+    def setup_before_migration(self, apps: StateApps) -> None:
+        entry_model = apps.get_model("ledger", "Entry")
+        assert list(entry_model.objects.values_list("kind", flat=True)) == ["debit"]
+        self.new_entry = entry_model.objects.create(
+            account_id=self.head_entry.account_id, amount_cents=7
+        )
+
+    def test_both_rows(self) -> None:
+        entry_model = self.apps.get_model("ledger", "Entry")
+        assert entry_model.objects.get(pk=self.head_entry.pk).kind == "debit"
+        assert entry_model.objects.get(pk=self.new_entry.pk).kind == "credit"
+
+
+class TestOtherAlias(TestMigrations):
+    """connection = "other": the round trip runs on that alias only."""
+
+    app = "ledger"
+    migrate_from = FROM
+    migrate_to = TO
+    connection = "other"
+
+    def setup_before_migration(self, apps: StateApps) -> None:
+        self.ids = _seed(apps, "other")
+
+    def test_backfill_on_other(self) -> None:
+        entry_model = self.apps.get_model("ledger", "Entry")
+        assert entry_model.objects.using("other").get(pk=self.ids["debit"]).kind == "debit"
+        assert connections["other"].settings_dict["NAME"].startswith(snapshot.PREFIX)
+        # default was not touched: still the test database at head, without these rows.
+        assert str(connections["default"].settings_dict["NAME"]).startswith("test_")
+        assert not global_apps.get_model("ledger", "Entry").objects.using("default").exists()
+        applied = MigrationRecorder(connections["default"]).applied_migrations()
+        assert HEAD in applied
+
+
+# -- function style: the migtools_migrator fixture ----------------------------------------
+
+
+def test_migrator_round_trip_and_back_at_head(migtools_migrator: Migrator) -> None:
+    apps = migtools_migrator.before(FROM, app="ledger")
+    ids = _seed(apps)
+    after = migtools_migrator.after(TO)
+    assert after.get_model("ledger", "Entry").objects.get(pk=ids["debit"]).kind == "debit"
+    migtools_migrator.reset()
+    _at_head()
+    assert not global_apps.get_model("ledger", "Entry").objects.exists()
+
+
+def test_two_round_trips_start_from_the_same_state(migtools_migrator: Migrator) -> None:
+    seen = []
+    for _ in range(2):
+        apps = migtools_migrator.before(FROM, app="ledger")
+        entry_model = apps.get_model("ledger", "Entry")
+        seen.append(entry_model.objects.count())
+        _seed(apps)
+        migtools_migrator.after(TO)
+    assert seen == [0, 0]
+
+
+def test_seeded_data_survives_migration_tests(migtools_migrator: Migrator) -> None:
+    # Runs after the TestMigrations classes above (file order): nothing flushed head.
+    _at_head()
+
+
+def test_other_alias_with_the_fixture(migtools_migrator: Migrator) -> None:
+    apps = migtools_migrator.before(FROM, app="ledger", connection="other")
+    ids = _seed(apps, "other")
+    after = migtools_migrator.after(TO)
+    assert after.get_model("ledger", "Entry").objects.using("other").get(
+        pk=ids["credit"]
+    ).kind == "credit"
+    migtools_migrator.reset()
+    _at_head("other")
+
+
+def test_post_migrate_is_sent_like_migrate(migtools_migrator: Migrator) -> None:
+    calls: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        if sender.label == "ledger":
+            calls.append(kwargs)
+
+    post_migrate.connect(receiver)
+    try:
+        migtools_migrator.before(FROM, app="ledger")
+        migtools_migrator.after(TO)
+    finally:
+        post_migrate.disconnect(receiver)
+    assert len(calls) == 1
+    assert calls[0]["using"] == "default"
+    assert [(m.name, backwards) for m, backwards in calls[0]["plan"]] == [(TO, False)]
+    assert ContentType.objects.db_manager("default").filter(app_label="ledger").exists()
+
+
+def test_snapshot_is_reused_within_the_run(migtools_migrator: Migrator) -> None:
+    migtools_migrator.before(FROM, app="ledger")
+    migtools_migrator.reset()
+    before = snapshot.totals()
+    migtools_migrator.before(FROM, app="ledger")
+    after = snapshot.totals()
+    assert after.built == before.built  # nothing rebuilt for the same target
+
+
+# -- clear errors -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"migrate_from": FROM}, "set `app`"),
+        ({"migrate_from": FROM, "app": "nope"}, "app = 'nope' is not an installed app label"),
+        ({"migrate_from": FROM, "app": "alpha"}, "app 'alpha' has no migrations"),
+        ({"migrate_from": None, "app": "ledger"}, "set `migrate_from` to a migration name"),
+        (
+            {"migrate_from": "0004_entry_knd", "app": "ledger"},
+            "migrate_from = '0004_entry_knd' is not a migration of app 'ledger'. "
+            "Did you mean '0004_entry_kind',",
+        ),
+        (
+            {"migrate_from": "0004", "app": "ledger"},
+            "Did you mean '0004_entry_kind'?",
+        ),
+        (
+            {"migrate_from": FROM, "app": "ledger", "connection": "nope"},
+            "connection = 'nope' is not a database alias (DATABASES has: default, other)",
+        ),
+    ],
+)
+def test_before_errors(
+    migtools_migrator: Migrator, kwargs: dict[str, Any], message: str
+) -> None:
+    migrate_from = kwargs.pop("migrate_from")
+    with pytest.raises(MigrationTestError) as excinfo:
+        migtools_migrator.before(migrate_from, **kwargs)
+    assert message in str(excinfo.value)
+
+
+def test_after_errors(migtools_migrator: Migrator) -> None:
+    with pytest.raises(MigrationTestError, match=r"call before\(migrate_from\) first"):
+        migtools_migrator.after(TO)
+    migtools_migrator.before(FROM, app="ledger")
+    with pytest.raises(MigrationTestError, match="'0003_seed_currencies' is already applied"):
+        migtools_migrator.after("0003_seed_currencies")
+    with pytest.raises(MigrationTestError, match="set `migrate_to`"):
+        migtools_migrator.after(None)
+
+
+def test_class_reports_missing_migrate_to_before_seeding(migtools_migrator: Migrator) -> None:
+    seeded = []
+
+    class NoTarget(TestMigrations):
+        app = "ledger"
+        migrate_from = FROM
+
+        def setup_before_migration(self, apps: StateApps) -> None:
+            seeded.append(apps)
+
+    case = NoTarget("setup_initial_state")
+    try:
+        with pytest.raises(MigrationTestError, match="NoTarget: set `migrate_to`"):
+            case.setUp()
+    finally:
+        case.doCleanups()
+    assert seeded == []
+    _at_head()
+
+
+def test_default_app_setting(migtools_migrator: Migrator, settings: Any) -> None:
+    settings.MIGTOOLS_DEFAULT_APP = "ledger"
+    apps = migtools_migrator.before(FROM)
+    assert apps.get_model("ledger", "Entry")
+
+
+def test_databases_follow_connection() -> None:
+    class OnOther(TestMigrations):
+        connection = "other"
+
+    assert OnOther.databases == {"default", "other"}
