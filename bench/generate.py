@@ -258,10 +258,13 @@ def _write(path: Path, text: str) -> None:
 def project_env(root: Path, database_url: str | None = None) -> dict[str, str]:
     """Environment for running the project's ``manage.py``: the generated settings module
     (whatever DJANGO_SETTINGS_MODULE the caller has), the project root on the path, the
-    database URL when known, and an explicit git identity."""
+    database URL when known, byte-code caching on, and an explicit git identity."""
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = f"{SETTINGS_PACKAGE}.settings"
     env["PYTHONPATH"] = str(root)
+    # Byte-code caches as on a developer's machine: without them every process that imports
+    # migrations (Django's loader) compiles them all again, which no real project pays.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     url = database_url or os.environ.get("DATABASE_URL")
     if url:
         env["DATABASE_URL"] = url
