@@ -540,7 +540,7 @@ def check_operation(
     """
     from migtools import opcheck
 
-    return opcheck.check_operation(
+    findings: list[Finding] = opcheck.check_operation(
         migration,
         operation,
         from_state,
@@ -551,6 +551,7 @@ def check_operation(
         new_tables=new_tables,
         large_tables=large_tables,
     )
+    return findings
 
 
 def check_sql(
@@ -565,10 +566,11 @@ def check_sql(
     A statement pglast cannot parse is reported as run-sql-not-safe."""
     from migtools import sqlcheck
 
-    return sqlcheck.check_sql(
+    findings: list[Finding] = sqlcheck.check_sql(
         sql,
         migration=migration,
         new_tables=new_tables,
         large_tables=large_tables,
         stage=stage if stage is not None else stage_of(migration),
     )
+    return findings

@@ -1,0 +1,76 @@
+"""``sqlmigrate``: Django's, with migtools' findings as ``-- migtools: <id>: <message>`` comment
+lines before the statement they concern; ``--check`` exits 1 on an error-level finding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+from django.core.management.commands import sqlmigrate
+from django.db import connections
+from django.db.migrations.loader import AmbiguityError
+
+from migtools.errors import UnknownAppError
+from migtools.management.base import MigtoolsCommandMixin
+
+
+class Command(MigtoolsCommandMixin, sqlmigrate.Command):
+    help = (
+        "Prints the SQL statements for the named migration, with migtools' findings as "
+        "'-- migtools:' comments before the statements they concern."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Exit with status 1 when an error-level finding is reported.",
+        )
+
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        self._errors = 0
+        output = super().execute(*args, **options)
+        if options.get("check") and self._errors:
+            raise CommandError(
+                f"{self._errors} error-level migtools finding(s); see the "
+                "'-- migtools:' lines above.",
+                returncode=1,
+            )
+        return output
+
+    def handle(self, *args: Any, **options: Any) -> str:
+        if options["backwards"]:
+            return str(super().handle(*args, **options))
+        from django.apps import apps
+
+        from migtools.verify import Verifier, load
+
+        connection = connections[options["database"]]
+        app_label, name = options["app_label"], options["migration_name"]
+        try:
+            apps.get_app_config(app_label)
+        except LookupError:
+            raise UnknownAppError(app_label) from None
+        loader = load(connection, replace=False)
+        if app_label not in loader.migrated_apps:
+            raise CommandError(f"App '{app_label}' does not have migrations")
+        try:
+            migration = loader.get_migration_by_prefix(app_label, name)
+        except AmbiguityError:
+            raise CommandError(
+                f"More than one migration matches '{name}' in app '{app_label}'. Please be "
+                "more specific."
+            ) from None
+        except KeyError:
+            raise CommandError(
+                f"Cannot find a migration matching '{name}' from app '{app_label}'. Is it in "
+                "INSTALLED_APPS?"
+            ) from None
+        self.output_transaction = migration.atomic and connection.features.can_rollback_ddl
+        report = Verifier(connection, loader).run({(app_label, migration.name)})
+        migration_report = report.migrations[0]
+        self._errors = report.errors
+        if not migration_report.entries and options["verbosity"] >= 1:
+            self.stderr.write("No operations found.")
+        return "\n".join(migration_report.annotated())

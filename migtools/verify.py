@@ -1,0 +1,407 @@
+"""The verifier: findings for a set of migrations in one pass over the migration plan.
+
+The project state is built once: migrations before the first selected one only mutate the
+state (nothing rendered), each selected migration is applied to a collecting schema editor
+operation by operation (as ``Migration.apply(..., collect_sql=True)`` does, so the SQL is the
+SQL ``sqlmigrate`` prints), and each operation's SQL is judged as it is collected. The cost
+grows with the plan, not with the plan times the selection.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import subprocess
+import sys
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from django.apps import apps as django_apps
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
+from django.db.migrations.state import ProjectState
+
+from migtools import opcheck
+from migtools import settings as mt_settings
+from migtools.errors import UnknownAppError, UsageError
+from migtools.rules import Finding, Level, configured_levels
+from migtools.sqlcheck import SqlContext
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.migrations.migration import Migration
+
+Node = tuple[str, str]
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class MigrationReport:
+    """One verified migration: its collected SQL (as sqlmigrate prints it) and findings."""
+
+    node: Node
+    path: str | None
+    entries: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    atomic: bool = True
+    op_starts: list[int] = field(default_factory=list)  # entry index where each op begins
+
+    def annotated(self) -> list[str]:
+        """``entries`` with each finding as a ``-- migtools: <id>: <message>`` line before
+        the statement it concerns (before the operation's header when it has no statement;
+        at the top for findings about the whole migration)."""
+        before: dict[int, list[Finding]] = {}
+        for f in self.findings:
+            at = 0
+            if f.operation_index is not None and f.operation_index < len(self.op_starts):
+                start = self.op_starts[f.operation_index]
+                end = (
+                    self.op_starts[f.operation_index + 1]
+                    if f.operation_index + 1 < len(self.op_starts)
+                    else len(self.entries)
+                )
+                at = start
+                if f.sql:
+                    needle = f.sql.strip()
+                    tail = range(self.op_starts[-1], len(self.entries))
+                    for i in [*range(start, end), *tail]:
+                        if needle in self.entries[i]:
+                            at = i
+                            break
+            before.setdefault(at, []).append(f)
+        out: list[str] = []
+        for i, entry in enumerate(self.entries):
+            out.extend(
+                f"-- migtools: {f.rule_id}: {' '.join(f.message.split())}"
+                for f in before.get(i, ())
+            )
+            out.append(entry)
+        if not self.entries:
+            out.extend(f"-- migtools: {f.rule_id}: {f.message}" for f in before.get(0, ()))
+        return out
+
+
+@dataclass
+class Report:
+    migrations: list[MigrationReport] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for m in self.migrations for f in m.findings]
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.level is Level.ERROR)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for f in self.findings if f.level is Level.WARNING)
+
+
+# -- selection ---------------------------------------------------------------------------
+
+
+def load(connection: BaseDatabaseWrapper, *, replace: bool = True) -> MigrationLoader:
+    return MigrationLoader(connection, replace_migrations=replace)
+
+
+def full_plan(loader: MigrationLoader) -> list[Node]:
+    """Every node of the graph in an order that respects dependencies (Django's forwards plan
+    of each leaf, merged)."""
+    plan: list[Node] = []
+    seen: set[Node] = set()
+    for leaf in sorted(loader.graph.leaf_nodes()):
+        for node in loader.graph.forwards_plan(leaf):
+            if node not in seen:
+                seen.add(node)
+                plan.append(node)
+    return plan
+
+
+def default_apps() -> list[str]:
+    return [c.label for c in mt_settings.managed_apps()]
+
+
+def select(
+    loader: MigrationLoader,
+    *,
+    app_label: str | None = None,
+    name: str | None = None,
+    since: str | None = None,
+    unapplied: bool = False,
+) -> set[Node]:
+    """The nodes to verify. APP [NAME] narrows to one app (and one migration, by name or
+    unique prefix); without APP, the managed apps. ``since``: migrations whose files were added
+    or changed since that git ref; ``unapplied``: migrations not recorded as applied."""
+    if app_label is not None:
+        try:
+            django_apps.get_app_config(app_label)
+        except LookupError:
+            raise UnknownAppError(app_label) from None
+        labels = {app_label}
+    else:
+        labels = set(default_apps())
+    nodes = {n for n in loader.graph.nodes if n[0] in labels}
+    if name is not None:
+        assert app_label is not None
+        matches = [n for n in nodes if n[1] == name] or [n for n in nodes if n[1].startswith(name)]
+        if len(matches) != 1:
+            what = "More than one migration matches" if matches else "Cannot find a migration"
+            raise UsageError(f"{what} {name!r} in app {app_label!r}.")
+        nodes = set(matches)
+    if unapplied:
+        nodes -= set(loader.applied_migrations or {})
+    if since is not None:
+        changed = changed_files(since)
+        nodes = {n for n in nodes if _path_of(loader.graph.nodes[n]) in changed}
+    return nodes
+
+
+def changed_files(ref: str) -> set[str]:
+    """Absolute paths of files added or changed since ``ref`` (committed, staged, unstaged or
+    untracked), from the git checkout holding the project."""
+    root = mt_settings.project_root()
+
+    def git(*args: str) -> list[str]:
+        proc = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            raise UsageError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
+        return [line for line in proc.stdout.splitlines() if line]
+
+    top = Path(git("rev-parse", "--show-toplevel")[0])
+    git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    names = git("diff", "--name-only", "--diff-filter=AMR", ref)
+    names += git("ls-files", "--others", "--exclude-standard")
+    return {str((top / n).resolve()) for n in names}
+
+
+def _path_of(migration: Migration) -> str | None:
+    module = sys.modules.get(type(migration).__module__)
+    file = getattr(module, "__file__", None)
+    return str(Path(file).resolve()) if file else None
+
+
+# -- the pass ----------------------------------------------------------------------------
+
+
+class Verifier:
+    """One pass over the plan for the selected nodes.
+
+    Tables created within the selected or unapplied migrations count as new (operations on
+    them lock nothing in use), with two readings of "unapplied" made precise: a selected
+    migration recorded as applied in this database created tables that exist (they count as
+    new only within that migration), and an unselected unapplied migration counts only in an
+    app with applied migrations here (an empty CI database says nothing about production).
+    """
+
+    def __init__(
+        self,
+        connection: BaseDatabaseWrapper,
+        loader: MigrationLoader | None = None,
+        *,
+        large_tables: Collection[str] | None = None,
+        with_tests: bool = True,
+    ) -> None:
+        self.connection = connection
+        self.loader = loader or load(connection)
+        self.levels = configured_levels()
+        self.large_tables = (
+            large_tables if large_tables is not None else opcheck.large_tables(connection)
+        )
+        self.managed = set(default_apps())
+        self.with_tests = with_tests
+        self._tests: opcheck.MigrationTests | None = None
+
+    @property
+    def tests(self) -> opcheck.MigrationTests:
+        if self._tests is None:
+            from migtools.renumber import find_test_files
+
+            files = find_test_files(mt_settings.migration_test_dirs(), mt_settings.project_root())
+            self._tests = opcheck.read_migration_tests(files)
+        return self._tests
+
+    def _applied(self) -> set[Node]:
+        try:
+            return set(MigrationRecorder(self.connection).applied_migrations())
+        except Exception:  # no django_migrations table yet: nothing applied
+            return set()
+
+    def run(self, selected: Collection[Node], progress: Progress | None = None) -> Report:
+        report = Report()
+        if not selected:
+            return report
+        plan = full_plan(self.loader)
+        positions = [i for i, n in enumerate(plan) if n in selected]
+        first, last = positions[0], positions[-1]
+        applied = self._applied()
+        apps_with_history = {a for a, _ in applied}
+        state = ProjectState(real_apps=self.loader.unmigrated_apps)
+        nodes = self.loader.graph.nodes
+        new_tables: set[str] = set()
+        for node in plan[:first]:
+            migration = nodes[node]
+            if node not in applied and node[0] in apps_with_history:
+                new_tables.update(_created_tables(migration, state))
+            state = migration.mutate_state(state, preserve=False)
+        done = 0
+        total = len(positions)
+        for node in plan[first : last + 1]:
+            migration = nodes[node]
+            if node in selected:
+                known = set(new_tables)
+                result = self.verify_migration(migration, state, new_tables)
+                if node in applied:  # its tables exist in this database: not new any more
+                    new_tables.intersection_update(known)
+                report.migrations.append(result)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+            else:
+                if node not in applied and node[0] in apps_with_history:
+                    new_tables.update(_created_tables(migration, state))
+                state = migration.mutate_state(state, preserve=False)
+        return report
+
+    def verify_migration(
+        self, migration: Migration, state: ProjectState, new_tables: set[str]
+    ) -> MigrationReport:
+        """Collect and judge one migration; ``state`` (the state before it) is advanced in
+        place and ``new_tables`` grows with the tables it creates."""
+        app_label = migration.app_label
+        report = MigrationReport(
+            (app_label, migration.name), _path_of(migration), atomic=bool(migration.atomic)
+        )
+        ctx = SqlContext(
+            atomic=bool(migration.atomic), new_tables=new_tables, large_tables=self.large_tables
+        )
+        has_ddl = has_data = False
+        entries = report.entries
+        with self.connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
+            for index, operation in enumerate(migration.operations):
+                report.op_starts.append(len(entries))
+                entries += ["--", f"-- {operation.describe()}", "--"]
+                if not operation.reduces_to_sql:
+                    entries.append("-- THIS OPERATION CANNOT BE WRITTEN AS SQL")
+                    sql: list[str] = []
+                    from_state = state
+                else:
+                    start = len(editor.collected_sql)
+                    deferred_before = len(editor.deferred_sql)
+                    from_state = state.clone()
+                    operation.state_forwards(app_label, state)
+                    operation.database_forwards(app_label, editor, from_state, state)
+                    sql = editor.collected_sql[start:]
+                    entries.extend(sql)
+                    editor.collected_sql[start:] = []
+                    if not sql:
+                        entries.append("-- (no-op)")
+                    # Deferred statements (FKs, indexes of new tables) run at the end of the
+                    # migration but belong to the operation that queued them.
+                    sql = sql + [str(s) for s in editor.deferred_sql[deferred_before:]]
+                result = opcheck.judge_operation(
+                    migration,
+                    operation,
+                    from_state,
+                    self.connection,
+                    sql,
+                    ctx,
+                    index=index,
+                    levels=self.levels,
+                )
+                has_ddl = has_ddl or result.has_ddl
+                has_data = has_data or result.has_data
+                report.findings.extend(result.findings)
+        entries.extend(editor.collected_sql)  # the deferred statements, run at exit
+        report.findings.extend(
+            opcheck.check_migration(
+                migration,
+                managed=app_label in self.managed,
+                has_ddl=has_ddl,
+                has_data=has_data,
+                tests=self.tests if self.with_tests and app_label in self.managed else None,
+                levels=self.levels,
+            )
+        )
+        if report.findings and report.path:
+            _locate(report)
+        return report
+
+
+def _created_tables(migration: Migration, state: ProjectState) -> set[str]:
+    from django.db.migrations import operations as ops
+
+    tables: set[str] = set()
+    for operation in migration.operations:
+        for op in opcheck.database_operations(operation):
+            if isinstance(op, ops.CreateModel):
+                table = op.options.get("db_table")
+                tables.add(str(table) if table else f"{migration.app_label}_{op.name_lower}")
+    return tables
+
+
+def _locate(report: MigrationReport) -> None:
+    """Fill each finding's path and line (the operation's line in the migration file)."""
+    assert report.path is not None
+    try:
+        tree = ast.parse(Path(report.path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError):
+        tree = None
+    class_line = 1
+    op_lines: list[int] = []
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.ClassDef) and node.name == "Migration":
+            class_line = node.lineno
+            for stmt in node.body:
+                if (
+                    isinstance(stmt, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "operations" for t in stmt.targets)
+                    and isinstance(stmt.value, ast.List | ast.Tuple)
+                ):
+                    op_lines = [e.lineno for e in stmt.value.elts]
+    located = []
+    for f in report.findings:
+        line = class_line
+        if f.operation_index is not None and f.operation_index < len(op_lines):
+            line = op_lines[f.operation_index]
+        located.append(_replace(f, path=report.path, line=line))
+    report.findings = located
+
+
+def _replace(finding: Finding, **changes: object) -> Finding:
+    from dataclasses import replace
+
+    return replace(finding, **changes)  # type: ignore[arg-type]
+
+
+def verify(
+    connection: BaseDatabaseWrapper,
+    *,
+    app_label: str | None = None,
+    name: str | None = None,
+    since: str | None = None,
+    unapplied: bool = False,
+    progress: Progress | None = None,
+) -> Report:
+    loader = load(connection)
+    selected = select(loader, app_label=app_label, name=name, since=since, unapplied=unapplied)
+    return Verifier(connection, loader).run(selected, progress)
+
+
+def findings_for_files(paths: Iterable[str | Path], connection: BaseDatabaseWrapper) -> Report:
+    """Verify the migrations defined in ``paths`` (e.g. the files makemigrations just wrote)."""
+    wanted = {str(Path(p).resolve()) for p in paths}
+    loader = load(connection)
+    selected = {n for n, m in loader.graph.nodes.items() if _path_of(m) in wanted}
+    return Verifier(connection, loader).run(selected)
+
+
+def migration_file_line(migration: Migration) -> int:
+    try:
+        return inspect.getsourcelines(type(migration))[1]
+    except (OSError, TypeError):
+        return 1
