@@ -98,3 +98,34 @@ class RenumberWriteError(RenumberError):
 
 class RuleConfigError(UsageError):
     """``MIGTOOLS_RULES`` names an unknown rule or level."""
+
+
+class UnsafeMigrationError(MigtoolsError):
+    """Applying a migration was refused: what is dangerous, why, and the safe recipe."""
+
+    def __init__(
+        self, rule: str, migration: str, message: str, why: str = "", recipe: str = ""
+    ) -> None:
+        parts = [f"{migration}: {message} [{rule}]"]
+        if why:
+            parts.append(f"Why: {why}")
+        if recipe:
+            parts.append(f"Safe recipe:\n{recipe}")
+        super().__init__("\n".join(parts))
+        self.rule = rule
+        self.migration = migration
+        self.message = message
+        self.why = why
+        self.recipe = recipe
+
+
+class LockTimeoutError(MigtoolsError):
+    """A migration statement could not get its lock within lock_timeout, retries included."""
+
+
+class UnroutedTableError(MigtoolsError):
+    """The DELETE phase of a two-phase removal cannot tell which database holds the table."""
+
+
+class PendingDeletionError(MigtoolsError):
+    """A DELETE-phase operation without its earlier MOVE_TO_PENDING (or a bad MOVE_TO_PENDING)."""

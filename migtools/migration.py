@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db import migrations
+
+if TYPE_CHECKING:
+    from django.db.migrations.state import ProjectState
 
 
 class CheckedMigration(migrations.Migration):
@@ -30,3 +33,23 @@ class CheckedMigration(migrations.Migration):
             if "is_post_deployment" in vars(klass):
                 return True
         return False
+
+    # The migtools schema editor learns here which migration runs (checked or not, pre- or
+    # post-deployment) and wraps it in timeouts and lock-timeout retries. Any other editor
+    # (another backend, a collecting editor) runs the migration as Django does.
+
+    def apply(
+        self, project_state: ProjectState, schema_editor: Any, collect_sql: bool = False
+    ) -> ProjectState:
+        run = getattr(schema_editor, "migtools_run", None)
+        if run is None:
+            return super().apply(project_state, schema_editor, collect_sql)
+        return run(self, super().apply, project_state, collect_sql, False)  # type: ignore[no-any-return]
+
+    def unapply(
+        self, project_state: ProjectState, schema_editor: Any, collect_sql: bool = False
+    ) -> ProjectState:
+        run = getattr(schema_editor, "migtools_run", None)
+        if run is None:
+            return super().unapply(project_state, schema_editor, collect_sql)
+        return run(self, super().unapply, project_state, collect_sql, True)  # type: ignore[no-any-return]

@@ -1,0 +1,2 @@
+"""``ENGINE: "migtools.db.backends.postgresql"``: Django's PostgreSQL backend with the migtools
+schema editor."""

@@ -1,0 +1,11 @@
+"""Django's PostgreSQL ``DatabaseWrapper`` whose schema editor enforces migtools' rules."""
+
+from __future__ import annotations
+
+from django.db.backends.postgresql.base import DatabaseWrapper as PostgresDatabaseWrapper
+
+from migtools.db.backends.postgresql.schema import DatabaseSchemaEditor
+
+
+class DatabaseWrapper(PostgresDatabaseWrapper):
+    SchemaEditorClass = DatabaseSchemaEditor
