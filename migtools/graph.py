@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import os
 import pkgutil
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from django.apps import apps as django_apps
 from django.conf import settings
 from django.db.migrations.loader import MigrationLoader
 
+from migtools import parsecache
 from migtools import settings as mt_settings
 from migtools.errors import (
     ConflictError,
@@ -71,6 +73,10 @@ class AppMigrations:
 # --------------------------------------------------------------------------- reading
 
 
+# Settings read while parsing the current file (recorded for the parse cache).
+_settings_used: dict[str, str] | None = None
+
+
 def _key_tuple(node: ast.expr, path: Path) -> Key:
     if isinstance(node, ast.Call):
         func = node.func
@@ -107,6 +113,8 @@ def _setting_value(node: ast.expr, path: Path) -> str:
     ):
         value = getattr(settings, node.attr, None)
         if isinstance(value, str):
+            if _settings_used is not None:
+                _settings_used[node.attr] = value
             return value
         raise DynamicMigrationError(str(path), node.lineno, f"settings.{node.attr} is not a string")
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -227,29 +235,89 @@ def locate(app_label: str) -> tuple[str | None, Path | None]:
     return module, Path(locations[0]) if locations else None
 
 
+def _scan(directory: Path) -> dict[str, tuple[Path, parsecache.Stamp]]:
+    """The migration modules of a directory as Django's loader lists them (``.py`` files not
+    starting with ``_`` or ``~``), with their (size, mtime_ns), from one directory listing."""
+    found: dict[str, tuple[Path, parsecache.Stamp]] = {}
+    packages: set[str] = set()
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.endswith(".py") and name[0] not in "_~" and "." not in name[:-3]:
+                if entry.is_file():
+                    stat = entry.stat()
+                    found[name[:-3]] = (Path(entry.path), (stat.st_size, stat.st_mtime_ns))
+            elif "." not in name and entry.is_dir():
+                packages.add(name)
+    for name in packages & set(found):
+        del found[name]  # a package of that name wins, and packages are not migrations
+    return dict(sorted(found.items()))
+
+
+def _parse_cached(
+    cache: parsecache.ParseCache | None,
+    path: Path,
+    stamp: parsecache.Stamp,
+    app_label: str,
+    name: str,
+) -> MigrationFile:
+    global _settings_used
+    if cache is not None:
+        entry = cache.get(name, stamp)
+        if entry is not None:
+            return MigrationFile(
+                app_label=app_label,
+                name=name,
+                path=path,
+                dependencies=tuple((a, n) for a, n in entry["dependencies"]),
+                replaces=tuple((a, n) for a, n in entry["replaces"]),
+                run_before=tuple((a, n) for a, n in entry["run_before"]),
+                initial=bool(entry["initial"]),
+                line=int(entry["line"]),
+            )
+    _settings_used = {}
+    try:
+        parsed = parse_migration_source(path.read_text(encoding="utf-8"), path, app_label, name)
+        used = _settings_used
+    finally:
+        _settings_used = None
+    if cache is not None:
+        data = {
+            "dependencies": parsed.dependencies,
+            "replaces": parsed.replaces,
+            "run_before": parsed.run_before,
+            "initial": parsed.initial,
+            "line": parsed.line,
+        }
+        cache.put(name, stamp, data, used)
+    return parsed
+
+
 def read_app(app_label: str) -> AppMigrations:
-    """Read every migration file of one app; import them only if one is too dynamic."""
+    """Read every migration file of one app; import them only if one is too dynamic.
+
+    Parsed results are remembered per file (see :mod:`migtools.parsecache`).
+    """
     module, directory = locate(app_label)
     app = AppMigrations(label=app_label, module=module, directory=directory)
-    if directory is None or module is None:
+    if directory is None or module is None or not directory.is_dir():
         return app
-    for name in migration_names(directory):
-        path = directory / f"{name}.py"
-        if not path.is_file():
-            continue
+    listing = _scan(directory)
+    cache = parsecache.ParseCache(directory) if parsecache.enabled() else None
+    for name, (path, stamp) in listing.items():
         try:
-            app.files[name] = parse_migration_source(
-                path.read_text(encoding="utf-8"), path, app_label, name
-            )
+            app.files[name] = _parse_cached(cache, path, stamp, app_label, name)
         except DynamicMigrationError as exc:
             app.warnings.append(
                 f"{exc}; imported the migrations of app '{app_label}' to read the graph instead."
             )
             app.files = {
-                n: _imported_file(app_label, module, n, directory / f"{n}.py")
-                for n in migration_names(directory)
+                n: _imported_file(app_label, module, n, p) for n, (p, _) in listing.items()
             }
-            break
+            return app
+    if cache is not None:
+        cache.prune(set(listing))
+        cache.save()
     return app
 
 

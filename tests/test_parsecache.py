@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from migtools import graph, parsecache
+from tests.helpers import render_migration, temp_migrations_module
+
+OLD = 1_600_000_000  # a mtime far in the past: not racy
+
+
+def _age(directory: Path, seconds: int = OLD) -> None:
+    for path in directory.glob("*.py"):
+        os.utime(path, (seconds, seconds))
+
+
+def _cache_file(directory: Path) -> Path:
+    return directory / "__pycache__" / parsecache.FILENAME
+
+
+@pytest.fixture
+def alpha(tmp_path: Path):  # type: ignore[no-untyped-def]
+    files = {
+        "0001_initial.py": render_migration([]),
+        "0002_second.py": render_migration([("alpha", "0001_initial")]),
+    }
+    with temp_migrations_module(tmp_path, {"alpha": files}) as dirs:
+        yield dirs["alpha"]
+
+
+def test_cache_is_written_and_used(alpha: Path) -> None:
+    _age(alpha)
+    assert graph.load(["alpha"]).leaves("alpha") == ["0002_second"]
+    data = json.loads(_cache_file(alpha).read_text())
+    assert sorted(data["files"]) == ["0001_initial", "0002_second"]
+    # Poison the cached answer: a hit must come from the cache, not from parsing.
+    data["files"]["0002_second"]["dependencies"] = []
+    _cache_file(alpha).write_text(json.dumps(data))
+    assert graph.load(["alpha"]).leaves("alpha") == ["0001_initial", "0002_second"]
+
+
+def test_changed_file_is_parsed_again(alpha: Path) -> None:
+    _age(alpha)
+    graph.load(["alpha"])
+    path = alpha / "0002_second.py"
+    # Same size, different content and mtime: the stamp no longer matches.
+    path.write_text(path.read_text().replace("0001_initial", "0001_initiax"))
+    os.utime(path, (OLD + 10, OLD + 10))
+    with pytest.raises(graph.GraphError, match="0001_initiax"):
+        graph.load(["alpha"])
+
+
+def test_racy_files_are_not_stored(alpha: Path) -> None:
+    graph.load(["alpha"])  # files written just now
+    assert json.loads(_cache_file(alpha).read_text())["files"] == {}
+
+
+def test_settings_change_invalidates_swappable_entries(tmp_path: Path) -> None:
+    files = {
+        "0001_initial.py": (
+            "from django.conf import settings\nfrom django.db import migrations\n\n\n"
+            "class Migration(migrations.Migration):\n"
+            "    dependencies = [migrations.swappable_dependency(settings.AUTH_USER_MODEL)]\n"
+            "    operations = []\n"
+        )
+    }
+    with temp_migrations_module(tmp_path, {"alpha": files}) as dirs:
+        _age(dirs["alpha"])
+        first = graph.read_app("alpha").files["0001_initial"]
+        assert first.dependencies == (("auth", "__first__"),)
+        with override_settings(AUTH_USER_MODEL="beta.Person"):
+            again = graph.read_app("alpha").files["0001_initial"]
+        assert again.dependencies == (("beta", "__first__"),)
+
+
+def test_cache_can_be_turned_off(alpha: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIGTOOLS_GRAPH_CACHE", "0")
+    _age(alpha)
+    assert graph.load(["alpha"]).leaves("alpha") == ["0002_second"]
+    assert not _cache_file(alpha).exists()
+
+
+def test_unreadable_cache_is_ignored(alpha: Path) -> None:
+    _age(alpha)
+    _cache_file(alpha).parent.mkdir(exist_ok=True)
+    _cache_file(alpha).write_text("{not json")
+    assert graph.load(["alpha"]).leaves("alpha") == ["0002_second"]
