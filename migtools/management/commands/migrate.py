@@ -1,0 +1,208 @@
+"""Django's ``migrate`` with migtools' safety checks on apply.
+
+- Before anything is applied, every checked migration of the plan must subclass
+  ``CheckedMigration``, state ``is_post_deployment`` and use no plain ``RunSQL`` (the schema
+  editor checks the rest while it runs).
+- A PostgreSQL advisory lock makes concurrent ``migrate`` runs on one database wait for each
+  other: two deploys never migrate at once.
+- ``--pre-deploy`` applies every migration that is not post-deployment and whose dependencies
+  are satisfied, defers post-deployment migrations and whatever depends on them, and lists
+  them. Forwards only; nothing is faked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+from django.core.management.commands.migrate import Command as DjangoCommand
+from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrate_signal
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.migration import Migration
+from django.db.models.signals import pre_migrate
+
+from migtools import enforcement
+from migtools.management.base import MigtoolsCommandMixin
+
+ADVISORY_LOCK_NAME = "migtools.migrate"
+
+
+def advisory_key(connection: BaseDatabaseWrapper) -> int:
+    digest = hashlib.sha256(
+        f"{ADVISORY_LOCK_NAME}:{connection.settings_dict.get('NAME')}".encode()
+    ).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def is_post_deployment(migration: Migration) -> bool:
+    return getattr(migration, "is_post_deployment", False) is True
+
+
+def pre_deploy_plan(
+    executor: MigrationExecutor, targets: list[tuple[str, str | None]]
+) -> tuple[list[tuple[Migration, bool]], list[tuple[Migration, str]]]:
+    """(plan to apply now, [(deferred migration, reason)]): forwards only."""
+    plan = executor.migration_plan(targets)
+    if any(backwards for _migration, backwards in plan):
+        raise CommandError(
+            "--pre-deploy only applies migrations forwards; this target would unapply some. "
+            "Run plain `migrate APP NAME` to unapply."
+        )
+    graph = executor.loader.graph
+    deferred: dict[tuple[str, str], str] = {}
+    apply: list[tuple[Migration, bool]] = []
+    for migration, backwards in plan:
+        key = (migration.app_label, migration.name)
+        if is_post_deployment(migration):
+            deferred[key] = "post-deployment"
+            continue
+        blocked = [p for p in graph.node_map[key].parents if p.key in deferred]
+        if blocked:
+            parent = blocked[0].key
+            deferred[key] = f"depends on deferred {parent[0]}.{parent[1]}"
+            continue
+        apply.append((migration, backwards))
+    by_key = {(m.app_label, m.name): m for m, _b in plan}
+    return apply, [(by_key[k], reason) for k, reason in deferred.items()]
+
+
+class Command(MigtoolsCommandMixin, DjangoCommand):
+    help = DjangoCommand.help + " With migtools' safety checks; --pre-deploy (migtools)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--pre-deploy",
+            action="store_true",
+            help="Apply every migration that is not post-deployment (and does not depend on "
+            "one); list what was deferred. Run plain migrate after the deploy.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        database = options["database"]
+        connection = connections[database]
+        with self._advisory_lock(connection):
+            if options["pre_deploy"]:
+                self._pre_deploy(connection, *args, **options)
+                return
+            checked: list[bool] = []
+
+            def check(sender: Any, plan: Any = None, using: str = "", **kwargs: Any) -> None:
+                if using == database and plan and not checked:
+                    checked.append(True)
+                    enforcement.check_plan(plan)
+
+            pre_migrate.connect(check, dispatch_uid="migtools.migrate.check", weak=False)
+            try:
+                super().handle(*args, **options)
+            finally:
+                pre_migrate.disconnect(dispatch_uid="migtools.migrate.check")
+
+    @contextmanager
+    def _advisory_lock(self, connection: BaseDatabaseWrapper) -> Iterator[None]:
+        if connection.vendor != "postgresql":
+            yield
+            return
+        key = advisory_key(connection)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            row = cursor.fetchone()
+            if not (row and row[0]):
+                self.stderr.write(
+                    "Another migrate is running on this database (advisory lock "
+                    f"{key}); waiting for it to finish..."
+                )
+                started = time.monotonic()
+                cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+                self.stderr.write(f"Got the migrate lock after {time.monotonic() - started:.1f}s.")
+        try:
+            yield
+        finally:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            except Exception:  # the session ended: its advisory locks went with it
+                pass
+
+    def _pre_deploy(self, connection: BaseDatabaseWrapper, *args: Any, **options: Any) -> None:
+        if options["fake"] or options["fake_initial"] or options["prune"] or options["plan"]:
+            raise CommandError(
+                "--pre-deploy cannot be combined with --fake/--fake-initial/--prune/--plan.",
+                returncode=2,
+            )
+        self.verbosity = options["verbosity"]
+        self.interactive = options["interactive"]
+        executor = MigrationExecutor(connection, self.migration_progress_callback)  # type: ignore[arg-type]
+        executor.loader.check_consistent_history(connection)
+        conflicts = executor.loader.detect_conflicts()
+        if conflicts:
+            names = "; ".join(f"{', '.join(v)} in {k}" for k, v in conflicts.items())
+            raise CommandError(f"Conflicting migrations detected ({names}).")
+        app_label = options.get("app_label")
+        if app_label:
+            self._app_label_or_error(executor, app_label)
+            targets: list[tuple[str, str | None]] = [
+                key for key in executor.loader.graph.leaf_nodes() if key[0] == app_label
+            ]
+        else:
+            targets = list(executor.loader.graph.leaf_nodes())
+        if options.get("migration_name"):
+            raise CommandError(
+                "--pre-deploy applies up to the leaves; to apply one migration give "
+                "`migrate APP NAME` without --pre-deploy.",
+                returncode=2,
+            )
+        plan, deferred = pre_deploy_plan(executor, targets)
+        enforcement.check_plan(plan)
+        pre_state = executor._create_project_state(with_applied_migrations=True)  # type: ignore[attr-defined]
+        emit_pre_migrate_signal(
+            self.verbosity,
+            self.interactive,
+            connection.alias,
+            stdout=self.stdout,
+            apps=pre_state.apps,
+            plan=plan,
+        )
+        if self.verbosity >= 1:
+            self.stdout.write(self.style.MIGRATE_HEADING("Running pre-deploy migrations:"))
+        if not plan:
+            if self.verbosity >= 1:
+                self.stdout.write("  No migrations to apply before the deploy.")
+            post_state = pre_state
+        else:
+            post_state = executor.migrate(
+                targets, plan=plan, state=pre_state.clone(), fake=False, fake_initial=False
+            )
+        post_state.clear_delayed_apps_cache()
+        emit_post_migrate_signal(
+            self.verbosity,
+            self.interactive,
+            connection.alias,
+            stdout=self.stdout,
+            apps=post_state.apps,
+            plan=plan,
+        )
+        if deferred:
+            self.stdout.write(
+                self.style.MIGRATE_HEADING(
+                    "Deferred until after the deploy (run `manage.py migrate` then):"
+                )
+            )
+            for migration, reason in deferred:
+                self.stdout.write(f"  {migration.app_label}.{migration.name} ({reason})")
+
+    def _app_label_or_error(self, executor: MigrationExecutor, app_label: str) -> None:
+        from django.apps import apps
+
+        try:
+            apps.get_app_config(app_label)
+        except LookupError as exc:
+            raise CommandError(str(exc), returncode=2) from None
+        if app_label not in executor.loader.migrated_apps:
+            raise CommandError(f"App '{app_label}' does not have migrations.", returncode=2)
