@@ -25,6 +25,7 @@ from migtools import lockfile, rewrite
 from migtools import settings as mt_settings
 from migtools.errors import (
     AppliedMigrationsError,
+    ConflictError,
     GraphError,
     LockfileError,
     MigtoolsError,
@@ -39,9 +40,25 @@ Key = tuple[str, str]
 
 _NUMBER = re.compile(r"^(\d+)(.*)$")
 _SQUASHED = re.compile(r"_squashed_(\d+)")
-_SKIP_DIRS = {".git", ".hg", ".venv", "venv", "env", "node_modules", "__pycache__", ".tox",
-              ".nox", "site-packages", "dist-packages", "build", "dist", ".mypy_cache",
-              ".ruff_cache", ".pytest_cache", "migrations"}
+_SKIP_DIRS = {
+    ".git",
+    ".hg",
+    ".venv",
+    "venv",
+    "env",
+    "node_modules",
+    "__pycache__",
+    ".tox",
+    ".nox",
+    "site-packages",
+    "dist-packages",
+    "build",
+    "dist",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "migrations",
+}
 
 
 def fmt(key: Key) -> str:
@@ -139,8 +156,10 @@ class Plan:
         for change in self.changes:
             old_rel, new_rel = self.relative(change.source), self.relative(change.path)
             if change.moved:
-                chunks.append(f"diff --git a/{old_rel} b/{new_rel}\nrename from {old_rel}\n"
-                              f"rename to {new_rel}\n")
+                chunks.append(
+                    f"diff --git a/{old_rel} b/{new_rel}\nrename from {old_rel}\n"
+                    f"rename to {new_rel}\n"
+                )
             old_lines = (change.old_text or "").splitlines(keepends=True)
             new_lines = (change.new_text or "").splitlines(keepends=True)
             if old_lines == new_lines:
@@ -151,7 +170,9 @@ class Plan:
                 fromfile=f"a/{old_rel}" if change.old_text is not None else "/dev/null",
                 tofile=f"b/{new_rel}" if change.new_text is not None else "/dev/null",
             ):
-                chunks.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+                chunks.append(
+                    line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                )
         return "".join(chunks)
 
 
@@ -205,7 +226,12 @@ def find_test_files(dirs: list[Path] | None, root: Path) -> list[Path]:
         for name in filenames:
             if not name.endswith(".py"):
                 continue
-            if in_tests or name.startswith("test") or name.endswith("_test.py") or name == "tests.py":
+            if (
+                in_tests
+                or name.startswith("test")
+                or name.endswith("_test.py")
+                or name == "tests.py"
+            ):
                 found.append(Path(dirpath) / name)
     return sorted(found)
 
@@ -214,11 +240,17 @@ def gather(repo: GitRepo, main: str | None = None) -> Inputs:
     """Read the managed apps, the git state, the lockfile and the test files."""
     main_ref = repo.main_branch(main if main is not None else mt_settings.main_branch())
     apps = {c.label: read_app(c.label) for c in mt_settings.managed_apps()}
-    paths = {f.path.resolve(): f.key for app in apps.values() for f in app.files.values()}
+    files: dict[Path, dict[str, Key]] = {}
     for app in apps.values():
-        if app.directory is not None and app.files:
-            repo.relative(app.directory)  # outside the repository: refuse early
-    mine_paths = repo.mine(main_ref, paths)
+        if app.directory is None or not app.files:
+            continue
+        directory = app.directory.resolve()
+        repo.relative(directory)  # outside the repository: refuse early
+        names = files.setdefault(directory, {})
+        for mig in app.files.values():
+            names[f"{mig.name}.py"] = mig.key
+    mine_files = repo.mine_names(main_ref, files)
+    mine = {files[d][n] for d, names in mine_files.items() for n in names}
     lock_path = mt_settings.lockfile_path().resolve()
     try:
         lock_text: str | None = lock_path.read_text(encoding="utf-8")
@@ -238,7 +270,7 @@ def gather(repo: GitRepo, main: str | None = None) -> Inputs:
     state = repo.state()
     return Inputs(
         apps=apps,
-        mine={paths[p] for p in mine_paths},
+        mine=mine,
         lockfile_path=lock_path,
         lockfile_text=lock_text,
         lockfile_sides=sides,
@@ -273,12 +305,16 @@ def select(inputs: Inputs, migration: str, app_label: str | None) -> Key:
         labels = [label]
     else:
         labels = sorted(inputs.apps)
-    keys = [key for label in labels for key in (
-        (label, name) for name in sorted(inputs.apps[label].files)
-    )]
+    keys = [
+        key
+        for label in labels
+        for key in ((label, name) for name in sorted(inputs.apps[label].files))
+    ]
     candidates = [k for k in keys if k[1] == migration]
     if not candidates and migration.isdigit():
-        candidates = [k for k in keys if (n := number_of(k[1])) is not None and n[0] == int(migration)]
+        candidates = [
+            k for k in keys if (n := number_of(k[1])) is not None and n[0] == int(migration)
+        ]
     if not candidates:
         candidates = [k for k in keys if migration in k[1]]
     if len(candidates) > 1:
@@ -305,7 +341,7 @@ def select(inputs: Inputs, migration: str, app_label: str | None) -> Key:
 
 def conflicted_apps(inputs: Inputs, graph: DiskGraph) -> list[str]:
     """Apps with several leaves, plus apps whose lockfile lines conflict in git."""
-    labels = set(graph.conflicts())
+    labels = {label for label, leaves in leaves_by_app(graph).items() if len(leaves) > 1}
     sides = inputs.lockfile_sides
     if sides is not None:
         for label in set(sides.ours) | set(sides.theirs):
@@ -358,6 +394,30 @@ class _Workspace:
         return DiskGraph(apps)
 
 
+def leaves_by_app(graph: DiskGraph) -> dict[str, list[str]]:
+    """Every asked-for app's leaves in one pass over the graph (``graph.leaves`` per app
+    walks every node each time)."""
+    found: dict[str, list[str]] = {label: [] for label in graph.apps}
+    for key, children in graph.children.items():
+        names = found.get(key[0])
+        if (
+            names is not None
+            and key in graph.parents
+            and not any(child[0] == key[0] for child in children)
+        ):
+            names.append(key[1])
+    return {label: sorted(names) for label, names in found.items()}
+
+
+def lockfile_entries(graph: DiskGraph) -> dict[str, str]:
+    """What :func:`lockfile.expected` returns, in one pass; raises ConflictError likewise."""
+    leaves = leaves_by_app(graph)
+    conflicts = {label: names for label, names in leaves.items() if len(names) > 1}
+    if conflicts:
+        raise ConflictError(conflicts)
+    return {label: names[0] for label, names in leaves.items() if names}
+
+
 def _refs(mig: MigrationFile) -> Iterable[Key]:
     yield from mig.dependencies
     yield from mig.run_before
@@ -386,8 +446,7 @@ def _chain(graph: DiskGraph, label: str, mine: set[Key]) -> list[Key]:
 def _main_leaf(graph: DiskGraph, label: str, mine: set[Key]) -> str | None:
     theirs = [k for k in graph.nodes(label) if k not in mine]
     leaves = [
-        k for k in theirs
-        if not any(c[0] == label and c not in mine for c in graph.children[k])
+        k for k in theirs if not any(c[0] == label and c not in mine for c in graph.children[k])
     ]
     if len(leaves) > 1:
         names = ", ".join(k[1] for k in leaves)
@@ -411,9 +470,7 @@ def _next_number(inputs: Inputs, label: str, mine: set[Key]) -> int:
     return highest + 1
 
 
-def _plan_app(
-    inputs: Inputs, graph: DiskGraph, work: _Workspace, label: str
-) -> AppPlan:
+def _plan_app(inputs: Inputs, graph: DiskGraph, work: _Workspace, label: str) -> AppPlan:
     mine = inputs.mine
     chain = _chain(graph, label, mine)
     main_leaf = _main_leaf(graph, label, mine)
@@ -427,7 +484,9 @@ def _plan_app(
                 "'makemigrations --merge') before moving them."
             )
     first = work.files[chain[0]]
-    bases = [d for d in first.dependencies if d[0] == label and d not in mine and d[1] != "__first__"]
+    bases = [
+        d for d in first.dependencies if d[0] == label and d not in mine and d[1] != "__first__"
+    ]
     old_parent = bases[0][1] if bases else None
     start = _next_number(inputs, label, mine)
     new_names = []
@@ -450,7 +509,7 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
     except GraphError as exc:
         raise RenumberError(f"The migration graph is broken, nothing was changed: {exc}") from None
 
-    conflicts = graph.conflicts()
+    conflicts = {k: v for k, v in leaves_by_app(graph).items() if len(v) > 1}
     if migration is not None:
         selected = select(inputs, migration, app_label)
         labels = [selected[0]]
@@ -479,14 +538,16 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
             moved.append((label, old))
             if old != new:
                 old_path = work.files[(label, old)].path
-                renames[(label, old)] = Rename(label, old, new, old_path,
-                                               old_path.with_name(f"{new}.py"))
+                renames[(label, old)] = Rename(
+                    label, old, new, old_path, old_path.with_name(f"{new}.py")
+                )
         first = (label, app_plan.chain[0])
         assert app_plan.main_leaf is not None
         if app_plan.old_parent != app_plan.main_leaf:
             target = (label, app_plan.main_leaf)
             relinks[first] = {
-                d: target for d in work.files[first].dependencies
+                d: target
+                for d in work.files[first].dependencies
                 if d[0] == label and d not in inputs.mine and d[1] != "__first__"
             }
             if app_plan.old_parent is not None:
@@ -500,13 +561,15 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
 
     try:
         new_graph = work.graph(renames)
-        expected = lockfile.expected(new_graph)
+        expected = lockfile_entries(new_graph)
     except GraphError as exc:
-        raise RenumberError(f"Moving the migrations would break the graph, nothing was changed: "
-                            f"{exc}") from None
+        raise RenumberError(
+            f"Moving the migrations would break the graph, nothing was changed: {exc}"
+        ) from None
     except MigtoolsError as exc:
-        raise RenumberError(f"After the moves the graph would still conflict, nothing was "
-                            f"changed: {exc}") from None
+        raise RenumberError(
+            f"After the moves the graph would still conflict, nothing was changed: {exc}"
+        ) from None
 
     changes: list[Change] = []
     root = inputs.root
@@ -523,9 +586,12 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
     changes.extend(_test_changes(inputs, table, new_parents))
 
     new_lock = lockfile.render(expected)
-    if new_lock != inputs.lockfile_text and (labels or inputs.lockfile_sides is not None or changes):
-        changes.append(Change(inputs.lockfile_path, inputs.lockfile_path, inputs.lockfile_text,
-                              new_lock))
+    if new_lock != inputs.lockfile_text and (
+        labels or inputs.lockfile_sides is not None or changes
+    ):
+        changes.append(
+            Change(inputs.lockfile_path, inputs.lockfile_path, inputs.lockfile_text, new_lock)
+        )
     if changes or inputs.lockfile_unmerged:
         changes.extend(_rename_map_change(inputs, table))
     return Plan(
@@ -633,11 +699,15 @@ def _check_unchanged(plan: Plan) -> None:
         except FileNotFoundError:
             current = None
         if current != change.old_text:
-            raise RenumberError(f"{change.source} changed while update_migration ran; nothing "
-                                "was changed. Run it again.")
+            raise RenumberError(
+                f"{change.source} changed while update_migration ran; nothing "
+                "was changed. Run it again."
+            )
         if change.moved and change.path.exists() and change.path not in sources:
-            raise RenumberError(f"Cannot rename {change.source.name} to {change.path.name}: "
-                                f"{change.path} already exists. Nothing was changed.")
+            raise RenumberError(
+                f"Cannot rename {change.source.name} to {change.path.name}: "
+                f"{change.path} already exists. Nothing was changed."
+            )
 
 
 def apply(plan: Plan, repo: GitRepo | None, before_step: Step | None = None) -> None:
@@ -740,26 +810,38 @@ def _restore(
 
 
 def verify(plan: Plan) -> list[str]:
-    """Problems left after applying: several leaves in an app, a stale lockfile."""
-    apps = []
-    for label, app in plan.new_graph.apps.items():
-        files = {}
-        for name, mig in app.files.items():
-            files[name] = parse_migration_source(mig.path.read_text(encoding="utf-8"), mig.path,
-                                                 label, name)
-        apps.append(AppMigrations(label, app.module, app.directory, files))
+    """Problems left after applying: several leaves in an app, a stale lockfile.
+
+    Every migration file the plan wrote is read back from disk and must hold what the plan's
+    graph (checked before writing: one leaf per app, no cycle) says; the lockfile on disk must
+    name each app's leaf in that graph.
+    """
     problems: list[str] = []
+    written = {c.path for c in plan.changes if c.new_text is not None}
+    for label, app in plan.new_graph.apps.items():
+        for name, planned in app.files.items():
+            if planned.path not in written:
+                continue
+            try:
+                source = planned.path.read_text(encoding="utf-8")
+                actual = parse_migration_source(source, planned.path, label, name)
+            except (OSError, GraphError) as exc:
+                problems.append(f"{planned.path}: {exc}")
+                continue
+            if replace(actual, line=planned.line) != planned:
+                problems.append(f"{planned.path} does not hold the planned dependencies")
+    leaves = leaves_by_app(plan.new_graph)
+    problems += [
+        f"{label} still has several leaf migrations: {', '.join(names)}"
+        for label, names in leaves.items()
+        if len(names) > 1
+    ]
+    wanted = {label: names[0] for label, names in leaves.items() if names}
     try:
-        graph = DiskGraph(apps)
-    except GraphError as exc:
-        return [str(exc)]
-    for label, leaves in graph.conflicts().items():
-        problems.append(f"{label} still has several leaf migrations: {', '.join(leaves)}")
-    if not problems:
-        try:
-            problems += [m.describe() for m in lockfile.check(plan.lockfile_path, graph)]
-        except MigtoolsError as exc:
-            problems.append(str(exc))
+        actual_lock = lockfile.read(plan.lockfile_path)
+    except MigtoolsError as exc:
+        return [*problems, str(exc)]
+    problems += [m.describe() for m in lockfile.compare(actual_lock, wanted)]
     return problems
 
 
@@ -805,8 +887,7 @@ def rollback_plan(plan: Plan, connection: Any) -> list[tuple[Any, bool]]:
     for migration, _backwards in steps:
         for operation in migration.operations:
             if not operation.reversible:
-                blocked.append(f"  {migration.app_label}.{migration.name}: "
-                               f"{operation.describe()}")
+                blocked.append(f"  {migration.app_label}.{migration.name}: {operation.describe()}")
     if blocked:
         raise AppliedMigrationsError(
             "Cannot roll back the applied migrations before renaming them: these operations "

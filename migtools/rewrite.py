@@ -53,7 +53,7 @@ class _Source:
         index = raw.find(old)
         if index < 0 or raw.count(old) != 1 or len(raw) - len(old) > 8:
             return None  # implicit concatenation or escapes: leave it alone
-        return Edit(start, end, raw[:index] + new + raw[index + len(old):])
+        return Edit(start, end, raw[:index] + new + raw[index + len(old) :])
 
 
 def apply(source: str, edits: Iterable[Edit]) -> str:
@@ -64,16 +64,16 @@ def apply(source: str, edits: Iterable[Edit]) -> str:
     for edit in sorted(edits, key=lambda e: e.start):
         if edit.start < position:
             raise ValueError(f"overlapping edits at byte {edit.start}")
-        out.append(data[position:edit.start])
+        out.append(data[position : edit.start])
         out.append(edit.text.encode("utf-8"))
         position = edit.end
     out.append(data[position:])
     return b"".join(out).decode("utf-8")
 
 
-def _class_assignments(tree: ast.Module, names: tuple[str, ...]) -> Iterable[
-    tuple[ast.ClassDef, str, ast.expr]
-]:
+def _class_assignments(
+    tree: ast.Module, names: tuple[str, ...]
+) -> Iterable[tuple[ast.ClassDef, str, ast.expr]]:
     for node in ast.walk(tree):
         if not isinstance(node, ast.ClassDef):
             continue
@@ -197,9 +197,8 @@ def test_edits(
 
 def _class_app(klass: ast.ClassDef) -> str | None:
     for stmt in klass.body:
-        if (
-            isinstance(stmt, ast.Assign)
-            and any(isinstance(t, ast.Name) and t.id == "app" for t in stmt.targets)
+        if isinstance(stmt, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "app" for t in stmt.targets
         ):
             return _const(stmt.value)
     return None

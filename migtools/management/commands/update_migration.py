@@ -24,23 +24,27 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "migration", nargs="?",
+            "migration",
+            nargs="?",
             help="The migration to move: full name, number or unique substring.",
         )
         parser.add_argument(
             "app_label", nargs="?", help="The app of MIGRATION, when the match is not unique."
         )
         parser.add_argument(
-            "--dry-run", action="store_true",
+            "--dry-run",
+            action="store_true",
             help="Print the plan and a unified diff; change nothing.",
         )
         parser.add_argument(
-            "--update-applied", action="store_true",
+            "--update-applied",
+            action="store_true",
             help="Roll back moved migrations that the database records as applied (their "
             "reverse operations, with the current graph) before renaming them.",
         )
         parser.add_argument(
-            "--database", default=DEFAULT_DB_ALIAS,
+            "--database",
+            default=DEFAULT_DB_ALIAS,
             help="The database to look for applied migrations in (default: 'default').",
         )
 
@@ -79,9 +83,7 @@ class Command(BaseCommand):
 
         if options["dry_run"]:
             for migration_obj, _backwards in steps:
-                self.stdout.write(
-                    f"  Would unapply {migration_obj.app_label}.{migration_obj.name}"
-                )
+                self.stdout.write(f"  Would unapply {migration_obj.app_label}.{migration_obj.name}")
             diff = plan.diff()
             if diff:
                 self.stdout.write(diff, ending="")
@@ -101,9 +103,11 @@ class Command(BaseCommand):
                 "The renames were written, but the result does not check out:\n"
                 + "\n".join(f"  {p}" for p in problems)
             )
-        self.stdout.write(self.style.SUCCESS(
-            "Done: every managed app has one leaf migration and the lockfile is up to date."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                "Done: every managed app has one leaf migration and the lockfile is up to date."
+            )
+        )
         if steps:
             self.stdout.write("Run 'python manage.py migrate' to apply them in the new order.")
         next_step = repo.next_step()
@@ -117,24 +121,35 @@ class Command(BaseCommand):
         for fix in plan.map_fixes:
             self.stdout.write(f"Fixed a reference in {fix}")
         for app in plan.apps:
-            self.stdout.write(style.MIGRATE_HEADING(
-                f"Moving {app.app_label}'s migrations after {app.main_leaf} "
-                f"(the latest on {inputs.main}):"
-            ))
+            self.stdout.write(
+                style.MIGRATE_HEADING(
+                    f"Moving {app.app_label}'s migrations after {app.main_leaf} "
+                    f"(the latest on {inputs.main}):"
+                )
+            )
             for old, new in zip(app.chain, app.new_names, strict=True):
                 if old == new:
                     self.stdout.write(f"  {old} (name kept, now depends on {app.main_leaf})")
                 else:
                     self.stdout.write(f"  {old} -> {style.MIGRATE_LABEL(new)}")
         moved = {r.old_path for r in plan.renames}
-        edited = [c for c in plan.changes if c.path != plan.lockfile_path and c.stage
-                  and c.old_text != c.new_text and c.source not in moved]
+        edited = [
+            c
+            for c in plan.changes
+            if c.path != plan.lockfile_path
+            and c.stage
+            and c.old_text != c.new_text
+            and c.source not in moved
+        ]
         if edited:
             self.stdout.write(style.MIGRATE_HEADING("Rewriting references in:"))
             for change in edited:
                 self.stdout.write(f"  {plan.relative(change.path)}")
-        tests = [c for c in plan.changes if c.moved and not any(
-            r.old_path == c.source for r in plan.renames)]
+        tests = [
+            c
+            for c in plan.changes
+            if c.moved and not any(r.old_path == c.source for r in plan.renames)
+        ]
         for change in tests:
             self.stdout.write(
                 f"Renaming {plan.relative(change.source)} -> {plan.relative(change.path)}"
