@@ -78,7 +78,7 @@ def split(sql: str) -> list[Statement]:
     except ParseError as exc:
         return [Statement(sql, None, str(exc))]
     if len(raw) == 1:
-        return [Statement(sql, raw[0].stmt)]
+        return [Statement(sql.strip().rstrip(";").rstrip(), raw[0].stmt)]
     data = sql.encode()
     out = []
     for r in raw:
@@ -321,6 +321,12 @@ class _Checker:
                         f"Column {column.colname!r} is added to {table!r} with a volatile "
                         f"default ({func}()): the table is rewritten.",
                     )
+            elif c.contype == ConstrType.CONSTR_FOREIGN and existing and not c.skip_validation:
+                self.hit(
+                    "fk-not-valid-missing",
+                    f"Column {column.colname!r} is added to {table!r} with a foreign key "
+                    "validated at once: both tables are locked while the table is scanned.",
+                )
             elif c.contype in (ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY) and existing:
                 self.hit(
                     "unique-constraint-on-existing-table",

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import ast
 import inspect
+import multiprocessing as mp
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.apps import apps as django_apps
+from django.db.migrations import operations as ops
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
@@ -32,6 +36,7 @@ from migtools.sqlcheck import SqlContext
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.migrations.migration import Migration
+    from django.db.migrations.operations.base import Operation
 
 Node = tuple[str, str]
 Progress = Callable[[int, int], None]
@@ -231,41 +236,47 @@ class Verifier:
         except Exception:  # no django_migrations table yet: nothing applied
             return set()
 
-    def run(self, selected: Collection[Node], progress: Progress | None = None) -> Report:
-        report = Report()
+    def run(
+        self,
+        selected: Collection[Node],
+        progress: Progress | None = None,
+        *,
+        workers: int | None = None,
+    ) -> Report:
+        """Verify ``selected`` in plan order. Long runs are split into contiguous stretches
+        of the plan verified by forked worker processes (``workers``: default the CPU count,
+        from ``PARALLEL_THRESHOLD`` selected migrations on); each worker builds its own
+        starting state without rendering, so the result is the same as one pass."""
         if not selected:
-            return report
+            return Report()
         plan = full_plan(self.loader)
         positions = [i for i, n in enumerate(plan) if n in selected]
-        first, last = positions[0], positions[-1]
         applied = self._applied()
-        apps_with_history = {a for a, _ in applied}
-        state = ProjectState(real_apps=self.loader.unmigrated_apps)
-        nodes = self.loader.graph.nodes
-        new_tables: set[str] = set()
-        for node in plan[:first]:
-            migration = nodes[node]
-            if node not in applied and node[0] in apps_with_history:
-                new_tables.update(_created_tables(migration, state))
-            state = migration.mutate_state(state, preserve=False)
-        done = 0
-        total = len(positions)
-        for node in plan[first : last + 1]:
-            migration = nodes[node]
-            if node in selected:
-                known = set(new_tables)
-                result = self.verify_migration(migration, state, new_tables)
-                if node in applied:  # its tables exist in this database: not new any more
-                    new_tables.intersection_update(known)
-                report.migrations.append(result)
-                done += 1
-                if progress is not None:
-                    progress(done, total)
-            else:
-                if node not in applied and node[0] in apps_with_history:
-                    new_tables.update(_created_tables(migration, state))
-                state = migration.mutate_state(state, preserve=False)
-        return report
+        walk = _Walk(self, plan, set(selected), applied)
+        if workers is None:
+            workers = (os.cpu_count() or 1) if len(positions) >= PARALLEL_THRESHOLD else 1
+        workers = max(1, min(workers, len(positions) // 50 or 1))
+        if workers == 1 or "fork" not in mp.get_all_start_methods():
+            return Report(walk(positions[0], positions[-1], progress, len(positions)))
+        # Stretches with equal numbers of selected migrations; the parent verifies the first.
+        bounds = [positions[len(positions) * k // workers] for k in range(workers)]
+        stretches = [
+            (lo, (bounds[k + 1] - 1) if k + 1 < workers else positions[-1])
+            for k, lo in enumerate(bounds)
+        ]
+        global _CURRENT_WALK
+        _CURRENT_WALK = walk
+        self.connection.close()  # never share a socket with the children
+        try:
+            with ProcessPoolExecutor(workers - 1, mp_context=mp.get_context("fork")) as pool:
+                futures = [pool.submit(_walk_stretch, lo, hi) for lo, hi in stretches[1:]]
+                first_count = sum(1 for i in positions if i <= stretches[0][1])
+                migrations = walk(*stretches[0], progress, first_count)
+                for future in futures:
+                    migrations.extend(future.result())
+        finally:
+            _CURRENT_WALK = None
+        return Report(migrations)
 
     def verify_migration(
         self, migration: Migration, state: ProjectState, new_tables: set[str]
@@ -288,11 +299,14 @@ class Verifier:
                 if not operation.reduces_to_sql:
                     entries.append("-- THIS OPERATION CANNOT BE WRITTEN AS SQL")
                     sql: list[str] = []
-                    from_state = state
+                    # Django's apply() skips state_forwards here (it collects one migration
+                    # only); a pass over the plan must keep the state right.
+                    from_state = _before(state, operation, app_label)
+                    operation.state_forwards(app_label, state)
                 else:
                     start = len(editor.collected_sql)
                     deferred_before = len(editor.deferred_sql)
-                    from_state = state.clone()
+                    from_state = _before(state, operation, app_label)
                     operation.state_forwards(app_label, state)
                     operation.database_forwards(app_label, editor, from_state, state)
                     sql = editor.collected_sql[start:]
@@ -330,6 +344,91 @@ class Verifier:
         if report.findings and report.path:
             _locate(report)
         return report
+
+
+# Operations whose state_forwards mutates only the ModelState they name (or adds one): the
+# state before them can share every other ModelState with the state after them.
+_LOCAL_OPERATIONS: tuple[type, ...] = (
+    ops.AddField,
+    ops.RemoveField,
+    ops.AlterField,
+    ops.CreateModel,
+    ops.AddIndex,
+    ops.RemoveIndex,
+    ops.AddConstraint,
+    ops.RemoveConstraint,
+    ops.AlterModelOptions,
+    ops.AlterUniqueTogether,
+    ops.AlterModelManagers,
+    ops.AlterModelTableComment,
+    ops.RunSQL,
+    ops.RunPython,
+)
+
+
+def _before(state: ProjectState, operation: Operation, app_label: str) -> ProjectState:
+    """A copy of ``state`` that stays the state before ``operation`` once the operation has
+    mutated ``state``. ``ProjectState.clone()`` copies every ModelState, which makes a pass
+    over the plan quadratic in the number of models; for operations that touch one model
+    only that model's ModelState is copied (the rendered registry is cloned as Django does).
+    """
+    if type(operation) not in _LOCAL_OPERATIONS:
+        return state.clone()
+    models = dict(state.models)
+    name = getattr(operation, "model_name_lower", None) or getattr(operation, "name_lower", None)
+    key = (app_label, name) if name else None
+    if key is not None and key in models:
+        models[key] = models[key].clone()
+    before = ProjectState(models=models, real_apps=state.real_apps)
+    if "apps" in state.__dict__:
+        before.apps = state.apps.clone()
+    before.is_delayed = state.is_delayed
+    return before
+
+
+PARALLEL_THRESHOLD = 400
+_CURRENT_WALK: _Walk | None = None
+
+
+def _walk_stretch(lo: int, hi: int) -> list[MigrationReport]:
+    assert _CURRENT_WALK is not None
+    return _CURRENT_WALK(lo, hi, None, 0)
+
+
+class _Walk:
+    """Walks the plan from its start to ``hi``: migrations before ``lo`` only mutate the
+    state; selected ones in ``lo..hi`` are verified."""
+
+    def __init__(
+        self, verifier: Verifier, plan: list[Node], selected: set[Node], applied: set[Node]
+    ) -> None:
+        self.verifier = verifier
+        self.plan = plan
+        self.selected = selected
+        self.applied = applied
+        self.history = {a for a, _ in applied}
+
+    def __call__(
+        self, lo: int, hi: int, progress: Progress | None, total: int
+    ) -> list[MigrationReport]:
+        nodes = self.verifier.loader.graph.nodes
+        state = ProjectState(real_apps=self.verifier.loader.unmigrated_apps)
+        new_tables: set[str] = set()
+        out: list[MigrationReport] = []
+        for index, node in enumerate(self.plan[: hi + 1]):
+            migration = nodes[node]
+            if index >= lo and node in self.selected:
+                known = set(new_tables)
+                out.append(self.verifier.verify_migration(migration, state, new_tables))
+                if node in self.applied:  # its tables exist in this database
+                    new_tables.intersection_update(known)
+                if progress is not None:
+                    progress(len(out), total)
+                continue
+            if node not in self.applied and (node in self.selected or node[0] in self.history):
+                new_tables.update(_created_tables(migration, state))
+            state = migration.mutate_state(state, preserve=False)
+        return out
 
 
 def _created_tables(migration: Migration, state: ProjectState) -> set[str]:

@@ -1,0 +1,454 @@
+"""verify_migrations and sqlmigrate on a real project and real PostgreSQL: every rule has a
+migration that triggers it and one that must not (stage-aware cases and
+SeparateDatabaseAndState included)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.miniproject import MiniProject, make_project
+
+HEAD = """\
+from django.db import migrations, models
+import django.db.models.deletion
+from django.contrib.postgres.operations import AddIndexConcurrently
+from django.contrib.postgres.constraints import ExclusionConstraint
+from migtools import CheckedMigration
+from migtools.operations import DeletionAction, SafeRemoveField
+{extra_imports}
+
+
+class Migration({base}):
+{attrs}
+    dependencies = [{deps}]
+
+    operations = [
+{ops}
+    ]
+"""
+
+# (name, operations source, class attributes, base class, extra imports)
+MIGRATIONS: list[tuple[str, str, str, str, str]] = [
+    (
+        "0001_initial",
+        """
+        migrations.CreateModel("Item", [("id", models.BigAutoField(primary_key=True)),
+                                        ("name", models.CharField(max_length=20))]),
+        migrations.CreateModel("Other", [("id", models.BigAutoField(primary_key=True))]),
+        migrations.CreateModel("Gone", [("id", models.BigAutoField(primary_key=True))]),
+        migrations.AddField("item", "memo", models.TextField(null=True)),
+        migrations.AddField("item", "note", models.TextField(null=True)),
+        migrations.AddField("item", "flag", models.BooleanField(null=True)),
+        migrations.AddField("item", "qty", models.IntegerField(null=True)),
+        migrations.AddIndex("item", models.Index(fields=["name"], name="new_table_idx")),
+        """,
+        "",
+        "CheckedMigration",
+        "",
+    ),
+    (
+        "0002_notnull",
+        'migrations.AddField("item", "n1", models.IntegerField(default=0)),',
+        "",
+        "",
+        "",
+    ),
+    (
+        "0003_default",
+        'migrations.AddField("item", "n2", models.IntegerField(null=True, default=3)),',
+        "",
+        "",
+        "",
+    ),
+    (
+        "0004_db_default",
+        'migrations.AddField("item", "n3", models.IntegerField(db_default=3)),',
+        "",
+        "",
+        "",
+    ),
+    (
+        "0005_index",
+        'migrations.AddIndex("item", models.Index(fields=["memo"], name="memo_idx")),',
+        "",
+        "",
+        "",
+    ),
+    (
+        "0006_index_concurrent",
+        'AddIndexConcurrently("item", models.Index(fields=["note"], name="note_idx")),',
+        "    atomic = False\n",
+        "",
+        "",
+    ),
+    (
+        "0007_unique",
+        'migrations.AddConstraint("item", models.UniqueConstraint(fields=["name"], name="item_name_uniq")),',
+        "",
+        "",
+        "",
+    ),
+    (
+        "0008_fk",
+        'migrations.AddField("item", "other", models.ForeignKey("shop.Other", null=True, on_delete=django.db.models.deletion.CASCADE, db_index=False)),',
+        "",
+        "",
+        "",
+    ),
+    (
+        "0009_check",
+        'migrations.AddConstraint("item", models.CheckConstraint(condition=models.Q(qty__gte=0), name="qty_pos")),',
+        "",
+        "",
+        "",
+    ),
+    (
+        "0010_shrink",
+        'migrations.AlterField("item", "name", models.CharField(max_length=10)),',
+        "",
+        "",
+        "",
+    ),
+    (
+        "0011_widen",
+        'migrations.AlterField("item", "name", models.CharField(max_length=200)),',
+        "",
+        "",
+        "",
+    ),
+    ("0012_rename_field", 'migrations.RenameField("item", "name", "title"),', "", "", ""),
+    ("0013_rename_model", 'migrations.RenameModel("Other", "Thing"),', "", "", ""),
+    ("0014_remove_field", 'migrations.RemoveField("item", "memo"),', "", "", ""),
+    (
+        "0015_remove_post_deploy",
+        'migrations.RemoveField("item", "n2"),',
+        "    is_post_deployment = True\n",
+        "",
+        "",
+    ),
+    (
+        "0016_state_only",
+        'migrations.SeparateDatabaseAndState(state_operations=[migrations.RemoveField("item", "n3")]),',
+        "",
+        "",
+        "",
+    ),
+    (
+        "0017_db_drop_in_separate",
+        'migrations.SeparateDatabaseAndState(database_operations=[migrations.RunSQL("ALTER TABLE shop_item DROP COLUMN n1", migrations.RunSQL.noop)], state_operations=[migrations.RemoveField("item", "n1")]),',
+        "",
+        "",
+        "",
+    ),
+    ("0018_delete_model", 'migrations.DeleteModel("Gone"),', "", "", ""),
+    (
+        "0019_pending",
+        'SafeRemoveField("item", "flag", deletion_action=DeletionAction.MOVE_TO_PENDING),',
+        "",
+        "",
+        "",
+    ),
+    (
+        "0020_delete_phase",
+        'SafeRemoveField("item", "flag", deletion_action=DeletionAction.DELETE),',
+        "",
+        "",
+        "",
+    ),
+    (
+        "0021_python_no_reverse",
+        "migrations.RunPython(forward),",
+        "",
+        "",
+        "from shop.models import Item\n\n\ndef forward(apps, schema_editor):\n    Item.objects.update(name='x')\n",
+    ),
+    (
+        "0022_python_ok",
+        "migrations.RunPython(forward, migrations.RunPython.noop),",
+        "",
+        "",
+        "\n\ndef forward(apps, schema_editor):\n    apps.get_model('shop', 'Item').objects.update(qty=1)\n",
+    ),
+    (
+        "0023_mixed",
+        'migrations.AddField("item", "n4", models.IntegerField(null=True)),\n        migrations.RunPython(forward, migrations.RunPython.noop),',
+        "",
+        "",
+        "\n\ndef forward(apps, schema_editor):\n    pass\n",
+    ),
+    (
+        "0024_plain",
+        'migrations.AddField("item", "n5", models.IntegerField(null=True)),',
+        "",
+        "migrations.Migration",
+        "",
+    ),
+    (
+        "0025_unchecked",
+        'migrations.AddField("item", "n6", models.IntegerField(null=True)),',
+        "    checked = False\n",
+        "CheckedMigration",
+        "",
+    ),
+    (
+        "0026_long_identifier",
+        'migrations.AddField("item", "n7", models.IntegerField(null=True, db_column="c" * 70)),',
+        "",
+        "",
+        "",
+    ),
+    (
+        "0027_ignored",
+        'migrations.AddIndex("item", models.Index(fields=["qty"], name="qty_idx")),',
+        '    ignore_rules = {"index-not-concurrent": "tiny table", "index-on-large-table-not-post-deployment": "test"}\n',
+        "",
+        "",
+    ),
+    (
+        "0028_large_index_post",
+        'AddIndexConcurrently("item", models.Index(fields=["n4"], name="n4_idx")),',
+        "    is_post_deployment = True\n    atomic = False\n",
+        "",
+        "",
+    ),
+    (
+        "0029_exclusion",
+        'migrations.AddConstraint("item", ExclusionConstraint(name="excl", expressions=[("title", "=")])),',
+        "",
+        "",
+        "",
+    ),
+]
+
+EXPECTED: dict[str, set[str]] = {
+    "0001_initial": set(),
+    "0002_notnull": {"not-null-without-db-default"},
+    "0003_default": {"default-not-db-default"},
+    "0004_db_default": set(),
+    "0005_index": {"index-not-concurrent", "index-on-large-table-not-post-deployment"},
+    "0006_index_concurrent": {"index-on-large-table-not-post-deployment"},
+    "0007_unique": {"unique-constraint-on-existing-table"},
+    "0008_fk": {"fk-not-valid-missing"},
+    "0009_check": {"check-constraint-not-valid-missing"},
+    "0010_shrink": {"column-type-change"},
+    "0011_widen": set(),
+    "0012_rename_field": {"rename-column"},
+    "0013_rename_model": {"rename-table"},
+    "0014_remove_field": {"drop-column"},
+    "0015_remove_post_deploy": set(),
+    "0016_state_only": set(),
+    "0017_db_drop_in_separate": {"drop-column", "run-sql-not-safe"},
+    "0018_delete_model": {"drop-table"},
+    "0019_pending": set(),
+    "0020_delete_phase": set(),
+    "0021_python_no_reverse": {
+        "run-python-without-reverse",
+        "run-python-imports-model",
+        "data-migration-without-test",
+    },
+    "0022_python_ok": set(),
+    "0023_mixed": {"schema-and-data-mixed", "data-migration-without-test"},
+    "0024_plain": {"missing-is-post-deployment"},
+    "0025_unchecked": set(),
+    "0026_long_identifier": {"identifier-too-long"},
+    "0027_ignored": set(),
+    "0028_large_index_post": set(),
+    "0029_exclusion": {"exclusion-constraint"},
+}
+
+MIGRATION_TEST = """\
+from migtools.testing import TestMigrations
+
+
+class PythonOkTest(TestMigrations):
+    app = "shop"
+    migrate_from = "0021_python_no_reverse"
+    migrate_to = "0022_python_ok"
+
+    def test_one(self):
+        pass
+
+    def test_two(self):
+        pass
+"""
+
+
+def _write_migrations(project: MiniProject, upto: int) -> None:
+    mdir = project.root / "shop" / "migrations"
+    mdir.mkdir(exist_ok=True)
+    (mdir / "__init__.py").write_text("")
+    previous = None
+    for name, body, attrs, base, extra in MIGRATIONS[:upto]:
+        attrs = attrs if "is_post_deployment" in attrs or base else attrs
+        base = base or "CheckedMigration"
+        if (
+            base == "CheckedMigration"
+            and "is_post_deployment" not in attrs
+            and "checked" not in attrs
+        ):
+            attrs = "    is_post_deployment = False\n" + attrs
+        deps = f"('shop', '{previous}')" if previous else ""
+        ops = textwrap.indent(textwrap.dedent(body).strip(), " " * 8)
+        source = HEAD.format(
+            extra_imports=extra, base=base, attrs=attrs or "    pass\n", deps=deps, ops=ops
+        )
+        (mdir / f"{name}.py").write_text(source)
+        previous = name
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> MiniProject:
+    root = tmp_path_factory.mktemp("verify") / "proj"
+    project = make_project(
+        root,
+        extra_settings=(
+            "INSTALLED_APPS += ['django.contrib.sites', 'allauth', 'allauth.account']\n"
+            "SITE_ID = 1\n"
+            "MIDDLEWARE = ['allauth.account.middleware.AccountMiddleware']\n"
+            "MIGTOOLS_APPS = ['shop']\n"
+            "MIGTOOLS_LARGE_TABLES = ['shop_item']\n"
+            "MIGTOOLS_MIGRATION_TEST_DIRS = ['tests']\n"
+        ),
+    )
+    (root / "tests").mkdir()
+    (root / "tests" / "test_shop_migrations.py").write_text(MIGRATION_TEST)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
+    _write_migrations(project, 1)
+    result = project.manage("migrate", "shop", "0001", "-v0")
+    assert result.returncode == 0, result.err
+    _write_migrations(project, len(MIGRATIONS))
+    return project
+
+
+@pytest.fixture(scope="module")
+def findings(project: MiniProject) -> list[dict[str, object]]:
+    result = project.manage("verify_migrations", "shop", "--format", "json")
+    assert result.returncode == 1 and result.out, result.err[-3000:]
+    data = json.loads(result.out)
+    assert data["migrations"] == len(MIGRATIONS)
+    return list(data["findings"])
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_rule_fixture(findings: list[dict[str, object]], name: str) -> None:
+    got = {str(f["rule"]) for f in findings if f["migration"] == name}
+    assert got == EXPECTED[name]
+
+
+def test_every_rule_that_operations_reach_is_triggered() -> None:
+    triggered = set().union(*EXPECTED.values())
+    from migtools.rules import CATALOGUE
+
+    sql_only = {
+        "drop-index-not-concurrent",
+        "concurrently-in-atomic",
+        "set-not-null",
+        "set-tablespace",
+        "volatile-default",
+        "migration-test-multiple-methods",  # off by default: see test_rule_levels_setting
+    }
+    assert set(CATALOGUE) - triggered == sql_only
+
+
+def test_findings_point_at_file_line_and_statement(findings: list[dict[str, object]]) -> None:
+    (f,) = [
+        f
+        for f in findings
+        if f["migration"] == "0005_index" and f["rule"] == "index-not-concurrent"
+    ]
+    assert str(f["path"]).endswith("shop/migrations/0005_index.py")
+    source = Path(str(f["path"])).read_text().splitlines()
+    assert "AddIndex" in source[int(str(f["line"])) - 1]
+    assert f["sql"] == 'CREATE INDEX "memo_idx" ON "shop_item" ("memo")'
+    assert f["operation_index"] == 0
+
+
+def test_rule_levels_setting(project: MiniProject) -> None:
+    settings = project.root / "proj" / "settings.py"
+    original = settings.read_text()
+    settings.write_text(
+        original + "MIGTOOLS_RULES = {'migration-test-multiple-methods': 'warning', "
+        "'index-not-concurrent': 'off'}\n"
+    )
+    try:
+        result = project.manage("verify_migrations", "shop", "--format", "json")
+    finally:
+        settings.write_text(original)
+    data = json.loads(result.out)
+    rules = {(f["migration"], f["rule"], f["level"]) for f in data["findings"]}
+    assert ("0022_python_ok", "migration-test-multiple-methods", "warning") in rules
+    assert not any(r == "index-not-concurrent" for _, r, _ in rules)
+
+
+def test_github_format_and_summary(project: MiniProject) -> None:
+    result = project.manage("verify_migrations", "shop", "0005", "--format", "github")
+    assert result.returncode == 1
+    assert "::error file=shop/migrations/0005_index.py,line=" in result.out
+    assert "title=migtools index-not-concurrent::" in result.out
+    assert result.out.strip().endswith("1 migration verified: 2 errors, 0 warnings.")
+
+
+def test_clean_migration_exits_zero(project: MiniProject) -> None:
+    result = project.manage("verify_migrations", "shop", "0004")
+    assert result.returncode == 0, result.out + result.err
+    assert "1 migration verified: 0 errors, 0 warnings." in result.out
+
+
+def test_unknown_app_is_usage_error(project: MiniProject) -> None:
+    result = project.manage("verify_migrations", "nope")
+    assert result.returncode == 2
+    assert "No installed app with label 'nope'" in result.err
+    result = project.manage("sqlmigrate", "nope", "0001")
+    assert result.returncode == 2
+
+
+def test_sqlmigrate_comments_before_statement(project: MiniProject) -> None:
+    result = project.manage("sqlmigrate", "shop", "0005")
+    assert result.returncode == 0, result.err
+    lines = result.out.splitlines()
+    index = lines.index('CREATE INDEX "memo_idx" ON "shop_item" ("memo");')
+    assert lines[index - 1].startswith("-- migtools: index-on-large-table-not-post-deployment: ")
+    assert lines[index - 2].startswith("-- migtools: index-not-concurrent: Index 'memo_idx'")
+    assert lines[0] == "BEGIN;" and lines[-1] == "COMMIT;"
+    check = project.manage("sqlmigrate", "shop", "0005", "--check")
+    assert check.returncode == 1
+    assert check.out == result.out
+    clean = project.manage("sqlmigrate", "shop", "0004", "--check")
+    assert clean.returncode == 0
+    assert "-- migtools:" not in clean.out
+
+
+def test_sqlmigrate_matches_django_without_findings(project: MiniProject) -> None:
+    for name in ("0001", "0005", "0012", "0017", "0021"):
+        ours = project.manage("sqlmigrate", "shop", name)
+        django = project.manage(
+            "shell",
+            "--no-imports",
+            "-v",
+            "0",
+            "-c",
+            "from django.core.management import call_command\n"
+            "from django.core.management.commands.sqlmigrate import Command\n"
+            f"call_command(Command(), 'shop', '{name}')",
+        )
+        assert django.returncode == 0, django.err
+        stripped = [line for line in ours.out.splitlines() if not line.startswith("-- migtools:")]
+        assert stripped == django.out.splitlines()
+
+
+def test_unapplied_selection(project: MiniProject) -> None:
+    result = project.manage("verify_migrations", "shop", "--unapplied", "--format", "json")
+    data = json.loads(result.out)
+    assert data["migrations"] == len(MIGRATIONS) - 1  # 0001 is applied
+
+
+def test_contrib_and_allauth_verify_without_crash(project: MiniProject) -> None:
+    for app in ("auth", "contenttypes", "sites", "account"):
+        result = project.manage("verify_migrations", app, "--format", "json")
+        assert result.returncode in (0, 1), result.err
+        assert json.loads(result.out)["migrations"] > 0
