@@ -284,7 +284,6 @@ def _write_migrations(project: MiniProject, upto: int) -> None:
     (mdir / "__init__.py").write_text("")
     previous = None
     for name, body, attrs, base, extra in MIGRATIONS[:upto]:
-        attrs = attrs if "is_post_deployment" in attrs or base else attrs
         base = base or "CheckedMigration"
         if (
             base == "CheckedMigration"
