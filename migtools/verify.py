@@ -504,3 +504,19 @@ def migration_file_line(migration: Migration) -> int:
         return inspect.getsourcelines(type(migration))[1]
     except (OSError, TypeError):
         return 1
+
+
+def lines_for_written(paths: Iterable[str | Path], database: str = "default") -> list[str]:
+    """One line per finding in the migration files just written (for makemigrations to
+    print), or a single line saying why they could not be verified (no database)."""
+    from django.db import connections
+    from django.db.utils import OperationalError
+
+    try:
+        report = findings_for_files(paths, connections[database])
+    except OperationalError as exc:
+        return [f"migtools: migrations not verified (database unavailable: {exc})"]
+    return [
+        f"migtools: {f.path}:{f.line}: {f.level}: [{f.rule_id}] {f.message}"
+        for f in report.findings
+    ]
