@@ -114,11 +114,16 @@ class AppPlan:
     chain: list[str]
     new_names: list[str]
     old_parent: str | None
+    # chain members forked from main's side next to an earlier member: their same-app
+    # dependencies on main's side -> the previous member (old names)
+    linearised: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
-        return self.chain != self.new_names or (
-            bool(self.chain) and self.old_parent != self.main_leaf
+        return (
+            self.chain != self.new_names
+            or bool(self.linearised)
+            or (bool(self.chain) and self.old_parent != self.main_leaf)
         )
 
 
@@ -476,13 +481,24 @@ def _plan_app(inputs: Inputs, graph: DiskGraph, work: _Workspace, label: str) ->
     main_leaf = _main_leaf(graph, label, mine)
     if not chain or main_leaf is None:
         return AppPlan(label, main_leaf, [], [], main_leaf)
+    linearised: dict[str, str] = {}
     for previous, key in itertools.pairwise(chain):
-        if previous not in graph.parents[key]:
+        if previous in graph.parents[key]:
+            continue
+        forks = [
+            d
+            for d in work.files[key].dependencies
+            if d[0] == label and d not in mine and d[1] != "__first__"
+        ]
+        if not forks:
             raise RenumberError(
                 f"Your branch's migrations in app '{label}' are not one chain: {fmt(key)} does "
-                f"not depend on {fmt(previous)}. Make them one chain (or merge them with "
-                "'makemigrations --merge') before moving them."
+                f"not depend on {fmt(previous)}. Make each depend on the one before it, then "
+                "run update_migration again."
             )
+        # Forked from main's side next to an earlier branch migration: it goes after the
+        # previous one in the chain instead.
+        linearised[key[1]] = previous[1]
     first = work.files[chain[0]]
     bases = [
         d for d in first.dependencies if d[0] == label and d not in mine and d[1] != "__first__"
@@ -497,7 +513,7 @@ def _plan_app(inputs: Inputs, graph: DiskGraph, work: _Workspace, label: str) ->
             continue
         suffix = _NUMBER.match(key[1]).group(2)  # type: ignore[union-attr]
         new_names.append(f"{start + index:0{number[1]}d}{suffix}")
-    return AppPlan(label, main_leaf, [k[1] for k in chain], new_names, old_parent)
+    return AppPlan(label, main_leaf, [k[1] for k in chain], new_names, old_parent, linearised)
 
 
 def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = None) -> Plan:
@@ -541,6 +557,13 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
                 renames[(label, old)] = Rename(
                     label, old, new, old_path, old_path.with_name(f"{new}.py")
                 )
+        new_name = dict(zip(app_plan.chain, app_plan.new_names, strict=True))
+        for name, previous in app_plan.linearised.items():
+            relinks[(label, name)] = {
+                d: (label, new_name[previous])
+                for d in work.files[(label, name)].dependencies
+                if d[0] == label and d not in inputs.mine and d[1] != "__first__"
+            }
         first = (label, app_plan.chain[0])
         assert app_plan.main_leaf is not None
         if app_plan.old_parent != app_plan.main_leaf:

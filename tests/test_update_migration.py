@@ -757,3 +757,119 @@ def test_subprocess_manage_py_merge_flow(tmp_path: Path) -> None:
     mig.git("merge", "--continue")
     check = manage("migrations_lockfile", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_dry_run_with_update_applied_only_says_what_it_would_unapply(repo: MigRepo) -> None:
+    base_history(repo)
+    diverge(repo)
+    repo.git("checkout", "-q", "feature")
+    _apply("alpha")
+    repo.git("merge", "main", check=False)
+    before = repo.snapshot()
+
+    out, err, code = repo.run("--dry-run", "--update-applied")
+
+    assert (err, code) == ("", 0)
+    assert "  Would unapply alpha.0003_feature\n" in out
+    assert out.endswith("Dry run: nothing was changed.\n")
+    assert repo.snapshot() == before
+    assert _applied("alpha") == ["0001_step1", "0002_step2", "0003_feature"]
+
+
+def test_diff3_conflict_style(repo: MigRepo) -> None:
+    base_history(repo)
+    diverge(repo)
+    repo.git("config", "merge.conflictStyle", "zdiff3")
+    repo.git("checkout", "-q", "feature")
+    repo.git("merge", "main", check=False)
+    assert "|||||||" in repo.lockfile.read_text()
+
+    _out, err, code = repo.run()
+
+    assert (err, code) == ("", 0)
+    repo.check_resolved()
+
+
+def test_a_named_migration_while_another_app_conflicts_too(repo: MigRepo) -> None:
+    repo.add("alpha", "0001_initial")
+    repo.add("beta", "0001_initial")
+    repo.write_lockfile()
+    repo.commit("base")
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.add("alpha", "0002_mine", [("alpha", "0001_initial")])
+    repo.add("beta", "0002_mine", [("beta", "0001_initial")])
+    repo.write_lockfile()
+    repo.commit("feature")
+    repo.git("checkout", "-q", "main")
+    repo.add("alpha", "0002_theirs", [("alpha", "0001_initial")])
+    repo.add("beta", "0002_theirs", [("beta", "0001_initial")])
+    repo.write_lockfile()
+    repo.commit("main")
+    repo.git("checkout", "-q", "feature")
+    repo.git("merge", "main", check=False)
+    before = repo.snapshot()
+
+    out, err, code = repo.run("0002_mine", "alpha")
+
+    assert (out, code) == ("", 1)
+    assert err == (
+        "Other apps have conflicting migrations too (0002_mine, 0002_theirs in beta). Run "
+        "'python manage.py update_migration' without arguments to resolve them all."
+    )
+    assert repo.snapshot() == before
+
+
+def test_branch_migrations_forked_side_by_side_are_put_in_one_chain(repo: MigRepo) -> None:
+    base_history(repo)
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.add("alpha", "0003_a", [("alpha", "0002_step2")])
+    repo.add("alpha", "0003_b", [("alpha", "0002_step2")])
+    repo.add("alpha", "0004_merge", [("alpha", "0003_a"), ("alpha", "0003_b")])
+    repo.write_lockfile()
+    repo.commit("feature with a merge migration")
+    repo.git("checkout", "-q", "main")
+    repo.add("alpha", "0003_main", [("alpha", "0002_step2")])
+    repo.write_lockfile()
+    repo.commit("main")
+    repo.git("checkout", "-q", "feature")
+    repo.git("merge", "main", check=False)
+
+    out, err, code = repo.run()
+
+    assert (err, code) == ("", 0)
+    assert (
+        "Moving alpha's migrations after 0003_main (the latest on main):\n"
+        "  0003_a -> 0004_a\n"
+        "  0003_b -> 0005_b (now after 0004_a instead of beside it)\n"
+        "  0004_merge -> 0006_merge\n"
+    ) in out
+    assert '("alpha", "0004_a")' in repo.path("alpha", "0005_b").read_text()
+    repo.check_resolved()
+
+
+def test_branch_migrations_that_are_not_one_chain_are_refused(repo: MigRepo) -> None:
+    base_history(repo)
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.add("alpha", "0003_a", [("alpha", "0002_step2")])
+    repo.add("alpha", "0004_b", [("alpha", "0003_a")])
+    repo.add("alpha", "0004_c", [("alpha", "0003_a")])
+    repo.add("alpha", "0005_merge", [("alpha", "0004_b"), ("alpha", "0004_c")])
+    repo.write_lockfile()
+    repo.commit("feature with a fork of its own")
+    repo.git("checkout", "-q", "main")
+    repo.add("alpha", "0003_main", [("alpha", "0002_step2")])
+    repo.write_lockfile()
+    repo.commit("main")
+    repo.git("checkout", "-q", "feature")
+    repo.git("merge", "main", check=False)
+    before = repo.snapshot()
+
+    out, err, code = repo.run()
+
+    assert (out, code) == ("", 1)
+    assert err == (
+        "Your branch's migrations in app 'alpha' are not one chain: alpha.0004_c does not "
+        "depend on alpha.0004_b. Make each depend on the one before it, then run "
+        "update_migration again."
+    )
+    assert repo.snapshot() == before

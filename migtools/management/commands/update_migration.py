@@ -127,11 +127,15 @@ class Command(BaseCommand):
                     f"(the latest on {inputs.main}):"
                 )
             )
-            for old, new in zip(app.chain, app.new_names, strict=True):
-                if old == new:
-                    self.stdout.write(f"  {old} (name kept, now depends on {app.main_leaf})")
-                else:
-                    self.stdout.write(f"  {old} -> {style.MIGRATE_LABEL(new)}")
+            new_names = dict(zip(app.chain, app.new_names, strict=True))
+            for index, (old, new) in enumerate(new_names.items()):
+                note = ""
+                if old in app.linearised:
+                    note = f" (now after {new_names[app.linearised[old]]} instead of beside it)"
+                elif index == 0 and old == new:
+                    note = f" (name kept, now after {app.main_leaf})"
+                shown = old if old == new else f"{old} -> {style.MIGRATE_LABEL(new)}"
+                self.stdout.write(f"  {shown}{note}")
         moved = {r.old_path for r in plan.renames}
         edited = [
             c
