@@ -50,10 +50,14 @@ class MiniProject:
         return self.root / "migrations_lockfile.txt"
 
     def manage(self, *args: str) -> Result:
+        return self.python("manage.py", *args)
+
+    def python(self, script: str, *args: str) -> Result:
+        """Run a script of the project (path relative to its root) in a subprocess."""
         env = {**os.environ, "PYTHONPATH": str(self.root), "PYTHONWARNINGS": "ignore"}
         env.pop("DJANGO_SETTINGS_MODULE", None)
         proc = subprocess.run(
-            [sys.executable, "manage.py", *args],
+            [sys.executable, script, *args],
             cwd=self.root,
             env=env,
             capture_output=True,

@@ -422,19 +422,26 @@ def test_sqlmigrate_comments_before_statement(project: MiniProject) -> None:
     assert "-- migtools:" not in clean.out
 
 
+DJANGO_SQLMIGRATE = """\
+import os
+import sys
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+django.setup()
+from django.core.management import call_command
+from django.core.management.commands.sqlmigrate import Command
+
+call_command(Command(), sys.argv[1], sys.argv[2])
+"""
+
+
 def test_sqlmigrate_matches_django_without_findings(project: MiniProject) -> None:
+    project.write("django_sqlmigrate.py", DJANGO_SQLMIGRATE)
     for name in ("0001", "0005", "0012", "0017", "0021"):
         ours = project.manage("sqlmigrate", "shop", name)
-        django = project.manage(
-            "shell",
-            "--no-imports",
-            "-v",
-            "0",
-            "-c",
-            "from django.core.management import call_command\n"
-            "from django.core.management.commands.sqlmigrate import Command\n"
-            f"call_command(Command(), 'shop', '{name}')",
-        )
+        django = project.python("django_sqlmigrate.py", "shop", name)
         assert django.returncode == 0, django.err
         stripped = [line for line in ours.out.splitlines() if not line.startswith("-- migtools:")]
         assert stripped == django.out.splitlines()
