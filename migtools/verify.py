@@ -293,6 +293,9 @@ class Verifier:
         has_ddl = has_data = False
         entries = report.entries
         with self.connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
+            begin = getattr(editor, "migtools_begin", None)
+            if begin is not None:  # migtools' backend: show the SQL `migrate` really runs
+                begin(migration)
             for index, operation in enumerate(migration.operations):
                 report.op_starts.append(len(entries))
                 entries += ["--", f"-- {operation.describe()}", "--"]

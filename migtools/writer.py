@@ -64,6 +64,35 @@ def attributes_of(migration: object) -> dict[str, object]:
     return result
 
 
+def needs_non_atomic(operations: Iterable[object]) -> bool:
+    """True when the operations build lock-light DDL on a table they do not create: indexes
+    (built CONCURRENTLY), FK/CHECK/unique constraints (NOT VALID, then VALIDATE), NOT NULL (via
+    a validated CHECK). Those only help outside a transaction, so the migration must not be
+    atomic (migtools' backend refuses them in an atomic one)."""
+    from django.db.migrations import operations as ops
+
+    operations = list(operations)
+    created = {op.name_lower for op in operations if isinstance(op, ops.CreateModel)}
+    for op in operations:
+        model = getattr(op, "model_name_lower", None)
+        if model is None and isinstance(op, ops.AlterUniqueTogether | ops.AlterIndexTogether):
+            model = op.name_lower
+        if model is None or model in created:
+            continue
+        if isinstance(op, ops.AddIndex | ops.AddConstraint | ops.AlterUniqueTogether):
+            return True
+        if isinstance(op, ops.AlterIndexTogether):
+            return True
+        if isinstance(op, ops.AddField | ops.AlterField):
+            field = op.field
+            indexed = bool(getattr(field, "db_index", False)) or field.unique
+            if indexed or (field.is_relation and not field.many_to_many):
+                return True
+            if isinstance(op, ops.AlterField) and not field.null:
+                return True
+    return False
+
+
 def _offset(lines: list[str], lineno: int, col: int) -> int:
     return sum(len(line) for line in lines[: lineno - 1]) + len(
         lines[lineno - 1].encode("utf-8")[:col].decode("utf-8")

@@ -151,3 +151,31 @@ def test_unknown_app_label_exits_2(project: MiniProject) -> None:
     result = project.manage("makemigrations", "nosuch", "-n", "x")
     assert result.returncode == 2
     assert "No installed app with label 'nosuch'." in result.err
+
+
+def test_index_on_existing_table_is_written_non_atomic(project: MiniProject) -> None:
+    project.add_model_field(
+        "shop", "code = models.CharField(max_length=5, db_index=True, null=True)"
+    )
+    assert project.manage("makemigrations", "-n", "add_code").returncode == 0
+    source = (project.root / "shop/migrations/0002_add_code.py").read_text()
+    assert "    is_post_deployment = False\n    atomic = False\n" in source
+
+
+def test_plain_column_stays_atomic(project: MiniProject) -> None:
+    project.add_model_field("shop", "qty = models.IntegerField(null=True)")
+    assert project.manage("makemigrations", "-n", "add_qty").returncode == 0
+    assert "atomic" not in (project.root / "shop/migrations/0002_add_qty.py").read_text()
+
+
+def test_removed_field_is_written_as_two_phase_removal(project: MiniProject) -> None:
+    models = project.root / "shop/models.py"
+    models.write_text(
+        models.read_text().replace("    name = models.CharField(max_length=20)\n", "    pass\n")
+    )
+    result = project.manage("makemigrations", "-n", "drop_name")
+    assert result.returncode == 0, result.err
+    source = (project.root / "shop/migrations/0002_drop_name.py").read_text()
+    assert "SafeRemoveField" in source and "MOVE_TO_PENDING" in source
+    # State-equivalent: nothing left to detect.
+    assert project.manage("makemigrations", "--check").returncode == 0

@@ -73,3 +73,19 @@ def test_convert_file(tmp_path: Path) -> None:
     assert writer.convert_file(path) is True
     assert writer.convert_file(path) is False
     assert "class Migration(CheckedMigration):" in path.read_text()
+
+
+def test_needs_non_atomic() -> None:
+    from django.db import migrations, models
+
+    add_index = migrations.AddIndex("item", models.Index(fields=["name"], name="item_name_idx"))
+    plain = migrations.AddField("item", "qty", models.IntegerField(null=True))
+    fk = migrations.AddField(
+        "item", "owner", models.ForeignKey("auth.User", models.CASCADE, null=True)
+    )
+    created = migrations.CreateModel("Item", [("id", models.AutoField(primary_key=True))])
+    assert writer.needs_non_atomic([add_index]) is True
+    assert writer.needs_non_atomic([fk]) is True
+    assert writer.needs_non_atomic([plain]) is False
+    # On a table the same migration creates, nothing is locked for long: stays atomic.
+    assert writer.needs_non_atomic([created, add_index, fk]) is False

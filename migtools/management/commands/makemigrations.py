@@ -21,8 +21,10 @@ from django.db.migrations.writer import MigrationWriter
 
 from migtools import graph, lockfile, writer
 from migtools import settings as mt_settings
+from migtools.autodetector import MigrationAutodetector
 from migtools.errors import ConflictError, LockfileError
 from migtools.management.base import MigtoolsCommandMixin
+from migtools.verify import lines_for_written
 
 NAME_REQUIRED = (
     "Give the migration a name: python manage.py makemigrations {labels}-n <what_it_does>\n"
@@ -33,6 +35,8 @@ NAME_REQUIRED = (
 
 class Command(MigtoolsCommandMixin, DjangoCommand):
     help = DjangoCommand.help + " Keeps migrations_lockfile.txt current (migtools)."
+    # Writes RemoveField/DeleteModel in their two-phase form (state-equivalent).
+    autodetector = MigrationAutodetector
 
     def handle(self, *app_labels: str, **options: Any) -> None:
         self._attributes: dict[Path, dict[str, object]] = {}
@@ -69,7 +73,10 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         for app_label, migrations in changes.items():
             for migration in migrations:
                 path = Path(MigrationWriter(migration).path)
-                self._attributes[path] = writer.attributes_of(migration)
+                attributes = writer.attributes_of(migration)
+                if "atomic" not in attributes and writer.needs_non_atomic(migration.operations):
+                    attributes["atomic"] = False
+                self._attributes[path] = attributes
                 if update_previous_migration_paths:
                     # --update keeps the file's name (Django would rename it).
                     self._renames[path] = Path(update_previous_migration_paths[app_label])
@@ -91,6 +98,8 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             writer.convert_file(path, self._attributes.get(path))
         if written:
             self.refresh_lockfile()
+            for line in lines_for_written(written):
+                self.stderr.write(self.style.WARNING(line))
 
     def _check_lockfile(self) -> None:
         path = mt_settings.lockfile_path()

@@ -28,6 +28,7 @@ from django.db.migrations.migration import Migration
 from django.db.models.signals import pre_migrate
 
 from migtools import enforcement
+from migtools.autodetector import MigrationAutodetector
 from migtools.management.base import MigtoolsCommandMixin
 
 ADVISORY_LOCK_NAME = "migtools.migrate"
@@ -74,6 +75,8 @@ def pre_deploy_plan(
 
 class Command(MigtoolsCommandMixin, DjangoCommand):
     help = DjangoCommand.help + " With migtools' safety checks; --pre-deploy (migtools)."
+    # Must match makemigrations' (Django's check commands.E001).
+    autodetector = MigrationAutodetector
 
     def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
