@@ -187,7 +187,9 @@ class _RolledBack:
 
     def _restore_sequences(self) -> None:
         now = self._read_sequences()
-        changed = [(name, value) for name, value in self.sequences.items() if now.get(name) != value]
+        changed = [
+            (name, value) for name, value in self.sequences.items() if now.get(name) != value
+        ]
         if changed:
             with self.wrapper.cursor() as cursor:
                 for name, (last, start) in changed:
@@ -355,9 +357,7 @@ class Migrator:
     # -- internals ------------------------------------------------------------------------
 
     @staticmethod
-    def _plan(
-        graph: _Graph, node: Node, applied: frozenset[Node]
-    ) -> list[tuple[Migration, bool]]:
+    def _plan(graph: _Graph, node: Node, applied: frozenset[Node]) -> list[tuple[Migration, bool]]:
         return [
             (graph.loader.graph.nodes[n], False)
             for n in graph.loader.graph.forwards_plan(node)

@@ -27,8 +27,11 @@ from migtools.operations import DeletionAction, SafeDeleteModel, SafeRemoveField
 def server_conninfo(dbname: str = "postgres") -> str:
     cfg = dj_database_url.parse(os.environ["DATABASE_URL"])
     return psycopg.conninfo.make_conninfo(
-        host=cfg["HOST"], port=cfg["PORT"] or 5432, user=cfg["USER"],
-        password=cfg["PASSWORD"] or None, dbname=dbname,
+        host=cfg["HOST"],
+        port=cfg["PORT"] or 5432,
+        user=cfg["USER"],
+        password=cfg["PASSWORD"] or None,
+        dbname=dbname,
     )
 
 
