@@ -41,11 +41,16 @@ if not _database_url:
         "DATABASE_URL=postgres://USER@HOST:PORT/DBNAME, or run `make demo`, which starts a "
         "throwaway PostgreSQL server and sets DATABASE_URL for you."
     )
-DATABASES = {"default": dj_database_url.parse(_database_url)}
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+_database = dj_database_url.parse(_database_url)
+if _database["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured(
-        f"DATABASE_URL must point at PostgreSQL, got engine {DATABASES['default']['ENGINE']!r}."
+        f"DATABASE_URL must point at PostgreSQL, got engine {_database['ENGINE']!r}."
     )
+# migtools' PostgreSQL backend: Django's, plus the safety checks on apply (refusals with a
+# recipe), lock-light DDL (CONCURRENTLY, NOT VALID + VALIDATE) and lock/statement timeouts.
+# See docs/safety.md.
+_database["ENGINE"] = "migtools.db.backends.postgresql"
+DATABASES = {"default": _database}
 
 # The lockfile lives beside manage.py (not at the root of the git checkout holding this
 # project), so that a copy of example_project/ is a complete project on its own.

@@ -14,6 +14,10 @@ class Migration(CheckedMigration):
     # Keep this attribute when you edit the file: migtools checks that it is stated.
     is_post_deployment = False
 
+    # migtools: the CHECK constraint is added NOT VALID, then validated without blocking
+    # writes; that only helps outside a transaction (catalog_product already exists).
+    atomic = False
+
     dependencies = [
         ('catalog', '0002_product_is_active'),
     ]

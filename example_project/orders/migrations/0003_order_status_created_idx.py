@@ -14,6 +14,10 @@ class Migration(CheckedMigration):
     # Keep this attribute when you edit the file: migtools checks that it is stated.
     is_post_deployment = False
 
+    # migtools: the index is built CONCURRENTLY, which cannot run inside a transaction
+    # (orders_order already exists).
+    atomic = False
+
     dependencies = [
         ('customers', '0003_backfill_display_name'),
         ('orders', '0002_orderline_quantity_gte_1'),
