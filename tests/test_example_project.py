@@ -1,5 +1,6 @@
 """example_project/ stays a working project: its graph loads, its models match its
-migrations, its lockfile is true, and its whole history applies (and unapplies) on PostgreSQL.
+migrations, its lockfile is true, its whole history applies (and unapplies) on PostgreSQL under
+migtools' safe backend, and its own migration tests pass.
 
 Everything runs in subprocesses with the example project's own settings, as a user would.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -31,6 +33,7 @@ import django
 
 django.setup()
 
+from django.conf import settings
 from django.db.migrations.loader import MigrationLoader
 
 from migtools import CheckedMigration
@@ -41,6 +44,7 @@ leaves = {}
 for app, name in sorted(loader.graph.leaf_nodes()):
     leaves.setdefault(app, []).append(name)
 print(json.dumps({
+    "engine": settings.DATABASES["default"]["ENGINE"],
     "leaves": leaves,
     "replacements": sorted([list(key) for key in loader.replacements]),
     "orders_initial_parents": sorted(
@@ -59,16 +63,32 @@ print(json.dumps({
 
 
 def run_manage(
-    *args: str, database_url: str | None, code: str | None = None
+    *args: str,
+    database_url: str | None,
+    code: str | None = None,
+    pytest: bool = False,
+    cwd: Path = EXAMPLE,
 ) -> subprocess.CompletedProcess[str]:
+    """``manage.py ARGS``, ``python -c CODE ARGS`` or (``pytest=True``) the example project's
+    own pytest run, in a subprocess with the example project's settings."""
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     env["DJANGO_SETTINGS_MODULE"] = "shop.settings"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    cmd = [sys.executable, *(["-c", code] if code else ["manage.py"]), *args]
+    if pytest:
+        # example_project/pytest.ini (settings, no cache provider) is the config, not ours.
+        program = ["-m", "pytest", "-v", "-p", "no:cacheprovider", "-c", "pytest.ini"]
+    else:
+        program = ["-c", code] if code else ["manage.py"]
     return subprocess.run(
-        cmd, cwd=EXAMPLE, env=env, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, *program, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -108,6 +128,7 @@ def test_loader_finds_one_leaf_per_app_and_the_lockfile_names_it(database_url: s
     assert proc.returncode == 0, proc.stderr
     graph = json.loads(proc.stdout)
 
+    assert graph["engine"] == "migtools.db.backends.postgresql"
     leaves = {app: names for app, names in graph["leaves"].items() if app in APPS}
     assert leaves == {
         "catalog": ["0004_product_description"],
@@ -145,6 +166,30 @@ def test_history_applies_from_zero_and_unapplies(database_url: str) -> None:
         proc = run_manage("migrate", app, "zero", "--no-input", database_url=database_url)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not {t for t in user_tables(database_url) if t.split("_")[0] in APPS}
+
+
+def test_history_applies_through_the_replaced_migrations_too(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A database that applied catalog 0001-0002 before the squash existed applies 0003 on its
+    own: under the safe backend it must not be refused (it adds a CHECK to an existing table)."""
+    copy = tmp_path / "example"
+    shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns("__pycache__", "demo.py"))
+    (copy / "catalog" / "migrations" / f"{SQUASHED[1]}.py").unlink()
+    later = copy / "catalog" / "migrations" / "0004_product_description.py"
+    later.write_text(later.read_text().replace(SQUASHED[1], "0003_product_price_gte_0"))
+    proc = run_manage("migrate", "--no-input", database_url=database_url, cwd=copy)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Applying catalog.0003_product_price_gte_0... OK" in proc.stdout
+
+
+def test_the_example_projects_migration_tests_pass(database_url: str) -> None:
+    """customers/tests/ holds a TestMigrations test for the RunPython backfill; it runs with the
+    example project's own pytest.ini (its settings), as a user of the project would run it."""
+    proc = run_manage(database_url=database_url, code=None, pytest=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "test_0003_backfill_display_name.py::BackfillDisplayNameTest" in proc.stdout
+    assert "1 passed" in proc.stdout
 
 
 def test_settings_without_database_url_fail_clearly() -> None:
