@@ -39,6 +39,7 @@ class Scenario:
     mine: list[tuple[str, list[Key]]]
     flow: str
     commit_each: bool
+    squash_main: bool = False
     names: dict[str, list[str]] = field(default_factory=dict)
 
 
@@ -66,7 +67,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
     main = side(4, "main")
     mine = side(6, "mine")
-    return Scenario(apps, base, main, mine, flow, commit_each)
+    return Scenario(apps, base, main, mine, flow, commit_each, draw(st.booleans()))
 
 
 def build(repo: MigRepo, scenario: Scenario) -> None:
@@ -91,9 +92,29 @@ def build(repo: MigRepo, scenario: Scenario) -> None:
             if scenario.commit_each:
                 repo.write_lockfile()
                 repo.commit(f"{prefix} {app}.{name}")
+        # (a squash stays simple: only when main's new migrations have no cross-app links)
+        if prefix == "main" and scenario.squash_main and not any(e for _a, e in items):
+            squash(current, counts)
         if items and not scenario.commit_each:
             repo.write_lockfile()
             repo.commit(prefix)
+
+    def squash(current: dict[str, str], counts: dict[str, int]) -> None:
+        """Main squashes its new migrations of each app that got two or more (originals kept):
+        main's leaf is then a squashed migration."""
+        squashed = False
+        for app in scenario.apps:
+            added = counts[app] - scenario.base[app]
+            if added < 2:
+                continue
+            squashed = True
+            names = [f"{n:04d}_main{n}" for n in range(scenario.base[app] + 1, counts[app] + 1)]
+            name = f"{names[0][:4]}_squashed_{names[-1]}"
+            repo.add(app, name, [(app, base_leaf[app])], replaces=[(app, n) for n in names])
+            current[app] = name
+        if squashed and scenario.commit_each:
+            repo.write_lockfile()
+            repo.commit("main squash")
 
     repo.git("checkout", "-q", "-b", "feature")
     add_side(scenario.mine, "mine")
