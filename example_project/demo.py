@@ -6,8 +6,13 @@ example_project/ into a temp git repository, and then does what a developer does
 model, write the migration with `makemigrations -n`, look at the lockfile diff, apply it, and
 run the checks CI runs. Every command is printed before it runs, with its output.
 
-Each step is a function registered with @step, run in the order defined. Later features add
-their own steps (update_migration resolving a lockfile conflict, two-phase removals, ...).
+Then the team workflow: two branches add migrations to one app, the lockfile conflicts in git
+and `update_migration` resolves it; a field removed in two phases (SafeRemoveField); a
+post-deployment index deferred by `migrate --pre-deploy`; an unsafe migration refused with its
+recipe; `verify_migrations`; and the project's TestMigrations test of its data migration.
+
+Each step is a function registered with @step, run in the order defined; each checks its own
+result.
 
     python example_project/demo.py [--keep]
 
@@ -48,6 +53,50 @@ NEW_FIELD = "gift_wrap"
 NEW_FIELD_LINE = f"    {NEW_FIELD} = models.BooleanField(db_default=False)\n"
 MIGRATION_NAME = "order_gift_wrap"
 
+# update_migration: main and the branch edit customers/models.py far enough apart for git to
+# merge the models cleanly; only the lockfile conflicts.
+CUSTOMER_FIRST_FIELD = "    email = models.EmailField(unique=True)\n"
+CUSTOMER_LAST_FIELD = "    created_at = models.DateTimeField(auto_now_add=True)\n"
+NEWSLETTER_LINE = "    newsletter = models.BooleanField(db_default=False)\n"
+PHONE_LINE = "    phone = models.CharField(max_length=32, null=True, blank=True)\n"
+
+PHASE2_OPERATIONS = """\
+    operations = [
+        # Phase 2 of removing Customer.phone: the phase-1 migration took it out of the state.
+        SafeRemoveField(
+            model_name='customer',
+            name='phone',
+            deletion_action=DeletionAction.DELETE,
+            field=models.CharField(max_length=32, null=True, blank=True),
+        ),
+    ]"""
+PHASE2_EDITS = (
+    ("from django.db import migrations\n", "from django.db import migrations, models\n"),
+    (
+        "from migtools import CheckedMigration\n",
+        "from migtools import CheckedMigration\n"
+        "from migtools.operations import DeletionAction, SafeRemoveField\n",
+    ),
+    ("    operations = [\n    ]", PHASE2_OPERATIONS),
+)
+
+PRODUCT_META = "    class Meta:\n        constraints = (\n"
+PRODUCT_INDEX_NAME = "catalog_product_name_idx"
+PRODUCT_META_WITH_INDEX = f"""\
+    class Meta:
+        # Customers search products by name.
+        indexes = (models.Index(fields=["name"], name="{PRODUCT_INDEX_NAME}"),)
+        constraints = (
+"""
+
+RISKY_OPERATIONS = """\
+    operations = [
+        migrations.RunSQL(
+            "CREATE INDEX orders_order_created_idx ON orders_order (created_at)",
+            reverse_sql="DROP INDEX orders_order_created_idx",
+        ),
+    ]"""
+
 
 class StepFailed(Exception):
     """A step did not do what the workflow promises."""
@@ -62,6 +111,9 @@ class Demo:
     env: dict[str, str] = field(default_factory=dict)
     database_url: str = ""
     new_migration: Path | None = None
+    initial_commit: str = ""
+    feature_migration: Path | None = None
+    post_deploy_migration: Path | None = None
 
     def __post_init__(self) -> None:
         self.project = self.tmp / "shop"
@@ -157,6 +209,7 @@ def copy_project(demo: Demo) -> None:
     demo.git("init", "-q", "-b", "main")
     demo.git("add", "-A")
     demo.git("commit", "-q", "-m", "Example shop: catalog, customers, orders")
+    demo.initial_commit = demo.git("rev-parse", "--short", "HEAD", quiet=True).stdout.strip()
     demo.git("log", "--oneline")
     print()
     say("The committed lockfile names the latest migration of each app:")
@@ -257,6 +310,269 @@ def commit_change(demo: Demo) -> None:
     demo.git("show", "--stat", "--format=%h %s", "HEAD")
 
 
+# -- update_migration: two branches, one app, a lockfile conflict -----------------------
+
+
+@step("Two branches each add a customers migration")
+def two_branches(demo: Demo) -> None:
+    say(
+        "A colleague's branch `feature` adds Customer.phone; meanwhile main gets "
+        "Customer.newsletter. Both write customers/migrations/0004_*.py and both change the "
+        "customers line of the lockfile."
+    )
+    demo.git("switch", "-q", "-c", "feature")
+    edit(demo, "customers/models.py", CUSTOMER_LAST_FIELD, CUSTOMER_LAST_FIELD + PHONE_LINE)
+    demo.feature_migration = make_migration(demo, "customers", "customer_phone")
+    demo.git("add", "-A")
+    demo.git("commit", "-q", "-m", "customers: add Customer.phone")
+
+    demo.git("switch", "-q", "main")
+    edit(demo, "customers/models.py", CUSTOMER_FIRST_FIELD, CUSTOMER_FIRST_FIELD + NEWSLETTER_LINE)
+    main_migration = make_migration(demo, "customers", "customer_newsletter")
+    if main_migration.name[:4] != demo.feature_migration.name[:4]:
+        raise StepFailed(f"expected both branches to write 0004: {main_migration.name}")
+    demo.git("add", "-A")
+    demo.git("commit", "-q", "-m", "customers: add Customer.newsletter")
+    say("main's migration is deployed (applied) before the branch is merged:")
+    demo.manage("migrate")
+    demo.git("log", "--oneline", "--graph", "--all", "-4")
+
+
+@step("Merge main into the branch: the lockfile conflicts")
+def merge_conflicts(demo: Demo) -> None:
+    demo.git("switch", "-q", "feature")
+    demo.run("git", "merge", "main", expect=1, why="both branches changed the customers line")
+    status = demo.git("status", "--short").stdout
+    conflicted = [line[3:] for line in status.splitlines() if line[:2] in ("UU", "AA")]
+    if conflicted != ["migrations_lockfile.txt"]:
+        raise StepFailed(f"expected a conflict in the lockfile only, got {conflicted}")
+    say("Without the lockfile, git would merge cleanly and leave customers with two leaves.")
+    lockfile = (demo.project / "migrations_lockfile.txt").read_text()
+    if "<<<<<<<" not in lockfile or ">>>>>>>" not in lockfile:
+        raise StepFailed("the lockfile holds no conflict markers")
+    hunk = lockfile[lockfile.index("<<<<<<<") :]
+    hunk = hunk[: hunk.index("\n", hunk.index(">>>>>>>"))]
+    print("\n  migrations_lockfile.txt (the conflict):")
+    print(indent(hunk, "    | "))
+    demo.manage("migrations_lockfile", "--check", expect=1, why="the lockfile holds a conflict")
+
+
+@step("update_migration resolves it")
+def run_update_migration(demo: Demo) -> None:
+    assert demo.feature_migration is not None
+    old = demo.feature_migration.stem
+    proc = demo.manage("update_migration")
+    new = "0005" + old[4:]
+    migrations = demo.project / "customers" / "migrations"
+    if (migrations / f"{old}.py").exists() or not (migrations / f"{new}.py").exists():
+        raise StepFailed(f"expected {old}.py renamed to {new}.py")
+    depends = "('customers', '0004_customer_newsletter')"
+    if depends not in (migrations / f"{new}.py").read_text():
+        raise StepFailed(f"{new}.py does not depend on {depends}")
+    if f"customers: {new}" not in (demo.project / "migrations_lockfile.txt").read_text():
+        raise StepFailed(f"the lockfile does not name customers: {new}")
+    next_lines = [line for line in proc.stdout.splitlines() if line.startswith("Next: ")]
+    if next_lines != ["Next: git merge --continue"]:
+        raise StepFailed(f"expected `Next: git merge --continue`, got {next_lines}")
+    demo.feature_migration = migrations / f"{new}.py"
+    say("Everything is staged: a `git mv` whose only change is the dependency on main's leaf.")
+    demo.git("status", "--short")
+    demo.git(
+        "diff",
+        "--cached",
+        "-M",
+        "HEAD",
+        "--",
+        f"customers/migrations/{old}.py",
+        f"customers/migrations/{new}.py",
+        "migrations_lockfile.txt",
+    )
+
+
+@step("Finish the merge, apply, check")
+def finish_merge(demo: Demo) -> None:
+    say("The step update_migration printed (core.editor=true keeps git's merge message):")
+    demo.git("-c", "core.editor=true", "merge", "--continue", quiet=True)
+    if (demo.project / ".git" / "MERGE_HEAD").exists():
+        raise StepFailed("the merge is still in progress")
+    demo.git("log", "--oneline", "--graph", "-5")
+    demo.manage("migrate")
+    demo.manage("makemigrations", "--check")
+    demo.manage("migrations_lockfile", "--check")
+    say("The branch is merged into main (a fast-forward now):")
+    demo.git("switch", "-q", "main")
+    demo.git("merge", "-q", "--ff-only", "feature")
+
+
+# -- Two-phase removal ----------------------------------------------------------------
+
+
+@step("Remove a field, phase 1: out of the code, the column stays")
+def remove_field_phase1(demo: Demo) -> None:
+    say(
+        "Dropping a column while the old code still reads it breaks every request until the "
+        "new code is live. makemigrations writes phase 1 instead: SafeRemoveField with "
+        "MOVE_TO_PENDING takes phone out of the migration state and runs no SQL."
+    )
+    edit(demo, "customers/models.py", PHONE_LINE, "")
+    demo.git("diff", "customers/models.py")
+    migration = make_migration(demo, "customers", "remove_customer_phone")
+    text = migration.read_text()
+    if "SafeRemoveField" not in text or "MOVE_TO_PENDING" not in text:
+        raise StepFailed(f"{migration.name} does not use SafeRemoveField(..., MOVE_TO_PENDING)")
+    show_file(demo, migration, "    operations = [")
+    demo.manage("sqlmigrate", "customers", migration.stem)
+    demo.manage("migrate")
+    if not column_exists(demo, "customers_customer", "phone"):
+        raise StepFailed("phase 1 dropped customers_customer.phone")
+    say("customers_customer.phone is still there: the old code keeps working during the deploy.")
+    demo.manage("makemigrations", "--check")
+    commit_all(demo, "customers: remove Customer.phone (phase 1)")
+
+
+@step("Remove a field, phase 2: a later migration drops the column")
+def remove_field_phase2(demo: Demo) -> None:
+    say(
+        "After the deploy, a later migration drops the column. makemigrations --empty writes "
+        "the file (and updates the lockfile); the operation is filled in by hand. field= "
+        "makes it reversible."
+    )
+    migration = make_migration(demo, "customers", "drop_customer_phone", "--empty")
+    text = migration.read_text()
+    for old, new in PHASE2_EDITS:
+        if text.count(old) != 1:
+            raise StepFailed(f"{migration.name} is not the empty migration expected: {old!r}")
+        text = text.replace(old, new)
+    migration.write_text(text)
+    show_file(demo, migration, "    dependencies")
+    demo.manage("sqlmigrate", "customers", migration.stem)
+    demo.manage("migrate")
+    if column_exists(demo, "customers_customer", "phone"):
+        raise StepFailed("phase 2 did not drop customers_customer.phone")
+    say("The column is gone.")
+    demo.manage("makemigrations", "--check")
+    demo.manage("migrations_lockfile", "--check")
+    commit_all(demo, "customers: drop customers_customer.phone (phase 2)")
+
+
+# -- A post-deployment index ----------------------------------------------------------
+
+
+@step("A post-deployment index")
+def post_deployment_index(demo: Demo) -> None:
+    say(
+        "An index on a big table takes minutes even built CONCURRENTLY: it belongs after the "
+        "deploy. makemigrations writes atomic = False (CONCURRENTLY cannot run in a "
+        "transaction); we set is_post_deployment = True."
+    )
+    edit(demo, "catalog/models.py", PRODUCT_META, PRODUCT_META_WITH_INDEX)
+    migration = make_migration(demo, "catalog", "product_name_idx")
+    text = migration.read_text()
+    if "atomic = False" not in text:
+        raise StepFailed(f"makemigrations did not write atomic = False into {migration.name}")
+    migration.write_text(text.replace("is_post_deployment = False", "is_post_deployment = True", 1))
+    show_file(demo, migration, "    is_post_deployment")
+    demo.post_deploy_migration = migration
+    demo.manage("sqlmigrate", "catalog", migration.stem)
+    commit_all(demo, "catalog: index products by name (post-deployment)")
+
+
+@step("Deploy: migrate --pre-deploy defers it, migrate applies it")
+def pre_deploy(demo: Demo) -> None:
+    migration = demo.post_deploy_migration
+    assert migration is not None
+    say("Before the new code goes live:")
+    proc = demo.manage("migrate", "--pre-deploy")
+    if f"catalog.{migration.stem}" not in proc.stdout or is_applied(
+        demo, "catalog", migration.stem
+    ):
+        raise StepFailed(f"--pre-deploy did not list catalog.{migration.stem} as deferred")
+    if index_exists(demo, PRODUCT_INDEX_NAME):
+        raise StepFailed("--pre-deploy built the post-deployment index")
+    say("After the deploy:")
+    demo.manage("migrate")
+    if not is_applied(demo, "catalog", migration.stem) or not index_exists(
+        demo, PRODUCT_INDEX_NAME
+    ):
+        raise StepFailed(f"migrate did not apply catalog.{migration.stem}")
+    demo.manage("showmigrations", "catalog")
+
+
+# -- A refused operation --------------------------------------------------------------
+
+
+@step("An unsafe migration is refused")
+def refused_migration(demo: Demo) -> None:
+    say(
+        "On a throwaway branch, a hand-written migration with plain RunSQL building an index "
+        "without CONCURRENTLY (writes to orders_order would wait for the whole build)."
+    )
+    demo.git("switch", "-q", "-c", "risky")
+    migration = make_migration(demo, "orders", "order_created_idx", "--empty")
+    text = migration.read_text()
+    if "    operations = [\n    ]" not in text:
+        raise StepFailed(f"{migration.name} is not the empty migration expected")
+    migration.write_text(text.replace("    operations = [\n    ]", RISKY_OPERATIONS))
+    show_file(demo, migration, "    operations = [")
+    say("CI's verifier, on what the branch changed, reports it before anyone applies it:")
+    demo.manage("verify_migrations", "--since", "main", expect=1, why="error-level findings")
+    say("sqlmigrate puts the findings before the statement they concern; --check fails on them:")
+    demo.manage("sqlmigrate", "orders", migration.stem)
+    demo.manage(
+        "sqlmigrate",
+        "--check",
+        "orders",
+        migration.stem,
+        expect=1,
+        quiet=True,
+        why="error-level findings",
+    )
+    proc = demo.manage("migrate", expect="nonzero", why="refused before any SQL ran")
+    output = proc.stdout + proc.stderr
+    for expected in ("run-sql-not-safe", "Why:", "Safe recipe:"):
+        if expected not in output:
+            raise StepFailed(f"the refusal does not say {expected!r}")
+    if is_applied(demo, "orders", migration.stem) or index_exists(demo, "orders_order_created_idx"):
+        raise StepFailed("the refused migration ran")
+    say("Nothing ran. Throw the branch away:")
+    commit_all(demo, "orders: raw index (refused)")
+    demo.git("switch", "-q", "main")
+    demo.git("branch", "-q", "-D", "risky")
+    if migration.exists():
+        raise StepFailed(f"{migration.name} is still there")
+    demo.manage("migrations_lockfile", "--check")
+
+
+# -- Verifier and migration tests -----------------------------------------------------
+
+
+@step("verify_migrations: every migration this demo added")
+def verify_added(demo: Demo) -> None:
+    say(
+        "The verifier judges each migration's operations and the SQL the configured backend "
+        "will run, in one pass; --since limits it to what changed since a git ref (here, the "
+        "example project as copied)."
+    )
+    demo.manage("verify_migrations", "--since", demo.initial_commit)
+    demo.manage("verify_migrations", "customers", "0003_backfill_display_name")
+    say(
+        "customers.0003 is a RunPython backfill: without a TestMigrations test naming it, "
+        "this would be the error data-migration-without-test."
+    )
+
+
+@step("Migration tests")
+def migration_tests(demo: Demo) -> None:
+    say(
+        "customers/tests/test_0003_backfill_display_name.py: TestMigrations seeds customers "
+        "at 0002 through the historical model, applies 0003, asserts the backfill."
+    )
+    show_file(demo, demo.project / "customers/tests/test_0003_backfill_display_name.py", "class ")
+    proc = demo.run(sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider")
+    if " 1 passed" not in proc.stdout:
+        raise StepFailed("expected exactly one migration test to pass")
+
+
 # --------------------------------------------------------------------------------------
 # Plumbing
 # --------------------------------------------------------------------------------------
@@ -279,6 +595,67 @@ def create_database(server_url: str) -> str:
     atexit.register(drop)  # runs before the throwaway server's own atexit stop
     parts = urlsplit(server_url)
     return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def edit(demo: Demo, relpath: str, old: str, new: str) -> None:
+    """Replace the one occurrence of ``old`` in a project file; fail loudly if it is not there."""
+    path = demo.project / relpath
+    text = path.read_text()
+    if text.count(old) != 1:
+        raise StepFailed(f"cannot find the text to edit in {relpath}: {old!r}")
+    path.write_text(text.replace(old, new))
+
+
+def make_migration(demo: Demo, app: str, name: str, *extra: str) -> Path:
+    """``makemigrations [APP --empty] -n NAME``; return the one file it wrote."""
+    directory = demo.project / app / "migrations"
+    before = set(directory.glob("0*.py"))
+    demo.manage("makemigrations", *([app] if extra else []), *extra, "-n", name)
+    created = sorted(set(directory.glob("0*.py")) - before)
+    if len(created) != 1 or not created[0].stem.endswith(name):
+        raise StepFailed(f"expected one new {app} migration named *_{name}, found {created}")
+    return created[0]
+
+
+def show_file(demo: Demo, path: Path, start: str) -> None:
+    """Print a file from the first line starting with ``start``."""
+    lines = path.read_text().splitlines()
+    first = next((i for i, line in enumerate(lines) if line.startswith(start)), 0)
+    print(f"\n  {path.relative_to(demo.project)}" + (" (excerpt):" if first else ":"))
+    print(indent("\n".join(lines[first:]).rstrip(), "    | "))
+
+
+def commit_all(demo: Demo, message: str) -> None:
+    demo.git("add", "-A")
+    demo.git("commit", "-q", "-m", message)
+
+
+def query(demo: Demo, sql: str, *params: str) -> list[tuple[object, ...]]:
+    import psycopg
+
+    with psycopg.connect(demo.database_url) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def column_exists(demo: Demo, table: str, column: str) -> bool:
+    return bool(
+        query(
+            demo,
+            "SELECT 1 FROM information_schema.columns WHERE table_name = %s AND column_name = %s",
+            table,
+            column,
+        )
+    )
+
+
+def index_exists(demo: Demo, name: str) -> bool:
+    return bool(query(demo, "SELECT 1 FROM pg_indexes WHERE indexname = %s", name))
+
+
+def is_applied(demo: Demo, app: str, name: str) -> bool:
+    return bool(
+        query(demo, "SELECT 1 FROM django_migrations WHERE app = %s AND name = %s", app, name)
+    )
 
 
 def child_env() -> dict[str, str]:
