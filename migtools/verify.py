@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import ast
 import inspect
-import multiprocessing as mp
-import os
 import subprocess
 import sys
-from collections.abc import Callable, Collection, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.apps import apps as django_apps
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models as dj_models
 from django.db.migrations import operations as ops
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
@@ -35,6 +35,7 @@ from migtools.sqlcheck import SqlContext
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.backends.base.schema import BaseDatabaseSchemaEditor
     from django.db.migrations.migration import Migration
     from django.db.migrations.operations.base import Operation
 
@@ -236,47 +237,36 @@ class Verifier:
         except Exception:  # no django_migrations table yet: nothing applied
             return set()
 
-    def run(
-        self,
-        selected: Collection[Node],
-        progress: Progress | None = None,
-        *,
-        workers: int | None = None,
-    ) -> Report:
-        """Verify ``selected`` in plan order. Long runs are split into contiguous stretches
-        of the plan verified by forked worker processes (``workers``: default the CPU count,
-        from ``PARALLEL_THRESHOLD`` selected migrations on); each worker builds its own
-        starting state without rendering, so the result is the same as one pass."""
+    def run(self, selected: Collection[Node], progress: Progress | None = None) -> Report:
+        """Verify ``selected`` in plan order, in one linear pass: the state of the migrations
+        before the first selected one is built without rendering a model; from there on the
+        rendered registry is kept in step operation by operation (see ``_step``)."""
         if not selected:
             return Report()
         plan = full_plan(self.loader)
-        positions = [i for i, n in enumerate(plan) if n in selected]
+        wanted = set(selected)
+        positions = [i for i, n in enumerate(plan) if n in wanted]
         applied = self._applied()
-        walk = _Walk(self, plan, set(selected), applied)
-        if workers is None:
-            workers = (os.cpu_count() or 1) if len(positions) >= PARALLEL_THRESHOLD else 1
-        workers = max(1, min(workers, len(positions) // 50 or 1))
-        if workers == 1 or "fork" not in mp.get_all_start_methods():
-            return Report(walk(positions[0], positions[-1], progress, len(positions)))
-        # Stretches with equal numbers of selected migrations; the parent verifies the first.
-        bounds = [positions[len(positions) * k // workers] for k in range(workers)]
-        stretches = [
-            (lo, (bounds[k + 1] - 1) if k + 1 < workers else positions[-1])
-            for k, lo in enumerate(bounds)
-        ]
-        global _CURRENT_WALK
-        _CURRENT_WALK = walk
-        self.connection.close()  # never share a socket with the children
-        try:
-            with ProcessPoolExecutor(workers - 1, mp_context=mp.get_context("fork")) as pool:
-                futures = [pool.submit(_walk_stretch, lo, hi) for lo, hi in stretches[1:]]
-                first_count = sum(1 for i in positions if i <= stretches[0][1])
-                migrations = walk(*stretches[0], progress, first_count)
-                for future in futures:
-                    migrations.extend(future.result())
-        finally:
-            _CURRENT_WALK = None
-        return Report(migrations)
+        history = {a for a, _ in applied}
+        nodes = self.loader.graph.nodes
+        state = ProjectState(real_apps=self.loader.unmigrated_apps)
+        new_tables: set[str] = set()
+        out: list[MigrationReport] = []
+        for node in plan[: positions[-1] + 1]:
+            migration = nodes[node]
+            if node in wanted:
+                known = set(new_tables)
+                out.append(self.verify_migration(migration, state, new_tables))
+                if node in applied:  # its tables exist in this database
+                    new_tables.intersection_update(known)
+                if progress is not None:
+                    progress(len(out), len(positions))
+                continue
+            if node not in applied and node[0] in history:
+                new_tables.update(_created_tables(migration, state))
+            for operation in migration.operations:
+                _step(state, operation, migration.app_label)
+        return Report(out)
 
     def verify_migration(
         self, migration: Migration, state: ProjectState, new_tables: set[str]
@@ -304,14 +294,11 @@ class Verifier:
                     sql: list[str] = []
                     # Django's apply() skips state_forwards here (it collects one migration
                     # only); a pass over the plan must keep the state right.
-                    from_state = _before(state, operation, app_label)
-                    operation.state_forwards(app_label, state)
+                    from_state = _step(state, operation, app_label, before=True)
                 else:
                     start = len(editor.collected_sql)
                     deferred_before = len(editor.deferred_sql)
-                    from_state = _before(state, operation, app_label)
-                    operation.state_forwards(app_label, state)
-                    operation.database_forwards(app_label, editor, from_state, state)
+                    from_state = _step(state, operation, app_label, editor, before=True)
                     sql = editor.collected_sql[start:]
                     entries.extend(sql)
                     editor.collected_sql[start:] = []
@@ -389,49 +376,130 @@ def _before(state: ProjectState, operation: Operation, app_label: str) -> Projec
     return before
 
 
-PARALLEL_THRESHOLD = 400
-_CURRENT_WALK: _Walk | None = None
+def _step(
+    state: ProjectState,
+    operation: Operation,
+    app_label: str,
+    editor: BaseDatabaseSchemaEditor | None = None,
+    *,
+    before: bool = False,
+) -> ProjectState:
+    """Advance ``state`` in place over ``operation`` and, given an ``editor``, collect the
+    operation's SQL (``database_forwards`` as ``Migration.apply`` calls it). Returns a state
+    that reads as the state before the operation for what the rules look at (``before``:
+    the caller needs one; otherwise ``state`` itself is returned).
+
+    While nothing is rendered (before the first verified migration) this is Django's
+    ``state_forwards`` alone. Once the registry is rendered, Django would re-render the
+    touched model (and the models related to it) after every operation and clone the whole
+    registry before it: both grow with the size of the project, which makes a pass over the
+    plan quadratic. AddField and CreateModel, the bulk of any history, are applied to the
+    rendered registry in place instead (``_add_field``, ``_create_model``); other
+    operations take Django's path, with a copy of only what they touch as the state before.
+    """
+    if "apps" in state.__dict__:
+        fast = _IN_PLACE.get(type(operation))
+        if fast is not None and fast(state, operation, app_label, editor):
+            return state
+    from_state = _before(state, operation, app_label) if before or editor else state
+    operation.state_forwards(app_label, state)
+    if editor is not None:
+        operation.database_forwards(app_label, editor, from_state, state)
+    return from_state
 
 
-def _walk_stretch(lo: int, hi: int) -> list[MigrationReport]:
-    assert _CURRENT_WALK is not None
-    return _CURRENT_WALK(lo, hi, None, 0)
+def _ignore_reload(*args: object, **kwargs: object) -> None:
+    return None
 
 
-class _Walk:
-    """Walks the plan from its start to ``hi``: migrations before ``lo`` only mutate the
-    state; selected ones in ``lo..hi`` are verified."""
+@contextmanager
+def _no_reload(state: ProjectState) -> Iterator[None]:
+    """Run ``state_forwards`` without Django's re-render of the touched models (the caller
+    brings the rendered registry up to date itself)."""
+    attrs = vars(state)
+    attrs["reload_model"] = attrs["reload_models"] = _ignore_reload
+    try:
+        yield
+    finally:
+        del attrs["reload_model"], attrs["reload_models"]
 
-    def __init__(
-        self, verifier: Verifier, plan: list[Node], selected: set[Node], applied: set[Node]
-    ) -> None:
-        self.verifier = verifier
-        self.plan = plan
-        self.selected = selected
-        self.applied = applied
-        self.history = {a for a, _ in applied}
 
-    def __call__(
-        self, lo: int, hi: int, progress: Progress | None, total: int
-    ) -> list[MigrationReport]:
-        nodes = self.verifier.loader.graph.nodes
-        state = ProjectState(real_apps=self.verifier.loader.unmigrated_apps)
-        new_tables: set[str] = set()
-        out: list[MigrationReport] = []
-        for index, node in enumerate(self.plan[: hi + 1]):
-            migration = nodes[node]
-            if index >= lo and node in self.selected:
-                known = set(new_tables)
-                out.append(self.verifier.verify_migration(migration, state, new_tables))
-                if node in self.applied:  # its tables exist in this database
-                    new_tables.intersection_update(known)
-                if progress is not None:
-                    progress(len(out), total)
-                continue
-            if node not in self.applied and (node in self.selected or node[0] in self.history):
-                new_tables.update(_created_tables(migration, state))
-            state = migration.mutate_state(state, preserve=False)
-        return out
+def _add_field(
+    state: ProjectState,
+    operation: Operation,
+    app_label: str,
+    editor: BaseDatabaseSchemaEditor | None,
+) -> bool:
+    """AddField on the rendered model class in place: the new field is contributed to the
+    class the registry already holds (the field order, the table and every other field stay
+    what a re-render would give), so the cost does not grow with the model's field count nor
+    with the number of models. ``schema_editor.add_field`` reads only the table of the model
+    it is given, so the class serves as both the model before and the model after.
+
+    Declines (returns False, nothing changed) for what a re-render handles differently:
+    many-to-many and primary-key fields, a field name the class already has, models with
+    subclasses (children and proxies cache their parents' fields), unrendered models."""
+    assert isinstance(operation, ops.AddField)
+    new_field = operation.field
+    if new_field.many_to_many or new_field.primary_key:
+        return False
+    try:
+        model = state.apps.get_model(app_label, operation.model_name_lower)
+    except LookupError:
+        return False
+    if model._meta.proxy or type.__subclasses__(model):
+        return False
+    try:
+        model._meta.get_field(operation.name)
+    except FieldDoesNotExist:
+        pass
+    else:
+        return False
+    with _no_reload(state):
+        operation.state_forwards(app_label, state)
+    rendered = state.models[app_label, operation.model_name_lower].fields[operation.name].clone()
+    model.add_to_class(operation.name, rendered)
+    if rendered.is_relation:
+        target = rendered.remote_field.model
+        if isinstance(target, type) and issubclass(target, dj_models.Model):
+            target._meta._expire_cache(forward=False)  # type: ignore[attr-defined]
+    if editor is not None:
+        operation.database_forwards(app_label, editor, state, state)
+    return True
+
+
+def _create_model(
+    state: ProjectState,
+    operation: Operation,
+    app_label: str,
+    editor: BaseDatabaseSchemaEditor | None,
+) -> bool:
+    """CreateModel renders only the new model into the registry (registering it resolves its
+    relations and expires the related models' caches); Django would re-render every model
+    it is related to, recursively. Declines for a model that inherits from another model or
+    a key the state already holds."""
+    assert isinstance(operation, ops.CreateModel)
+    key = (app_label, operation.name_lower)
+    if key in state.models or any(
+        isinstance(base, str)
+        or (
+            isinstance(base, type)
+            and issubclass(base, dj_models.Model)
+            and base is not dj_models.Model
+        )
+        for base in operation.bases or ()
+    ):
+        return False
+    with _no_reload(state):
+        operation.state_forwards(app_label, state)
+    state.models[key].render(state.apps)
+    if editor is not None:
+        operation.database_forwards(app_label, editor, state, state)
+    return True
+
+
+_InPlace = Callable[[ProjectState, "Operation", str, "BaseDatabaseSchemaEditor | None"], bool]
+_IN_PLACE: dict[type, _InPlace] = {ops.AddField: _add_field, ops.CreateModel: _create_model}
 
 
 def _created_tables(migration: Migration, state: ProjectState) -> set[str]:
