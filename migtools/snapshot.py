@@ -187,6 +187,34 @@ class SnapshotStore:
                     ) from exc
                 time.sleep(0.05)
 
+    def has_snapshot(self, template: str) -> bool:
+        """The snapshot exists: as its pristine template, its warm copy, or both."""
+        return self.exists(self.warm_name(template)) or self.exists(template)
+
+    def publish_warm(self, building: str, template: str) -> None:
+        """A freshly built snapshot goes straight into place as the warm copy.
+
+        The warm copy is equal to the snapshot whenever no test runs on it (every test's
+        transaction is rolled back, sequences included), so the pristine template is only
+        copied from it when a test needs a copy of its own (``copy_snapshot``): a run whose
+        tests all fit in a transaction copies nothing but the test database once.
+        """
+        self.publish(building, self.warm_name(template))
+
+    def copy_snapshot(self, template: str, name: str) -> None:
+        """``name`` becomes a copy of the snapshot ``template`` (for a test that commits)."""
+        if self.exists(template):
+            self.clone(template, name)
+            return
+        warm = self.warm_name(template)
+        wrapper = self._warm.get(warm)
+        if wrapper is not None:
+            if wrapper.in_atomic_block:
+                raise SnapshotError(f"The warm copy '{warm}' is in use by a test.")
+            wrapper.close()  # reconnects on next use
+        self.clone(warm, template)  # the pristine template, kept for the next ones
+        self.clone(template, name)
+
     def publish(self, building: str, name: str) -> None:
         """Rename a finished copy into place (so a half-built snapshot is never used)."""
         self.drop(name)
@@ -238,7 +266,7 @@ class SnapshotStore:
         the snapshot and is made once, not once per test. With ``--reuse-db`` it is kept for
         the next run like the snapshot itself.
         """
-        name = f"{template}_w"
+        name = self.warm_name(template)
         wrapper = self._warm.get(name)
         if wrapper is None:
             if not self.exists(name):
@@ -246,9 +274,14 @@ class SnapshotStore:
             wrapper = self._warm[name] = self.wrapper_for(name)
         return wrapper
 
+    @staticmethod
+    def warm_name(template: str) -> str:
+        return f"{template}_w"
+
     def discard_warm(self, template: str) -> None:
-        """Drop a warm copy whose state is in doubt; the next test makes a new one."""
-        name = f"{template}_w"
+        """Drop a warm copy whose state is in doubt; the next test makes a new one (from the
+        pristine template, or by building the snapshot again when there is none)."""
+        name = self.warm_name(template)
         wrapper = self._warm.pop(name, None)
         if wrapper is not None:
             wrapper.close()

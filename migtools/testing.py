@@ -19,7 +19,8 @@ and several ``test_*`` methods per class each start from the same state. A test 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -30,9 +31,11 @@ from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrat
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.creation import TEST_DATABASE_PREFIX
+from django.db.migrations.exceptions import IrreversibleError
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
+from django.db.migrations.operations.base import Operation
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState, StateApps
 from django.test import TransactionTestCase
@@ -66,17 +69,25 @@ class _Graph:
     states: dict[frozenset[Node], ProjectState] = field(default_factory=dict)
 
     def state_for(self, applied: frozenset[Node]) -> ProjectState:
-        """The project state of a database with exactly ``applied`` migrations, apps rendered
-        (cached: tests of one target share it; callers clone before mutating)."""
+        """The project state of a database with exactly ``applied`` migrations (as recorded
+        in ``django_migrations``), apps rendered (cached: tests of one target share it;
+        callers clone before mutating). Nothing is rendered before the end."""
         state = self.states.get(applied)
         if state is None:
             state = ProjectState(real_apps=self.loader.unmigrated_apps)
             for migration in self.full_plan:
-                if (migration.app_label, migration.name) in applied:
+                if _is_applied(migration, applied):
                     state = migration.mutate_state(state, preserve=False)
             state.apps  # noqa: B018 - render once, here
             self.states[applied] = state
         return state
+
+
+def _is_applied(migration: Migration, recorded: Collection[Node]) -> bool:
+    """Recorded, or a squashed migration whose replaced migrations are all recorded."""
+    if (migration.app_label, migration.name) in recorded:
+        return True
+    return bool(migration.replaces) and all(tuple(r) in recorded for r in migration.replaces)
 
 
 _graphs: dict[tuple[str, ...], _Graph] = {}
@@ -226,6 +237,132 @@ class _Executor(MigrationExecutor):
         self.progress_callback = None
 
 
+_OpStates = list[tuple[Operation, ProjectState, ProjectState]]  # operation, before, after
+
+
+def _stock_unapply(migration: Migration) -> bool:
+    """``unapply`` is Django's own (or ``CheckedMigration``'s wrapper of it): the walk back may
+    run its second phase with states computed once. Any other override runs as written."""
+    from migtools.migration import CheckedMigration
+
+    return type(migration).unapply in (Migration.unapply, CheckedMigration.unapply)
+
+
+def _run_backwards(migration: Migration, steps: _OpStates, editor: Any) -> None:
+    """Phase 2 of Django's ``Migration.unapply``: each operation backwards, last first."""
+    for operation, to_state, from_state in reversed(steps):
+        atomic_operation = operation.atomic or (migration.atomic and operation.atomic is not False)
+        if not editor.atomic_migration and atomic_operation:
+            with transaction.atomic(editor.connection.alias):
+                operation.database_backwards(migration.app_label, editor, from_state, to_state)
+        else:
+            operation.database_backwards(migration.app_label, editor, from_state, to_state)
+
+
+@dataclass
+class _WalkBack:
+    """What ``manage.py migrate <app> <node>`` unapplies, in its order, with the project states
+    each operation goes from and to, computed before touching the database.
+
+    Django's executor renders the state before every migration it unapplies by replaying the
+    whole plan from zero, and ``Migration.unapply`` renders each operation's states again.
+    Here the state at ``node`` (where the walk ends) is computed without rendering and rendered
+    once, then carried forward through the migrations to unapply with one model reload per
+    operation, keeping each intermediate state. The cost grows with the migrations unapplied
+    (one model render and one statement each), not with the length of the project's history.
+    """
+
+    node: Node
+    remaining: frozenset[Node]  # django_migrations rows left at the end
+    steps: list[tuple[Migration, ProjectState, _OpStates]]  # in unapply order
+
+    @classmethod
+    def plan(cls, graph: _Graph, recorded: Collection[Node], node: Node) -> _WalkBack | None:
+        """None for what is left to Django's executor: the target not applied, or a squashed
+        migration only partly applied (Django then rebuilds its graph without the squash)."""
+        nodes = graph.loader.graph
+        applied: dict[Node, Migration] = {}
+        for key, migration in nodes.nodes.items():
+            replaced = [tuple(r) in recorded for r in migration.replaces or ()]
+            if any(replaced) and not all(replaced):
+                return None
+            if _is_applied(migration, recorded):
+                applied[key] = migration
+        if node not in applied:
+            return None
+        # Django's migration_plan() for an applied target: back through node's children in
+        # its own app, and what depends on them, no further.
+        plan: list[Migration] = []
+        for child in sorted(n for n in nodes.node_map[node].children if n[0] == node[0]):
+            for key in nodes.backwards_plan(child):
+                if key in applied:
+                    plan.append(applied.pop(key))
+        unapplied: set[Node] = set()
+        for migration in plan:
+            unapplied.add((migration.app_label, migration.name))
+            unapplied.update((str(app), str(name)) for app, name in migration.replaces or ())
+        remaining = frozenset(set(recorded) - unapplied)
+        if not plan:
+            return cls(node, remaining, [])
+        # Forwards from node (reversed, the backwards plan is a valid order to apply in),
+        # keeping the states each operation goes from and to.
+        state = graph.state_for(remaining).clone()
+        forwards: list[tuple[Migration, ProjectState, _OpStates]] = []
+        for migration in reversed(plan):
+            before, steps = state, []
+            for operation in migration.operations:
+                if not operation.reversible:
+                    raise IrreversibleError(
+                        f"Operation {operation} in {migration} is not reversible"
+                    )
+                after = state.clone()
+                operation.state_forwards(migration.app_label, after)
+                steps.append((operation, state, after))
+                state = after
+            forwards.append((migration, before, steps))
+        forwards.reverse()
+        return cls(node, remaining, forwards)
+
+    def run(self, wrapper: BaseDatabaseWrapper) -> None:
+        """Unapply on ``wrapper``'s database (which must hold what ``plan`` was given)."""
+        if not self.steps:
+            return
+        with wrapper.cursor() as cursor:
+            # A copy being built: a crash loses nothing worth an fsync per migration.
+            cursor.execute("SET synchronous_commit TO off")
+        for migration, before, steps in self.steps:
+            with wrapper.schema_editor(atomic=migration.atomic) as editor:
+                if not _stock_unapply(migration):
+                    migration.unapply(before, editor)
+                    continue
+
+                def inner(
+                    state: ProjectState,
+                    editor: Any,
+                    collect_sql: bool,
+                    migration: Migration = migration,
+                    steps: _OpStates = steps,
+                ) -> ProjectState:
+                    _run_backwards(migration, steps, editor)
+                    return state
+
+                run = getattr(editor, "migtools_run", None)
+                if run is not None and type(migration).unapply is not Migration.unapply:
+                    run(migration, inner, before, False, True)  # CheckedMigration.unapply
+                else:
+                    inner(before, editor, False)
+        # The rows of every unapplied migration (and of what a squash replaces), at once.
+        recorder = MigrationRecorder(wrapper)
+        table = wrapper.ops.quote_name(recorder.Migration._meta.db_table)
+        gone = sorted(set(recorder.applied_migrations()) - self.remaining)
+        with wrapper.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE (app, name) IN "
+                "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                [[app for app, _ in gone], [name for _, name in gone]],
+            )
+
+
 # Set by the pytest plugin: creates an alias's test database when no collected test asked
 # pytest-django for it (a function test using only the ``migtools_migrator`` fixture).
 ensure_test_database: Callable[[str], None] | None = None
@@ -295,7 +432,7 @@ class Migrator:
             stack.callback(store.drop, store.run_name)
             if initial_state is None:
                 template = self._ensure_snapshot(store, graph, node, original)
-                store.clone(template, store.run_name)
+                store.copy_snapshot(template, store.run_name)
                 wrapper = stack.enter_context(store.using(store.run_name))
             else:
                 original.close()
@@ -396,18 +533,30 @@ class Migrator:
         node: Node,
         original: BaseDatabaseWrapper,
     ) -> str:
+        """The snapshot's name, building it when missing: a copy of the test database walked
+        back to ``node``, kept as the warm copy (the pristine template is made from it only
+        when needed, see ``SnapshotStore``)."""
         store.prune(graph.fingerprint)
         name = store.snapshot_name(graph.fingerprint, f"{node[0]}.{node[1]}")
-        if store.exists(name):
+        if store.has_snapshot(name):
             if name not in store.stats.reused and name not in store.stats.built:
                 store.stats.reused.append(name)
             return name
         building = f"{name}_b"
+        recorded = set(MigrationRecorder(original).applied_migrations())
         original.close()
-        store.clone(store.db_name, building)
+        # The states of the walk are computed (Python) while the server copies the test
+        # database (no Python): neither waits for the other.
+        with ThreadPoolExecutor(1) as pool:
+            planned = pool.submit(_WalkBack.plan, graph, recorded, node)
+            store.clone(store.db_name, building)
+            walk = planned.result()
         with store.using(building) as wrapper:
-            MigrationExecutor(wrapper).migrate([node])
-        store.publish(building, name)
+            if walk is None:
+                MigrationExecutor(wrapper).migrate([node])
+            else:
+                walk.run(wrapper)
+        store.publish_warm(building, name)
         store.stats.built.append(name)
         return name
 

@@ -220,6 +220,142 @@ def test_snapshot_is_reused_within_the_run(migtools_migrator: Migrator) -> None:
     assert after.built == before.built  # nothing rebuilt for the same target
 
 
+# -- a target deep in history: the walk back ------------------------------------------------
+
+DEEP = "0002_currency"  # 0003..0007 (a seed, two columns, a backfill, NOT NULL) come after it
+
+
+class TestDeepTarget(TestMigrations):
+    """migrate_from with five later migrations depending on it: the snapshot walks them all
+    back (0003's reverse deletes the seeded currencies, 0004's drops ``kind``, 0007's drops
+    ``closed``); the test sees exactly the database at 0002, and 0003 seeds it again."""
+
+    app = "ledger"
+    migrate_from = DEEP
+    migrate_to = "0003_seed_currencies"
+
+    def setup_before_migration(self, apps: StateApps) -> None:
+        connection = connections["default"]
+        applied = MigrationRecorder(connection).applied_migrations()
+        assert ("ledger", DEEP) in applied
+        assert not {key for key in applied if key[0] == "ledger" and key[1] > DEEP}
+        with connection.cursor() as cursor:
+            entry = connection.introspection.get_table_description(cursor, "ledger_entry")
+            account = connection.introspection.get_table_description(cursor, "ledger_account")
+        assert [column.name for column in entry] == ["id", "amount_cents", "account_id"]
+        assert [column.name for column in account] == ["id", "name"]
+        entry_model = apps.get_model("ledger", "Entry")
+        assert [field.name for field in entry_model._meta.fields] == ["id", "amount_cents", "account"]
+        currency_model = apps.get_model("ledger", "Currency")
+        assert not currency_model.objects.exists()  # 0003's reverse ran
+        currency_model.objects.create(code="GBP", name="Pound sterling")
+        account_model = apps.get_model("ledger", "Account")
+        self.entry = entry_model.objects.create(
+            account=account_model.objects.create(name="deep"), amount_cents=9
+        )
+
+    def test_seed_ran_on_the_state_at_migrate_from(self) -> None:
+        currency_model = self.apps.get_model("ledger", "Currency")
+        codes = sorted(currency_model.objects.values_list("code", flat=True))
+        assert codes == ["EUR", "GBP", "USD"]
+        entry_model = self.apps.get_model("ledger", "Entry")
+        assert entry_model.objects.get(pk=self.entry.pk).amount_cents == 9
+        assert not hasattr(entry_model.objects.get(pk=self.entry.pk), "kind")  # 0004 not run
+        applied = MigrationRecorder(connections["default"]).applied_migrations()
+        assert ("ledger", "0003_seed_currencies") in applied
+        assert ("ledger", "0004_entry_kind") not in applied
+
+    def test_second_method_same_start(self) -> None:
+        currency_model = self.apps.get_model("ledger", "Currency")
+        assert currency_model.objects.count() == 3
+
+
+def _schema(alias: str) -> dict[str, Any]:
+    """What a walk back must reproduce: columns, constraints, indexes, sequences, the
+    django_migrations rows and the ledger's rows."""
+    queries = {
+        "columns": "SELECT table_name, column_name, data_type, is_nullable, column_default "
+        "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2",
+        "constraints": "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+        "FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2",
+        "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes "
+        "WHERE schemaname = 'public' ORDER BY 1, 2",
+        "sequences": "SELECT sequencename, last_value FROM pg_sequences ORDER BY 1",
+        "migrations": "SELECT app, name FROM django_migrations ORDER BY 1, 2",
+    }
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT to_regclass('ledger_currency') IS NOT NULL")
+        if cursor.fetchone()[0]:
+            queries["currencies"] = "SELECT code, name FROM ledger_currency ORDER BY 1"
+        result = {}
+        for key, sql in queries.items():
+            cursor.execute(sql)
+            result[key] = cursor.fetchall()
+        return result
+
+
+@pytest.mark.parametrize("target", ["0001_initial", DEEP, "0004_entry_kind", "0007_account_closed"])
+def test_walk_back_matches_djangos_executor(migtools_migrator: Migrator, target: str) -> None:
+    """The snapshot's walk back leaves the database exactly as Django's executor does."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    from migtools.testing import _graph, _WalkBack
+
+    node = ("ledger", target)
+    store = snapshot.store_for(connections["default"])
+    recorded = set(MigrationRecorder(connections["default"]).applied_migrations())
+    connections["default"].close()
+    schemas = []
+    for name, ours in ((f"{store.prefix}cmp_ours", True), (f"{store.prefix}cmp_django", False)):
+        store.clone(store.db_name, name)
+        try:
+            with store.using(name) as wrapper:
+                if ours:
+                    walk = _WalkBack.plan(_graph(), recorded, node)
+                    assert walk is not None
+                    walk.run(wrapper)
+                else:
+                    MigrationExecutor(wrapper).migrate([node])
+                schemas.append(_schema("default"))
+        finally:
+            store.drop(name)
+    assert schemas[0] == schemas[1]
+    assert ("ledger", target) in schemas[0]["migrations"]
+
+
+def test_copy_for_a_committing_test_comes_from_the_warm_copy(
+    migtools_migrator: Migrator,
+) -> None:
+    """A test that needs its own copy gets one of the snapshot, whose pristine template is
+    made from the idle warm copy the first time (the build only makes the warm copy)."""
+    migtools_migrator.before(DEEP, app="ledger")
+    migtools_migrator.reset()
+    store = snapshot.store_for(connections["default"])
+    template = next(name for name in store.existing() if name.endswith("_w"))[: -len("_w")]
+    store.copy_snapshot(template, store.run_name)
+    try:
+        assert store.exists(template)
+        with store.using(store.run_name):
+            applied = MigrationRecorder(connections["default"]).applied_migrations()
+            assert ("ledger", "0003_seed_currencies") not in applied
+            assert ("ledger", DEEP) in applied
+    finally:
+        store.drop(store.run_name)
+    # The warm copy still serves the next test after its connection was closed for the copy.
+    apps = migtools_migrator.before(DEEP, app="ledger")
+    assert not apps.get_model("ledger", "Currency").objects.exists()
+
+
+def test_warm_copy_in_doubt_is_rebuilt(migtools_migrator: Migrator) -> None:
+    apps = migtools_migrator.before("0004_entry_kind", app="ledger")
+    apps.get_model("ledger", "Currency").objects.create(code="CHF", name="Franc")
+    connections["default"].close()  # the test's transaction is gone: the copy is in doubt
+    migtools_migrator.reset()
+    apps = migtools_migrator.before("0004_entry_kind", app="ledger")
+    codes = sorted(apps.get_model("ledger", "Currency").objects.values_list("code", flat=True))
+    assert codes == ["EUR", "USD"]
+
+
 # -- clear errors -----------------------------------------------------------------------------
 
 
