@@ -323,6 +323,30 @@ def test_walk_back_matches_djangos_executor(migtools_migrator: Migrator, target:
     assert ("ledger", target) in schemas[0]["migrations"]
 
 
+def test_field_clone_cache_is_scoped_and_only_for_field_safe_operations() -> None:
+    """The walk serves field clones from one deconstruct() only while it computes states,
+    and not at all when an operation may change a field in place (RenameField)."""
+    from django.db import migrations, models
+    from django.db.migrations.state import ProjectState
+
+    from migtools.testing import _FieldClones
+
+    added = migrations.AddField("entry", "note", models.TextField(default=""))
+    renamed = migrations.RenameField("entry", "note", "memo")
+    safe = type("Migration", (migrations.Migration,), {"operations": [added]})("0100", "ledger")
+    unsafe = type("Migration", (migrations.Migration,), {"operations": [renamed]})("0101", "ledger")
+    state = ProjectState()
+    assert _FieldClones(state, [safe]).enabled
+    assert not _FieldClones(state, [safe, unsafe]).enabled
+    with _FieldClones(state, [safe]) as clones:
+        clones.add(added)
+        assert "clone" in added.field.__dict__
+        copy = added.field.clone()
+        assert copy is not added.field
+        assert copy.deconstruct() == added.field.deconstruct()
+    assert "clone" not in added.field.__dict__
+
+
 def test_copy_for_a_committing_test_comes_from_the_warm_copy(
     migtools_migrator: Migrator,
 ) -> None:
