@@ -10,7 +10,9 @@ grows with the plan, not with the plan times the selection.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -186,9 +188,23 @@ def changed_files(ref: str) -> set[str]:
 
 
 def _path_of(migration: Migration) -> str | None:
+    """The migration's file, resolved as ``Path.resolve()`` does (each directory is resolved
+    once per process: a project's migrations share a handful of them)."""
     module = sys.modules.get(type(migration).__module__)
     file = getattr(module, "__file__", None)
-    return str(Path(file).resolve()) if file else None
+    if not file:
+        return None
+    file = str(file)
+    directory, name = os.path.split(file)
+    if not os.path.isabs(directory):
+        return os.path.realpath(file)
+    path = os.path.join(_real_directory(directory), name)
+    return os.path.realpath(path) if os.path.islink(path) else path
+
+
+@functools.cache
+def _real_directory(directory: str) -> str:
+    return os.path.realpath(directory)
 
 
 # -- the pass ----------------------------------------------------------------------------
@@ -252,20 +268,21 @@ class Verifier:
         state = ProjectState(real_apps=self.loader.unmigrated_apps)
         new_tables: set[str] = set()
         out: list[MigrationReport] = []
-        for node in plan[: positions[-1] + 1]:
-            migration = nodes[node]
-            if node in wanted:
-                known = set(new_tables)
-                out.append(self.verify_migration(migration, state, new_tables))
-                if node in applied:  # its tables exist in this database
-                    new_tables.intersection_update(known)
-                if progress is not None:
-                    progress(len(out), len(positions))
-                continue
-            if node not in applied and node[0] in history:
-                new_tables.update(_created_tables(migration, state))
-            for operation in migration.operations:
-                _step(state, operation, migration.app_label)
+        with _one_client_cursor(self.connection):
+            for node in plan[: positions[-1] + 1]:
+                migration = nodes[node]
+                if node in wanted:
+                    known = set(new_tables)
+                    out.append(self.verify_migration(migration, state, new_tables))
+                    if node in applied:  # its tables exist in this database
+                        new_tables.intersection_update(known)
+                    if progress is not None:
+                        progress(len(out), len(positions))
+                    continue
+                if node not in applied and node[0] in history:
+                    new_tables.update(_created_tables(migration, state))
+                for operation in migration.operations:
+                    _step(state, operation, migration.app_label)
         return Report(out)
 
     def verify_migration(
@@ -500,6 +517,38 @@ def _create_model(
 
 _InPlace = Callable[[ProjectState, "Operation", str, "BaseDatabaseSchemaEditor | None"], bool]
 _IN_PLACE: dict[type, _InPlace] = {ops.AddField: _add_field, ops.CreateModel: _create_model}
+
+
+@contextmanager
+def _one_client_cursor(connection: BaseDatabaseWrapper) -> Iterator[None]:
+    """On psycopg 3, Django's PostgreSQL schema editor merges each statement's parameters
+    client-side through ``ops.compose_sql``, which opens a Django cursor and a psycopg
+    ``ClientCursor`` per statement; for the pass one ``ClientCursor`` on the same connection
+    does it (``mogrify`` keeps no state between calls: the text is the same)."""
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    if connection.vendor != "postgresql" or not is_psycopg3:
+        yield
+        return
+    from django.db.backends.postgresql.operations import DatabaseOperations
+    from psycopg import ClientCursor
+
+    ops_ = connection.ops
+    if getattr(type(ops_), "compose_sql", None) is not DatabaseOperations.compose_sql:
+        yield
+        return
+    connection.ensure_connection()
+    client = ClientCursor(connection.connection)
+
+    def compose_sql(sql: str, params: object) -> str:
+        return client.mogrify(sql, params)  # type: ignore[arg-type]
+
+    vars(ops_)["compose_sql"] = compose_sql
+    try:
+        yield
+    finally:
+        vars(ops_).pop("compose_sql", None)
+        client.close()
 
 
 def _created_tables(migration: Migration, state: ProjectState) -> set[str]:
