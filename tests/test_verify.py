@@ -458,3 +458,122 @@ def test_contrib_and_allauth_verify_without_crash(project: MiniProject) -> None:
         result = project.manage("verify_migrations", app, "--format", "json")
         assert result.returncode in (0, 1), result.err
         assert json.loads(result.out)["migrations"] > 0
+
+
+# -- a long chain on one model ------------------------------------------------------------
+
+CHAIN_LENGTH = 300
+# (field declaration, rule ids it triggers on the existing table), by position in the chain
+CHAIN_FIELDS: list[tuple[str, set[str]]] = [
+    ("models.IntegerField(default=0)", {"not-null-without-db-default"}),
+    ("models.IntegerField(null=True, default=3)", {"default-not-db-default"}),
+    ("models.IntegerField(db_default=3)", set()),
+    ("models.TextField(null=True)", set()),
+    (
+        'models.ForeignKey("chain.Item", null=True, on_delete=django.db.models.deletion.CASCADE)',
+        {"fk-not-valid-missing", "index-not-concurrent"},
+    ),
+]
+CHAIN_SCRIPT = """\
+import json
+import os
+import sys
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+django.setup()
+from django.db import connection
+
+from migtools.verify import Verifier, full_plan, load
+
+loader = load(connection)
+nodes = [n for n in full_plan(loader) if n[0] == "chain"]
+report = Verifier(connection, loader).run(set(nodes))
+one_pass = {m.node[1]: m for m in report.migrations}
+out = {"names": [m.node[1] for m in report.migrations], "mismatches": [], "findings": {}}
+for name, m in one_pass.items():
+    out["findings"][name] = sorted(f.rule_id for f in m.findings)
+# Reference: each migration verified alone (its state built from scratch, rendered once) and
+# the SQL Django's own apply collects for it from loader.project_state.
+for node in nodes[1::7] + nodes[-3:]:
+    alone = Verifier(connection, load(connection)).run({node}).migrations[0]
+    mine = one_pass[node[1]]
+    if alone.entries != mine.entries or alone.findings != mine.findings:
+        out["mismatches"].append(["alone", node[1], alone.entries, mine.entries])
+    migration = loader.graph.nodes[node]
+    state = loader.project_state(node, at_end=False)
+    with connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
+        migration.apply(state, editor, collect_sql=True)
+    if editor.collected_sql != mine.entries:
+        out["mismatches"].append(["django", node[1], editor.collected_sql, mine.entries])
+json.dump(out, sys.stdout)
+"""
+
+
+def _chain_operation(number: int) -> str:
+    """The operation of migration ``number`` (2..): an AddField on chain.Item, with an
+    AlterField and a RemoveField of earlier fields now and then (Django's own state path in
+    the middle of the chain)."""
+    if number % 60 == 0:
+        width = 20 + number
+        return f'migrations.AlterField("item", "name", models.CharField(max_length={width}))'
+    if number % 97 == 0:
+        return f'migrations.RemoveField("item", "f{number - 1 - 3:04d}")'
+    decl, _ = CHAIN_FIELDS[number % len(CHAIN_FIELDS)]
+    return f'migrations.AddField("item", "f{number:04d}", {decl})'
+
+
+def _chain_expected(number: int) -> set[str]:
+    if number % 60 == 0:
+        return set()  # a wider varchar: no rewrite
+    if number % 97 == 0:
+        return {"drop-column"}
+    return CHAIN_FIELDS[number % len(CHAIN_FIELDS)][1]
+
+
+@pytest.fixture(scope="module")
+def chain_project(tmp_path_factory: pytest.TempPathFactory) -> MiniProject:
+    root = tmp_path_factory.mktemp("chain") / "proj"
+    project = make_project(root, apps=("chain",), extra_settings="MIGTOOLS_APPS = ['chain']\n")
+    mdir = root / "chain" / "migrations"
+    mdir.mkdir()
+    (mdir / "__init__.py").write_text("")
+    head = (
+        "from django.db import migrations, models\nimport django.db.models.deletion\n"
+        "from migtools import CheckedMigration\n\n\nclass Migration(CheckedMigration):\n"
+        "    is_post_deployment = False\n    dependencies = [{deps}]\n"
+        "    operations = [\n        {ops},\n    ]\n"
+    )
+    (mdir / "0001_initial.py").write_text(
+        head.format(
+            deps="",
+            ops='migrations.CreateModel("Item", [("id", models.BigAutoField(primary_key=True)), '
+            '("name", models.CharField(max_length=20))])',
+        )
+    )
+    result = project.manage("migrate", "chain", "-v0")
+    assert result.returncode == 0, result.err
+    previous = "0001_initial"
+    for number in range(2, CHAIN_LENGTH + 1):
+        name = f"{number:04d}_step"
+        (mdir / f"{name}.py").write_text(
+            head.format(deps=f"('chain', '{previous}')", ops=_chain_operation(number))
+        )
+        previous = name
+    (root / "chain_check.py").write_text(CHAIN_SCRIPT)
+    return project
+
+
+def test_long_chain_on_one_model_same_findings(chain_project: MiniProject) -> None:
+    """300 migrations growing one model (the operations the pass applies to the rendered
+    model in place, with Django's own path now and then): every migration gets the findings
+    and the SQL it gets when verified alone, the SQL Django collects for it, and the rules
+    its field triggers."""
+    result = chain_project.python("chain_check.py")
+    assert result.returncode == 0, result.err[-3000:]
+    out = json.loads(result.out)
+    assert len(out["names"]) == CHAIN_LENGTH
+    assert out["mismatches"] == []
+    for number in range(2, CHAIN_LENGTH + 1):
+        assert set(out["findings"][f"{number:04d}_step"]) == _chain_expected(number), number
