@@ -4,7 +4,9 @@ The project state is built once: migrations before the first selected one only m
 state (nothing rendered), each selected migration is applied to a collecting schema editor
 operation by operation (as ``Migration.apply(..., collect_sql=True)`` does, so the SQL is the
 SQL ``sqlmigrate`` prints), and each operation's SQL is judged as it is collected. The cost
-grows with the plan, not with the plan times the selection.
+grows with the plan, not with the plan times the selection: the registry is rendered once, at
+the first selected migration, and kept in step in place (``_step``) rather than re-rendered
+per operation.
 """
 
 from __future__ import annotations
