@@ -43,7 +43,12 @@ from migtools.pgserver import ensure_database_url
 LINT_SETTINGS = """\
 from benchsite.settings import *  # noqa: F403
 
-INSTALLED_APPS = [*INSTALLED_APPS, "django_migration_linter"]  # noqa: F405
+# Without migtools: the linter calls `sqlmigrate` per migration, and migtools' own
+# `sqlmigrate` (which runs the verifier) would otherwise be measured instead of Django's.
+INSTALLED_APPS = [
+    *(app for app in INSTALLED_APPS if app != "migtools"),  # noqa: F405
+    "django_migration_linter",
+]
 """
 
 # The GUIDE's naive loop, verbatim: one ProjectState carried through Migration.apply with
