@@ -21,11 +21,12 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps as django_apps
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models as dj_models
+from django.db.backends.ddl_references import Statement
 from django.db.migrations import operations as ops
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
@@ -325,7 +326,7 @@ class Verifier:
                         entries.append("-- (no-op)")
                     # Deferred statements (FKs, indexes of new tables) run at the end of the
                     # migration but belong to the operation that queued them.
-                    sql = sql + [str(s) for s in editor.deferred_sql[deferred_before:]]
+                    sql = sql + _deferred_texts(editor, editor.deferred_sql[deferred_before:])
                 result = opcheck.judge_operation(
                     migration,
                     operation,
@@ -642,3 +643,21 @@ def lines_for_written(paths: Iterable[str | Path], database: str = "default") ->
         f"migtools: {f.path}:{f.line}: {f.level}: [{f.rule_id}] {f.message}"
         for f in report.findings
     ]
+
+
+def _deferred_texts(editor: Any, statements: Iterable[Any]) -> list[str]:
+    collect = getattr(editor, "migtools_collect", None)
+    if collect is not None:  # migtools' backend: the statements as migrate will run them
+        return [text for statement in statements for text in collect(statement)]
+    return [text for statement in statements if (text := _statement_text(statement))]
+
+
+def _statement_text(statement: Any) -> str:
+    """The SQL of a deferred statement. Templates of migtools' backend may render to a list of
+    statements (``str()`` of such a ``Statement`` fails), so render first, then join."""
+    rendered = (
+        statement.template % statement.parts if isinstance(statement, Statement) else statement
+    )
+    if isinstance(rendered, list):
+        return "\n".join(str(part).rstrip(";") + ";" for part in rendered)
+    return str(rendered)

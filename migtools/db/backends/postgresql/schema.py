@@ -446,6 +446,15 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
 
     # -- statements ----------------------------------------------------------------------
 
+    def migtools_collect(self, sql: Any) -> list[str]:
+        """The statements ``execute(sql)`` would run, as text, for a collecting editor (the
+        verifier reads deferred SQL through this, as ``migrate`` would run it)."""
+        start = len(self.collected_sql)
+        self.execute(sql, None)
+        statements = self.collected_sql[start:]
+        del self.collected_sql[start:]
+        return [str(s) for s in statements]
+
     def execute(self, sql: Any, params: Any = ()) -> None:
         if sql is zd.DUMMY_SQL:
             return
@@ -496,7 +505,12 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
                 "index-on-large-table-not-post-deployment",
                 f"builds an index on large table {table!r} in a pre-deploy migration",
             )
-        if not self.connection.in_atomic_block or template is None:
+        # A collecting editor (sqlmigrate, the verifier) runs in no transaction: judge it as
+        # the migration will run, atomic or not.
+        in_transaction = self.connection.in_atomic_block or (
+            self.collect_sql and self.atomic_migration
+        )
+        if not in_transaction or template is None:
             return statement, light
         new = self._is_new(table)
         if "CONCURRENTLY" in upper:
