@@ -577,3 +577,122 @@ def test_long_chain_on_one_model_same_findings(chain_project: MiniProject) -> No
     assert out["mismatches"] == []
     for number in range(2, CHAIN_LENGTH + 1):
         assert set(out["findings"][f"{number:04d}_step"]) == _chain_expected(number), number
+
+
+# -- --since GIT_REF ----------------------------------------------------------------------
+
+SINCE_HEAD = """\
+from django.db import migrations, models
+from migtools import CheckedMigration
+
+
+class Migration({base}):
+{attrs}    dependencies = [{deps}]
+
+    operations = [
+        {op},
+    ]
+"""
+
+# (name, operation, checked): each migration triggers a rule of its own, so the findings
+# show which migrations were selected. 0001 is a plain Migration: missing-is-post-deployment.
+SINCE_MIGRATIONS: list[tuple[str, str, bool]] = [
+    (
+        "0001_initial",
+        'migrations.CreateModel("Item", [("id", models.BigAutoField(primary_key=True)), '
+        '("name", models.CharField(max_length=20))])',
+        False,
+    ),
+    (
+        "0002_stock",
+        'migrations.AddField("item", "stock", models.IntegerField(null=True, default=3))',
+        True,
+    ),
+    (
+        "0003_name_idx",
+        'migrations.AddIndex("item", models.Index(fields=["name"], name="since_name_idx"))',
+        True,
+    ),
+    ("0004_qty", 'migrations.AddField("item", "qty", models.IntegerField(default=0))', True),
+]
+SINCE_RULES = {
+    "0001_initial": {"missing-is-post-deployment"},
+    "0002_stock": {"default-not-db-default"},
+    "0003_name_idx": {"index-not-concurrent"},
+    "0004_qty": {"not-null-without-db-default"},
+}
+
+
+def _write_since_migration(project: MiniProject, index: int) -> Path:
+    name, op, checked = SINCE_MIGRATIONS[index]
+    previous = SINCE_MIGRATIONS[index - 1][0] if index else None
+    path = project.root / "sincetest" / "migrations" / f"{name}.py"
+    path.write_text(
+        SINCE_HEAD.format(
+            base="CheckedMigration" if checked else "migrations.Migration",
+            attrs="    is_post_deployment = False\n" if checked else "",
+            deps=f"('sincetest', '{previous}')" if previous else "",
+            op=op,
+        )
+    )
+    return path
+
+
+def _selected(project: MiniProject, *args: str) -> tuple[int, dict[str, set[str]]]:
+    result = project.manage("verify_migrations", "--format", "json", *args)
+    assert result.returncode == 1 and result.out, result.err[-3000:]
+    data = json.loads(result.out)
+    rules: dict[str, set[str]] = {}
+    for f in data["findings"]:
+        assert f["app_label"] == "sincetest"
+        rules.setdefault(str(f["migration"]), set()).add(str(f["rule"]))
+    return int(data["migrations"]), rules
+
+
+def test_since_git_ref_selects_added_and_changed_migrations(tmp_path: Path) -> None:
+    """Commit A: 0001, 0002. Commit B: 0003. Then, uncommitted: 0002 edited and 0004 new
+    (untracked). `--since HEAD~1` (= A) selects 0002, 0003, 0004; `--since <sha of B>`
+    selects 0002 and 0004; 0001, unchanged since both, never."""
+    project = make_project(
+        tmp_path / "proj", apps=("sincetest",), extra_settings="MIGTOOLS_APPS = ['sincetest']\n"
+    )
+    mdir = project.root / "sincetest" / "migrations"
+    mdir.mkdir()
+    (mdir / "__init__.py").write_text("")
+
+    def git(*args: str) -> str:
+        proc = subprocess.run(
+            ["git", "-C", str(project.root), *args], capture_output=True, text=True, check=True
+        )
+        return proc.stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    _write_since_migration(project, 0)
+    changed = _write_since_migration(project, 1)
+    git("add", "-A")
+    git("commit", "-q", "-m", "A: 0001, 0002")
+    _write_since_migration(project, 2)
+    git("add", "-A")
+    git("commit", "-q", "-m", "B: 0003")
+    head = git("rev-parse", "HEAD")
+    changed.write_text(changed.read_text() + "# edited after B\n")
+    _write_since_migration(project, 3)  # untracked
+
+    # Without --since: all four (selected and unapplied, so the table of 0001 counts as new
+    # in the others; only 0001's own finding shows).
+    count, rules = _selected(project)
+    assert count == 4 and rules == {"0001_initial": SINCE_RULES["0001_initial"]}
+
+    count, rules = _selected(project, "--since", "HEAD~1")
+    assert count == 3
+    assert rules == {n: SINCE_RULES[n] for n in ("0002_stock", "0003_name_idx", "0004_qty")}
+
+    count, rules = _selected(project, "--since", head)
+    assert count == 2
+    assert rules == {n: SINCE_RULES[n] for n in ("0002_stock", "0004_qty")}
+
+    count, rules = _selected(project, "sincetest", "--since", head)
+    assert count == 2 and set(rules) == {"0002_stock", "0004_qty"}
+
+    bad = project.manage("verify_migrations", "--since", "no-such-ref")
+    assert bad.returncode == 2, bad.out + bad.err
