@@ -224,10 +224,12 @@ def judge_operation(
     *,
     index: int | None,
     levels: dict[str, Level] | None = None,
+    refusals: Collection[tuple[str, str]] = (),
 ) -> OperationResult:
     """Operation rules and SQL rules for one operation; ``ctx.new_tables`` grows with the
-    tables its SQL creates. Findings carry their effective levels; OFF ones are dropped, as are
-    stage-aware rules in a stage that allows them."""
+    tables its SQL creates. ``refusals`` are what migtools' collecting editor would have refused
+    when migrating (rule id, message). Findings carry their effective levels; OFF ones are
+    dropped, as are stage-aware rules in a stage that allows them."""
     app_label = migration.app_label
     stage = operation_stage(migration, operation)
     ctx.stage = stage
@@ -241,7 +243,7 @@ def judge_operation(
         has_ddl=any(s.node is not None and not is_data_statement(s.node) for s in parsed),
     )
     seen: set[str] = set()
-    merged: list[Hit | OpHit] = [*sql_hits, *op_hits]
+    merged: list[Hit | OpHit] = [*sql_hits, *op_hits, *(OpHit(r, m) for r, m in refusals)]
     description = operation.describe()
     for h in merged:
         if h.rule_id in seen and isinstance(h, OpHit):

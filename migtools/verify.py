@@ -31,6 +31,7 @@ from django.db.migrations import operations as ops
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import ProjectState
+from django.db.utils import NotSupportedError
 
 from migtools import opcheck
 from migtools import settings as mt_settings
@@ -306,7 +307,11 @@ class Verifier:
             begin = getattr(editor, "migtools_begin", None)
             if begin is not None:  # migtools' backend: show the SQL `migrate` really runs
                 begin(migration)
+            # What the editor would refuse when migrating, and operations Django cannot
+            # build SQL for here; each becomes a finding of the operation that caused it.
+            refusals: list[tuple[str, str]] = getattr(editor, "migtools_refusals", [])
             for index, operation in enumerate(migration.operations):
+                refused_before = len(refusals)
                 report.op_starts.append(len(entries))
                 entries += ["--", f"-- {operation.describe()}", "--"]
                 if not operation.reduces_to_sql:
@@ -318,7 +323,9 @@ class Verifier:
                 else:
                     start = len(editor.collected_sql)
                     deferred_before = len(editor.deferred_sql)
-                    from_state = _step(state, operation, app_label, editor, before=True)
+                    from_state = _step(
+                        state, operation, app_label, editor, before=True, problems=refusals
+                    )
                     sql = editor.collected_sql[start:]
                     entries.extend(sql)
                     editor.collected_sql[start:] = []
@@ -336,6 +343,7 @@ class Verifier:
                     ctx,
                     index=index,
                     levels=self.levels,
+                    refusals=refusals[refused_before:],
                 )
                 has_ddl = has_ddl or result.has_ddl
                 has_data = has_data or result.has_data
@@ -403,6 +411,7 @@ def _step(
     editor: BaseDatabaseSchemaEditor | None = None,
     *,
     before: bool = False,
+    problems: list[tuple[str, str]] | None = None,
 ) -> ProjectState:
     """Advance ``state`` in place over ``operation`` and, given an ``editor``, collect the
     operation's SQL (``database_forwards`` as ``Migration.apply`` calls it). Returns a state
@@ -424,7 +433,14 @@ def _step(
     from_state = _before(state, operation, app_label) if before or editor else state
     operation.state_forwards(app_label, state)
     if editor is not None:
-        operation.database_forwards(app_label, editor, from_state, state)
+        try:
+            operation.database_forwards(app_label, editor, from_state, state)
+        except NotSupportedError as exc:
+            # e.g. AddIndexConcurrently in an atomic migration: Django refuses to build its
+            # SQL; `migrate` would fail the same way. A finding, not a crash.
+            if problems is None or "transaction" not in str(exc):
+                raise
+            problems.append(("concurrently-in-atomic", str(exc)))
     return from_state
 
 

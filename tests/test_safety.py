@@ -167,6 +167,32 @@ def test_unrefused_in_atomic_migration_index_needs_atomic_false(tmp_path: Path) 
     assert "[index-not-concurrent]" in result.err and "atomic = False" in result.err
 
 
+@pytest.mark.parametrize(
+    ("recipe", "rule"),
+    [
+        ("index concurrently", "index-not-concurrent"),
+        ("fk not valid", "fk-not-valid-missing"),
+        ("check not valid", "check-constraint-not-valid-missing"),
+        ("set not null", "set-not-null"),
+    ],
+)
+def test_lock_light_ddl_in_atomic_migration_is_refused_and_verified(
+    tmp_path: Path, recipe: str, rule: str
+) -> None:
+    """In a transaction, NOT VALID + VALIDATE (and CONCURRENTLY) lose their point: the lock of
+    the first statement is held for the whole scan. migrate refuses; the verifier, which builds
+    the same SQL with a collecting editor, reports the same rule."""
+    proj, db = _project(tmp_path)
+    migration(proj, "0002_step", FIRST, RECIPES[recipe][0], atomic=True)
+    verified = proj.manage("verify_migrations", "shop", "0002_step")
+    assert verified.returncode == 1
+    assert f"[{rule}]" in verified.out + verified.err
+    result = proj.manage("migrate", "shop")
+    assert result.returncode == 1
+    assert f"[{rule}]" in result.err and "atomic = False" in result.err
+    assert query(db, "SELECT count(*) FROM django_migrations WHERE name = '0002_step'") == [(0,)]
+
+
 def test_index_on_large_table_must_be_post_deployment(tmp_path: Path) -> None:
     proj, _db = _project(tmp_path, extra='MIGTOOLS_LARGE_TABLES = ["shop_item"]')
     migration(proj, "0002_step", FIRST, RECIPES["index concurrently"][0], atomic=False)

@@ -99,18 +99,6 @@ def test_example_project_nothing_missed(result: sc.Comparison) -> None:
     assert [r for r in result.missed if r.migration not in risky] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "verify_migrations/sqlmigrate miss what migrate refuses: in an atomic migration on an "
-        "existing table, migtools' backend writes ADD CONSTRAINT ... NOT VALID + VALIDATE "
-        "CONSTRAINT in one transaction (the lock of the ADD is held for the whole scan); "
-        "`migrate` refuses it (fk-not-valid-missing / check-constraint-not-valid-missing / "
-        "set-not-null), but the collecting editor drops refusals (_refuse returns when "
-        "collect_sql) and sqlcheck does not flag VALIDATE after NOT VALID in one transaction. "
-        "squawk reports constraint-missing-not-valid on the VALIDATE."
-    ),
-)
 def test_migtools_backend_nothing_missed(result: sc.Comparison) -> None:
     missed = [(r.migration, r.rule) for r in result.missed if r.view == "migtools"]
     assert missed == []

@@ -696,3 +696,24 @@ def test_since_git_ref_selects_added_and_changed_migrations(tmp_path: Path) -> N
 
     bad = project.manage("verify_migrations", "--since", "no-such-ref")
     assert bad.returncode == 2, bad.out + bad.err
+
+
+def test_concurrent_index_in_atomic_migration_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    assert project.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    assert project.manage("migrate").returncode == 0
+    project.write(
+        "shop/migrations/0002_concurrent.py",
+        HEAD.format(
+            extra_imports="",
+            base="CheckedMigration",
+            attrs="    is_post_deployment = True\n",
+            deps="('shop', '0001_initial')",
+            ops='        AddIndexConcurrently("item", models.Index(fields=["name"], name="n_idx")),',
+        ),
+    )
+    result = project.manage("verify_migrations", "shop", "0002", "--format", "json")
+    assert result.returncode == 1, result.err
+    findings = json.loads(result.out)["findings"]
+    assert [f["rule"] for f in findings] == ["concurrently-in-atomic"]
+    assert "Traceback" not in result.err

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import pglast
+import pglast.parser
 from django.contrib.postgres.constraints import ExclusionConstraint
 from django.db import transaction
 from django.db.backends.ddl_references import Statement
@@ -99,6 +101,9 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         self.migtools_checked = False
         self.migtools_backwards = False
         self.migtools_new_tables: set[str] = set()
+        # What a collecting editor (sqlmigrate, the verifier) would have refused when
+        # migrating: (rule id, message), in order.
+        self.migtools_refusals: list[tuple[str, str]] = []
         self._allowed: set[str] = set()
         self._delete_phase = False
         self._saved_timeouts: tuple[str, str] | None = None
@@ -268,7 +273,10 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             self._allowed, self._delete_phase = before, before_phase
 
     def _refuse(self, rule_id: str, message: str) -> None:
-        if self._stock or self.collect_sql or rule_id in self._allowed:
+        if self._stock or rule_id in self._allowed:
+            return
+        if self.collect_sql:
+            self.migtools_refusals.append((rule_id, message))
             return
         enforcement.refuse(
             rule_id,
@@ -496,7 +504,12 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
     def _judge(self, statement: Any, table: str | None, light: bool) -> tuple[Any, bool]:
         """Refusals that depend on the statement; in a transaction, lock-light DDL that cannot
         run there becomes the plain form on new tables and is refused on existing ones."""
-        template = statement.template if isinstance(statement, Statement) else None
+        if isinstance(statement, str):
+            # Already-formatted SQL (e.g. the upstream NOT NULL sequence): read its table.
+            template: Any = statement
+            table = table or _table_of(statement)
+        else:
+            template = statement.template if isinstance(statement, Statement) else None
         text = template if isinstance(template, str) else ""
         upper = text.upper()
         is_index = upper.startswith("CREATE") and " INDEX " in f" {upper} "
@@ -524,6 +537,8 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
                     "inside a transaction (atomic migration), where CONCURRENTLY cannot run",
                 )
             plain = text.replace(" CONCURRENTLY", "")
+            if isinstance(statement, str):
+                return plain, False
             return Statement(plain, **statement.parts), False
         if "NOT VALID" in upper and not new:
             if "FOREIGN KEY" in upper:
@@ -602,3 +617,16 @@ for _name in _ZD_TEMPLATES:
 
 class DatabaseSchemaEditor(MigtoolsSchemaEditorMixin, PostgresDatabaseSchemaEditor):
     pass
+
+
+def _table_of(sql: str) -> str | None:
+    """The table an ALTER TABLE / CREATE INDEX statement works on (parsed, not matched)."""
+    try:
+        statements = pglast.parse_sql(sql)
+    except pglast.parser.ParseError:
+        return None
+    if not statements:
+        return None
+    relation = getattr(statements[0].stmt, "relation", None)
+    name = getattr(relation, "relname", None)
+    return str(name) if name else None
