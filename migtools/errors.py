@@ -129,3 +129,8 @@ class UnroutedTableError(MigtoolsError):
 
 class PendingDeletionError(MigtoolsError):
     """A DELETE-phase operation without its earlier MOVE_TO_PENDING (or a bad MOVE_TO_PENDING)."""
+
+
+class UnsafeModelChangeError(MigtoolsError):
+    """makemigrations would have to write a migration that is unsafe to apply, and the safe
+    form is not state-equivalent: the model must change first (the message says how)."""

@@ -179,3 +179,13 @@ def test_removed_field_is_written_as_two_phase_removal(project: MiniProject) -> 
     assert "SafeRemoveField" in source and "MOVE_TO_PENDING" in source
     # State-equivalent: nothing left to detect.
     assert project.manage("makemigrations", "--check").returncode == 0
+
+
+def test_unsafe_model_change_is_refused_with_the_edit(project: MiniProject) -> None:
+    project.add_model_field("shop", "qty = models.IntegerField(default=0)")
+    before = project.snapshot()
+    result = project.manage("makemigrations", "-n", "add_qty")
+    assert result.returncode == 1
+    assert "shop.Item.qty: NOT NULL column with only a Python default=" in result.err
+    assert "add db_default=0 next to default=0" in result.err
+    assert project.snapshot() == before
