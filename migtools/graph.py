@@ -235,6 +235,12 @@ def locate(app_label: str) -> tuple[str | None, Path | None]:
     return module, Path(locations[0]) if locations else None
 
 
+def _child(directory: Path, filename: str) -> Path:
+    """``directory / filename`` without re-parsing the directory (thousands of files)."""
+    make = getattr(directory, "_make_child_relpath", None)
+    return make(filename) if make is not None else directory / filename
+
+
 def _scan(directory: Path) -> dict[str, tuple[Path, parsecache.Stamp]]:
     """The migration modules of a directory as Django's loader lists them (``.py`` files not
     starting with ``_`` or ``~``), with their (size, mtime_ns), from one directory listing."""
@@ -246,7 +252,8 @@ def _scan(directory: Path) -> dict[str, tuple[Path, parsecache.Stamp]]:
             if name.endswith(".py") and name[0] not in "_~" and "." not in name[:-3]:
                 if entry.is_file():
                     stat = entry.stat()
-                    found[name[:-3]] = (Path(entry.path), (stat.st_size, stat.st_mtime_ns))
+                    stamp = (stat.st_size, stat.st_mtime_ns)
+                    found[name[:-3]] = (_child(directory, name), stamp)
             elif "." not in name and entry.is_dir():
                 packages.add(name)
     for name in packages & set(found):
@@ -266,14 +273,7 @@ def _parse_cached(
         entry = cache.get(name, stamp)
         if entry is not None:
             return MigrationFile(
-                app_label=app_label,
-                name=name,
-                path=path,
-                dependencies=tuple((a, n) for a, n in entry["dependencies"]),
-                replaces=tuple((a, n) for a, n in entry["replaces"]),
-                run_before=tuple((a, n) for a, n in entry["run_before"]),
-                initial=bool(entry["initial"]),
-                line=int(entry["line"]),
+                app_label, name, path, entry[2], entry[3], entry[4], entry[5], entry[6]
             )
     _settings_used = {}
     try:
@@ -282,14 +282,16 @@ def _parse_cached(
     finally:
         _settings_used = None
     if cache is not None:
-        data = {
-            "dependencies": parsed.dependencies,
-            "replaces": parsed.replaces,
-            "run_before": parsed.run_before,
-            "initial": parsed.initial,
-            "line": parsed.line,
-        }
-        cache.put(name, stamp, data, used)
+        cache.put(
+            name,
+            stamp,
+            used,
+            parsed.dependencies,
+            parsed.replaces,
+            parsed.run_before,
+            parsed.initial,
+            parsed.line,
+        )
     return parsed
 
 
@@ -354,7 +356,9 @@ class DiskGraph:
         self.children: dict[Key, set[Key]] = {key: set() for key in self.files}
         # missing node -> the migration that named it, and how ("parent"/"child")
         self._dummies: dict[Key, tuple[Key, str]] = {}
+        self._by_app: dict[str, list[Key]] | None = None
         self._build()
+        self._index_nodes()
 
     @property
     def warnings(self) -> list[str]:
@@ -512,7 +516,19 @@ class DiskGraph:
     # ------------------------------------------------------------------ queries
 
     def nodes(self, app_label: str | None = None) -> list[Key]:
-        return sorted(k for k in self.parents if app_label is None or k[0] == app_label)
+        if app_label is None:
+            return sorted(self.parents)
+        index = self._by_app
+        if index is None:  # still building: the node set changes
+            return sorted(k for k in self.parents if k[0] == app_label)
+        return list(index.get(app_label, ()))
+
+    def _index_nodes(self) -> None:
+        """After the build: each app's nodes, sorted, for the many per-app queries."""
+        index: dict[str, list[Key]] = {}
+        for key in sorted(self.parents):
+            index.setdefault(key[0], []).append(key)
+        self._by_app = index
 
     def leaves(self, app_label: str) -> list[str]:
         """Names of the app's nodes with no child in the same app (Django's leaf_nodes)."""

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import json
+import marshal
 import os
 from pathlib import Path
 
@@ -35,11 +35,13 @@ def alpha(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_cache_is_written_and_used(alpha: Path) -> None:
     _age(alpha)
     assert graph.load(["alpha"]).leaves("alpha") == ["0002_second"]
-    data = json.loads(_cache_file(alpha).read_text())
-    assert sorted(data["files"]) == ["0001_initial", "0002_second"]
+    version, entries = marshal.loads(_cache_file(alpha).read_bytes())
+    assert version == parsecache.VERSION
+    assert sorted(entries) == ["0001_initial", "0002_second"]
     # Poison the cached answer: a hit must come from the cache, not from parsing.
-    data["files"]["0002_second"]["dependencies"] = []
-    _cache_file(alpha).write_text(json.dumps(data))
+    stamp, used, _deps, *rest = entries["0002_second"]
+    entries["0002_second"] = (stamp, used, (), *rest)
+    _cache_file(alpha).write_bytes(marshal.dumps((version, entries)))
     assert graph.load(["alpha"]).leaves("alpha") == ["0001_initial", "0002_second"]
 
 
@@ -56,7 +58,9 @@ def test_changed_file_is_parsed_again(alpha: Path) -> None:
 
 def test_racy_files_are_not_stored(alpha: Path) -> None:
     graph.load(["alpha"])  # files written just now
-    assert json.loads(_cache_file(alpha).read_text())["files"] == {}
+    assert (
+        not _cache_file(alpha).exists() or marshal.loads(_cache_file(alpha).read_bytes())[1] == {}
+    )
 
 
 def test_settings_change_invalidates_swappable_entries(tmp_path: Path) -> None:
@@ -87,5 +91,5 @@ def test_cache_can_be_turned_off(alpha: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_unreadable_cache_is_ignored(alpha: Path) -> None:
     _age(alpha)
     _cache_file(alpha).parent.mkdir(exist_ok=True)
-    _cache_file(alpha).write_text("{not json")
+    _cache_file(alpha).write_bytes(b"\x00not marshal")
     assert graph.load(["alpha"]).leaves("alpha") == ["0002_second"]
