@@ -871,8 +871,9 @@ def verify(plan: Plan) -> list[str]:
 # --------------------------------------------------------------------------- applied migrations
 
 
-def applied_moved(plan: Plan, connection: Any) -> list[Key]:
-    """Moved migrations that the database records as applied (empty when unreachable)."""
+def applied_moved(plan: Plan, connection: Any) -> list[Key] | None:
+    """Moved migrations that the database records as applied; None when the database cannot
+    be reached (the caller says so: nothing was checked)."""
     from django.db import DatabaseError
     from django.db.migrations.recorder import MigrationRecorder
 
@@ -884,7 +885,7 @@ def applied_moved(plan: Plan, connection: Any) -> list[Key]:
             return []
         applied = set(recorder.applied_migrations())
     except DatabaseError:
-        return []
+        return None
     return [key for key in plan.moved if key in applied]
 
 

@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -724,8 +724,11 @@ def test_a_cycle_is_refused(repo: MigRepo) -> None:
     assert repo.snapshot() == before
 
 
-def test_subprocess_manage_py_merge_flow(tmp_path: Path) -> None:
-    """The command as a user runs it: its own process, its own settings, a real merge."""
+def _manage_py_merge(
+    tmp_path: Path, database_url: str
+) -> tuple[MigRepo, Callable[..., subprocess.CompletedProcess[str]]]:
+    """A project with its own settings and a conflicted merge of main into feature; returns
+    the repo and a ``manage(*args)`` running in a fresh process."""
     root = tmp_path / "proj"
     mig = MigRepo(root, apps=("alpha",))
     (root / "settings.py").write_text(
@@ -737,6 +740,7 @@ def test_subprocess_manage_py_merge_flow(tmp_path: Path) -> None:
         "MIGTOOLS_APPS = ['alpha']\n"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings", "PYTHONDONTWRITEBYTECODE": "1",
+           "DATABASE_URL": database_url,
            "PYTHONPATH": os.pathsep.join([str(root), str(Path(__file__).resolve().parents[1])])}
 
     def manage(*args: str) -> subprocess.CompletedProcess[str]:
@@ -748,15 +752,33 @@ def test_subprocess_manage_py_merge_flow(tmp_path: Path) -> None:
         diverge(mig)
     mig.git("checkout", "-q", "feature")
     mig.git("merge", "main", check=False)
+    return mig, manage
+
+
+def test_subprocess_manage_py_merge_flow(tmp_path: Path) -> None:
+    """The command as a user runs it: its own process, its own settings, a real merge."""
+    mig, manage = _manage_py_merge(tmp_path, os.environ["DATABASE_URL"])
 
     proc = manage("update_migration")
 
     assert proc.returncode == 0, proc.stderr
     assert "  0003_feature -> 0004_feature\n" in proc.stdout
     assert proc.stdout.endswith("Next: git merge --continue\n")
+    assert "unreachable" not in proc.stderr
     mig.git("merge", "--continue")
     check = manage("migrations_lockfile", "--check")
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_unreachable_database_is_said_not_silently_skipped(tmp_path: Path) -> None:
+    _mig, manage = _manage_py_merge(tmp_path, "postgres://nobody@127.0.0.1:1/none")
+
+    proc = manage("update_migration")
+
+    assert proc.returncode == 0, proc.stderr
+    assert "  0003_feature -> 0004_feature\n" in proc.stdout
+    assert "Database 'default' is unreachable: not checked whether the moved migrations are " \
+        "applied there." in " ".join(proc.stderr.split())
 
 
 def test_dry_run_with_update_applied_only_says_what_it_would_unapply(repo: MigRepo) -> None:

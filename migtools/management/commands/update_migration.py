@@ -75,6 +75,14 @@ class Command(BaseCommand):
 
         connection = connections[options["database"]]
         applied = renumber.applied_moved(plan, connection)
+        if applied is None:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"Database '{options['database']}' is unreachable: not checked whether "
+                    "the moved migrations are applied there. If they are, roll them back "
+                    "(migrate APP <migration before them>) before you migrate again."
+                )
+            )
         steps: list[tuple[Any, bool]] = []
         if applied:
             if not options["update_applied"]:
