@@ -134,3 +134,11 @@ class PendingDeletionError(MigtoolsError):
 class UnsafeModelChangeError(MigtoolsError):
     """makemigrations would have to write a migration that is unsafe to apply, and the safe
     form is not state-equivalent: the model must change first (the message says how)."""
+
+
+class MigrationTestError(UsageError):
+    """A migration test is set up wrongly (missing or unknown app, migration or alias)."""
+
+
+class SnapshotError(MigtoolsError):
+    """A migration-test snapshot could not be made or used (wrong backend, busy database, …)."""

@@ -29,6 +29,12 @@ def main_branch() -> str | None:
     return str(value) if value else None
 
 
+def default_app() -> str | None:
+    """``MIGTOOLS_DEFAULT_APP``: the ``app`` of ``TestMigrations`` classes that set none."""
+    value = _get("DEFAULT_APP", None)
+    return str(value) if value else None
+
+
 def migration_test_dirs() -> list[Path] | None:
     value = _get("MIGRATION_TEST_DIRS", None)
     return None if value is None else [Path(p) for p in value]

@@ -35,14 +35,10 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.loader import MigrationLoader
 
-from migtools.errors import MigtoolsError
+from migtools.errors import SnapshotError
 
 PREFIX = "mt_"
 _RUN = "run"
-
-
-class SnapshotError(MigtoolsError):
-    """A snapshot could not be made or used (wrong backend, busy database, …)."""
 
 
 def graph_fingerprint(loader: MigrationLoader) -> str:

@@ -44,21 +44,12 @@ from django.db.models import Field
 from django.test import TransactionTestCase
 
 from migtools import snapshot
-from migtools.errors import UsageError
+from migtools.errors import MigrationTestError
+from migtools.settings import default_app
 
 __all__ = ["MigrationTestError", "Migrator", "TestMigrations"]
 
 Node = tuple[str, str]
-
-
-class MigrationTestError(UsageError):
-    """A migration test is set up wrongly (missing or unknown app, migration or alias)."""
-
-
-def default_app() -> str | None:
-    # TODO(settings owner): move into migtools.settings (the one place reading MIGTOOLS_*).
-    value = getattr(settings, "MIGTOOLS_DEFAULT_APP", None)
-    return str(value) if value else None
 
 
 # -- the migration graph, loaded once per process ---------------------------------------------

@@ -248,7 +248,7 @@ class Verifier:
             from migtools.renumber import find_test_files
 
             files = find_test_files(mt_settings.migration_test_dirs(), mt_settings.project_root())
-            self._tests = opcheck.read_migration_tests(files)
+            self._tests = opcheck.read_migration_tests(files, mt_settings.default_app())
         return self._tests
 
     def _applied(self) -> set[Node]:
