@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from migtools.management.commands.migrate import ADVISORY_LOCK_NAME
 from tests.safety_helpers import INITIAL, connect, migration, query, safe_project
 
 FIRST = [("shop", "0001_initial")]
@@ -447,3 +452,44 @@ def test_pre_deploy_defers_post_deployment_and_dependents(tmp_path: Path) -> Non
     result = proj.manage("migrate")
     assert result.returncode == 0, result.err
     assert "Applying shop.0004_after_index... OK" in result.out
+
+
+def test_concurrent_migrate_waits_for_the_advisory_lock(tmp_path: Path) -> None:
+    """A second deploy's migrate waits while another holds the migrate lock, then applies."""
+    proj, db = _project(tmp_path)
+    migration(proj, "0002_step", FIRST, RECIPES["db_default"][0], atomic=True)
+    digest = hashlib.sha256(f"{ADVISORY_LOCK_NAME}:{db}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)
+    env = {**os.environ, "PYTHONPATH": str(proj.root), "PYTHONWARNINGS": "ignore"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    with connect(db) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "migrate", "shop"],
+            cwd=proj.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 20
+        waiting = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            rows = query(
+                db,
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            )
+            if rows[0][0] > 0:
+                waiting = True
+                break
+            time.sleep(0.1)
+        assert waiting, "migrate did not wait for the advisory lock"
+        assert query(db, "SELECT count(*) FROM django_migrations WHERE name = '0002_step'") == [
+            (0,)
+        ]
+        holder.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Another migrate is running on this database" in err
+    assert "Got the migrate lock after" in err
+    assert query(db, "SELECT count(*) FROM django_migrations WHERE name = '0002_step'") == [(1,)]
