@@ -35,6 +35,7 @@ from django.db.utils import NotSupportedError
 
 from migtools import opcheck
 from migtools import settings as mt_settings
+from migtools.enforcement import in_baseline
 from migtools.errors import UnknownAppError, UsageError
 from migtools.rules import Finding, Level, configured_levels
 from migtools.sqlcheck import SqlContext
@@ -156,6 +157,9 @@ def select(
     else:
         labels = set(default_apps())
     nodes = {n for n in loader.graph.nodes if n[0] in labels}
+    if app_label is None:
+        # MIGTOOLS_BASELINE: history adopted as it is (naming the app verifies it anyway).
+        nodes = {n for n in nodes if not in_baseline(loader.graph.nodes[n])}
     if name is not None:
         assert app_label is not None
         matches = [n for n in nodes if n[1] == name] or [n for n in nodes if n[1].startswith(name)]

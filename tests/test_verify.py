@@ -717,3 +717,27 @@ def test_concurrent_index_in_atomic_migration_is_a_finding_not_a_crash(tmp_path:
     findings = json.loads(result.out)["findings"]
     assert [f["rule"] for f in findings] == ["concurrently-in-atomic"]
     assert "Traceback" not in result.err
+
+
+def test_baseline_history_is_left_out_of_the_default_selection(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path / "p", extra_settings='MIGTOOLS_BASELINE = {"shop": "0002_old_sql"}'
+    )
+    assert project.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    for number, name in ((2, "old_sql"), (3, "new_sql")):
+        project.write(
+            f"shop/migrations/000{number}_{name}.py",
+            HEAD.format(
+                extra_imports="",
+                base="CheckedMigration",
+                attrs="    is_post_deployment = False\n",
+                deps=f"('shop', '{'0001_initial' if number == 2 else '0002_old_sql'}')",
+                ops='        migrations.RunSQL("SELECT 1", migrations.RunSQL.noop),',
+            ),
+        )
+    result = project.manage("verify_migrations", "--format", "json")
+    flagged = {f["migration"] for f in json.loads(result.out)["findings"]}
+    assert flagged == {"0003_new_sql"}
+    # Naming the app and migration still verifies adopted history.
+    named = project.manage("verify_migrations", "shop", "0002", "--format", "json")
+    assert {f["migration"] for f in json.loads(named.out)["findings"]} == {"0002_old_sql"}
