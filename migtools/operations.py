@@ -78,7 +78,52 @@ def _paired(migration: Migration | None, match: Any) -> bool | None:
     return False
 
 
-class SafeRemoveField(RemoveField):
+class _TwoPhase(Operation):
+    """What both two-phase deletions share: MOVE_TO_PENDING changes only the state, DELETE
+    only the database, and the optimizer never merges either phase away."""
+
+    deletion_action: DeletionAction
+
+    @property
+    def reduces_to_sql(self) -> bool:  # type: ignore[override]
+        return self.deletion_action is DeletionAction.DELETE
+
+    def reduce(self, operation: Operation, app_label: str) -> Any:
+        return False  # never merged away by the optimizer: both phases must stay visible
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        if self.deletion_action is DeletionAction.MOVE_TO_PENDING:
+            super().state_forwards(app_label, state)
+
+    def _check_paired(self, app_label: str, schema_editor: Any) -> None:
+        """DELETE needs a MOVE_TO_PENDING of the same item in an earlier migration."""
+
+        def match(op: Operation, op_app: str) -> bool:
+            return (
+                type(op) is type(self)
+                and op_app == app_label
+                and op.deletion_action is DeletionAction.MOVE_TO_PENDING
+                and self._same_item(op)
+            )
+
+        if _paired(_editor_migration(schema_editor), match) is False:
+            name = type(self).__name__
+            raise PendingDeletionError(
+                f"{app_label}.{self._item()}: {name}(DELETE) without a {name}(MOVE_TO_PENDING) "
+                f"of the same {self._kind()} in an earlier migration."
+            )
+
+    def _same_item(self, other: Operation) -> bool:
+        raise NotImplementedError
+
+    def _item(self) -> str:
+        raise NotImplementedError
+
+    def _kind(self) -> str:
+        raise NotImplementedError
+
+
+class SafeRemoveField(_TwoPhase, RemoveField):
     """Remove a field in two phases (see the module docstring)."""
 
     def __init__(
@@ -102,10 +147,6 @@ class SafeRemoveField(RemoveField):
             kwargs["field"] = self.field
         return (self.__class__.__name__, [], kwargs)
 
-    @property
-    def reduces_to_sql(self) -> bool:  # type: ignore[override]
-        return self.deletion_action is DeletionAction.DELETE
-
     def describe(self) -> str:
         return f"{self.deletion_action.name} field {self.name} from {self.model_name}"
 
@@ -113,12 +154,17 @@ class SafeRemoveField(RemoveField):
     def migration_name_fragment(self) -> str:
         return f"safe_remove_{self.model_name_lower}_{self.name_lower}"
 
-    def reduce(self, operation: Operation, app_label: str) -> Any:
-        return False  # never merged away by the optimizer: both phases must stay visible
+    def _same_item(self, other: Operation) -> bool:
+        return bool(
+            other.model_name_lower == self.model_name_lower  # type: ignore[attr-defined]
+            and other.name_lower == self.name_lower  # type: ignore[attr-defined]
+        )
 
-    def state_forwards(self, app_label: str, state: ProjectState) -> None:
-        if self.deletion_action is DeletionAction.MOVE_TO_PENDING:
-            super().state_forwards(app_label, state)
+    def _item(self) -> str:
+        return f"{self.model_name}.{self.name}"
+
+    def _kind(self) -> str:
+        return "field"
 
     def database_forwards(
         self,
@@ -204,28 +250,12 @@ class SafeRemoveField(RemoveField):
                 "null=True).\n  2. Then SafeRemoveField(..., MOVE_TO_PENDING).",
             )
 
-    def _check_paired(self, app_label: str, schema_editor: Any) -> None:
-        def match(op: Operation, op_app: str) -> bool:
-            return (
-                isinstance(op, SafeRemoveField)
-                and op_app == app_label
-                and op.deletion_action is DeletionAction.MOVE_TO_PENDING
-                and op.model_name_lower == self.model_name_lower
-                and op.name_lower == self.name_lower
-            )
-
-        if _paired(_editor_migration(schema_editor), match) is False:
-            raise PendingDeletionError(
-                f"{app_label}.{self.model_name}.{self.name}: SafeRemoveField(DELETE) without a "
-                "SafeRemoveField(MOVE_TO_PENDING) of the same field in an earlier migration."
-            )
-
 
 def _default_table(app_label: str, name: str) -> str:
     return f"{app_label}_{name.lower()}"
 
 
-class SafeDeleteModel(DeleteModel):
+class SafeDeleteModel(_TwoPhase, DeleteModel):
     """Delete a model in two phases (see the module docstring)."""
 
     def __init__(
@@ -248,10 +278,6 @@ class SafeDeleteModel(DeleteModel):
             kwargs["fields"] = self.fields
         return (self.__class__.__name__, [], kwargs)
 
-    @property
-    def reduces_to_sql(self) -> bool:  # type: ignore[override]
-        return self.deletion_action is DeletionAction.DELETE
-
     def describe(self) -> str:
         return f"{self.deletion_action.name} model {self.name}"
 
@@ -259,15 +285,17 @@ class SafeDeleteModel(DeleteModel):
     def migration_name_fragment(self) -> str:
         return f"safe_delete_{self.name_lower}"
 
-    def reduce(self, operation: Operation, app_label: str) -> Any:
-        return False
-
     def references_model(self, name: str, app_label: str) -> bool:
         return bool(name.lower() == self.name_lower)
 
-    def state_forwards(self, app_label: str, state: ProjectState) -> None:
-        if self.deletion_action is DeletionAction.MOVE_TO_PENDING:
-            super().state_forwards(app_label, state)
+    def _same_item(self, other: Operation) -> bool:
+        return bool(other.name_lower == self.name_lower)  # type: ignore[attr-defined]
+
+    def _item(self) -> str:
+        return str(self.name)
+
+    def _kind(self) -> str:
+        return "model"
 
     def table(self, app_label: str) -> str:
         return self.db_table or _default_table(app_label, self.name)
@@ -350,21 +378,6 @@ class SafeDeleteModel(DeleteModel):
                     recipe="  1. Drop the constraint first: AlterField(..., db_constraint=False)."
                     "\n  2. Then SafeDeleteModel(..., MOVE_TO_PENDING).",
                 )
-
-    def _check_paired(self, app_label: str, schema_editor: Any) -> None:
-        def match(op: Operation, op_app: str) -> bool:
-            return (
-                isinstance(op, SafeDeleteModel)
-                and op_app == app_label
-                and op.deletion_action is DeletionAction.MOVE_TO_PENDING
-                and op.name_lower == self.name_lower
-            )
-
-        if _paired(_editor_migration(schema_editor), match) is False:
-            raise PendingDeletionError(
-                f"{app_label}.{self.name}: SafeDeleteModel(DELETE) without a "
-                "SafeDeleteModel(MOVE_TO_PENDING) of the same model in an earlier migration."
-            )
 
 
 def resolve_database(table: str, app_label: str, model_name: str) -> str:
