@@ -217,7 +217,7 @@ INSTALLED_APPS = [
 {body}
 ]
 
-# DATABASE_URL (e.g. a throwaway PostgreSQL from migtools.pgserver); SQLite otherwise.
+# DATABASE_URL (e.g. a throwaway PostgreSQL from tests.pgserver); SQLite otherwise.
 DATABASES = {{
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{{BASE_DIR / 'db.sqlite3'}}"

@@ -28,9 +28,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from generate import Project, generate
 
-from migtools.pgserver import ensure_database_url
+from tests.pgserver import ensure_database_url
 
 TARGET = 10.0
 PLAIN_SETTINGS = "settings_django"

@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from migtools.pgserver import ensure_database_url  # noqa: E402
+from tests.pgserver import ensure_database_url  # noqa: E402
 
 APPS = 4
 PER_APP = 250

@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
         scripts = list(available.values())
 
     sys.path.insert(0, str(BENCH_DIR.parent))
-    from migtools.pgserver import ensure_database_url
+    from tests.pgserver import ensure_database_url
 
     ensure_database_url()  # exported in os.environ: the benchmarks' processes share it
     failed = []

@@ -542,7 +542,7 @@ def compare_project(
 def run_comparison(
     *, risky: bool = True, keep: Path | None = None, database_url: str | None = None
 ) -> Comparison:
-    from migtools.pgserver import ensure_database_url
+    from tests.pgserver import ensure_database_url
 
     squawk = squawk_binary()
     if squawk is None:

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="generate into this directory and keep it")
     args = parser.parse_args(argv)
 
-    from migtools.pgserver import ensure_database_url
+    from tests.pgserver import ensure_database_url
 
     os.environ["DATABASE_URL"] = ensure_database_url()
     with tempfile.TemporaryDirectory(prefix="migtools-bench-") as tmp:

@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.generate import Project, generate
-from migtools.pgserver import ensure_database_url
+from tests.pgserver import ensure_database_url
 
 LINT_SETTINGS = """\
 from benchsite.settings import *  # noqa: F403

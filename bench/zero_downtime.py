@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 import dj_database_url  # noqa: E402
 import psycopg  # noqa: E402
 
-from migtools.pgserver import ensure_database_url  # noqa: E402
+from tests.pgserver import ensure_database_url  # noqa: E402
 
 SETTINGS = """\
 import os

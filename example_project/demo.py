@@ -186,7 +186,8 @@ def say(text: str) -> None:
 
 @step("Start PostgreSQL")
 def start_postgres(demo: Demo) -> None:
-    from migtools.pgserver import ensure_database_url
+    sys.path.insert(0, str(REPO_ROOT))  # the throwaway server lives with the tests
+    from tests.pgserver import ensure_database_url
 
     had_url = bool(os.environ.get("DATABASE_URL"))
     server_url = ensure_database_url()

@@ -8,6 +8,6 @@ class MigtoolsConfig(AppConfig):
     verbose_name = "migtools"
 
     def ready(self) -> None:
-        from migtools import checks
+        from migtools.graph import checks
 
         checks.register()

@@ -27,7 +27,7 @@ from django.db.migrations.exceptions import IrreversibleError
 from django.db.migrations.operations import DeleteModel, RemoveField, RunSQL
 from django.db.migrations.operations.base import Operation
 
-from migtools import settings as mt_settings
+from migtools import conf as mt_settings
 from migtools.errors import PendingDeletionError, UnroutedTableError, UnsafeMigrationError
 
 if TYPE_CHECKING:
@@ -453,17 +453,15 @@ def check_sql(text: str, migration: Migration | None, new_tables: set[str]) -> N
     """Refuse SQL that breaks an error-level rule (parsed by pglast, via the rule catalogue)."""
     import pglast
 
-    from migtools import enforcement, rules
+    from migtools.rules import sql as sqlcheck
+    from migtools.safety import policy as enforcement
 
     try:
         pglast.parse_sql(text)
     except pglast.parser.ParseError as exc:
         enforcement.refuse("run-sql-not-safe", migration, f"SafeRunSQL cannot be parsed: {exc}")
         return
-    try:
-        findings = rules.check_sql(text, migration=migration, new_tables=new_tables)
-    except ImportError:  # the SQL rules module is not installed in this build
-        return
+    findings = sqlcheck.check_sql(text, migration=migration, new_tables=new_tables)
     for finding in findings:
         if finding.is_error:
             enforcement.refuse(finding.rule_id, migration, f"SafeRunSQL: {finding.message}")

@@ -43,7 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}: a migration test (migtools TestMigrations / migtools_migrator); skipped "
         "under --nomigrations.",
     )
-    from migtools import snapshot
+    from migtools.testing import snapshot
 
     snapshot.policy.keep = bool(_option(config, "reuse_db"))
     snapshot.policy.fresh = bool(_option(config, "create_db"))
@@ -88,7 +88,7 @@ def skip_reason(config: pytest.Config) -> str | None:
 def _is_migration_test_class(cls: type | None) -> bool:
     # By name, so that collection does not import Django's test framework.
     return cls is not None and any(
-        klass.__module__ == "migtools.testing" and klass.__name__ == "TestMigrations"
+        klass.__module__ == "migtools.testing.migrator" and klass.__name__ == "TestMigrations"
         for klass in cls.__mro__
     )
 
@@ -105,13 +105,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    from migtools import snapshot
+    from migtools.testing import snapshot
 
     snapshot.finish()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    from migtools import snapshot
+    from migtools.testing import snapshot
 
     stats = snapshot.totals()
     built, reused = len(stats.built), len(stats.reused)
@@ -129,7 +129,7 @@ def _migtools_test_databases(
     pytest-django for, e.g. ``connection="other"`` used only through ``migtools_migrator``."""
     from django.db import connections
 
-    from migtools import testing
+    from migtools.testing import migrator as testing
 
     created: list[tuple[str, str]] = []
     keep = bool(_option(request.config, "reuse_db")) and not _option(request.config, "create_db")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dj_database_url
 
-from migtools.pgserver import ensure_database_url
+from tests.pgserver import ensure_database_url
 
 SECRET_KEY = "migtools-tests"
 DEBUG = False

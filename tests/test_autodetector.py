@@ -9,7 +9,7 @@ from django.db.migrations.operations import AlterField
 from django.db.migrations.questioner import MigrationQuestioner
 from django.db.migrations.state import ModelState, ProjectState
 
-from migtools.autodetector import MigrationAutodetector
+from migtools.authoring.autodetector import MigrationAutodetector
 from migtools.errors import UnsafeModelChangeError
 from migtools.operations import DeletionAction, SafeDeleteModel, SafeRemoveField
 

@@ -1,4 +1,4 @@
-"""Acceptance tests for ``migtools.graph``: the on-disk graph must agree with the installed
+"""Acceptance tests for ``migtools.graph.disk``: the on-disk graph must agree with the installed
 Django's ``MigrationLoader(None, ignore_no_migrations=True)``, errors included."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 from django.db.migrations.loader import MigrationLoader
 from django.test.utils import modify_settings
 
-from migtools import graph
 from migtools.errors import ConflictError, GraphError, MigrationSyntaxError
+from migtools.graph import disk as graph
 from tests.helpers import Dep, render_migration, temp_migrations_module
 
 LABELS = ("alpha", "beta", "gamma")

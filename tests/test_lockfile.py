@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from migtools import lockfile
 from migtools.errors import LockfileConflictError, LockfileError
+from migtools.graph import lockfile
 
 
 def test_render_sorts_and_separates_entries() -> None:

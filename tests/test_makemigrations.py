@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from migtools import lockfile
+from migtools.graph import lockfile
 from tests.miniproject import MiniProject, make_project
 
 

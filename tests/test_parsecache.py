@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from django.test import override_settings
 
-from migtools import graph, parsecache
+from migtools.graph import cache as parsecache
+from migtools.graph import disk as graph
 from tests.helpers import render_migration, temp_migrations_module
 
 OLD = 1_600_000_000  # a mtime far in the past: not racy

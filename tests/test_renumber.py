@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from migtools import renumber
 from migtools.errors import RenumberError, RenumberWriteError
 from migtools.gitrepo import GitRepo
+from migtools.renamer import plan as renumber
 from tests.test_update_migration import MigRepo, base_history
 
 pytestmark = pytest.mark.django_db

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import difflib
 
-from migtools import rewrite
+from migtools.renamer import rewrite
 
 RENAMES = {("alpha", "0003_feature"): ("alpha", "0004_feature")}
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from migtools.rules import CATALOGUE, Level, Stage, effective_level
-from migtools.sqlcheck import SqlContext, check, long_identifiers, safe_type_change
+from migtools.rules.catalogue import CATALOGUE, Level, Stage, effective_level
+from migtools.rules.sql import SqlContext, check, long_identifiers, safe_type_change
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from migtools.management.commands.migrate import ADVISORY_LOCK_NAME
+from migtools.safety.lock import ADVISORY_LOCK_NAME
 from tests.safety_helpers import INITIAL, connect, migration, query, safe_project
 
 FIRST = [("shop", "0001_initial")]

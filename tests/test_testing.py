@@ -17,8 +17,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import StateApps
 from django.db.models.signals import post_migrate
 
-from migtools import snapshot
-from migtools.testing import MigrationTestError, Migrator, TestMigrations
+from migtools.testing import MigrationTestError, Migrator, TestMigrations, snapshot
 
 FROM = "0004_entry_kind"
 TO = "0005_backfill_entry_kind"
@@ -299,7 +298,7 @@ def test_walk_back_matches_djangos_executor(migtools_migrator: Migrator, target:
     """The snapshot's walk back leaves the database exactly as Django's executor does."""
     from django.db.migrations.executor import MigrationExecutor
 
-    from migtools.testing import _graph, _WalkBack
+    from migtools.testing.migrator import _graph, _WalkBack
 
     node = ("ledger", target)
     store = snapshot.store_for(connections["default"])
@@ -329,7 +328,7 @@ def test_field_clone_cache_is_scoped_and_only_for_field_safe_operations() -> Non
     from django.db import migrations, models
     from django.db.migrations.state import ProjectState
 
-    from migtools.testing import _FieldClones
+    from migtools.testing.migrator import _FieldClones
 
     added = migrations.AddField("entry", "note", models.TextField(default=""))
     renamed = migrations.RenameField("entry", "note", "memo")

@@ -24,7 +24,8 @@ from django.core.management.base import CommandError
 from django.db.migrations.loader import MigrationLoader
 from django.test.utils import override_settings
 
-from migtools import graph, lockfile
+from migtools.graph import disk as graph
+from migtools.graph import lockfile
 
 APPS = ("alpha", "beta", "gamma")
 GIT_ENV = {"GIT_EDITOR": "true", "GIT_MERGE_AUTOEDIT": "no"}

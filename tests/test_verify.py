@@ -341,7 +341,7 @@ def test_rule_fixture(findings: list[dict[str, object]], name: str) -> None:
 
 def test_every_rule_that_operations_reach_is_triggered() -> None:
     triggered = set().union(*EXPECTED.values())
-    from migtools.rules import CATALOGUE
+    from migtools.rules.catalogue import CATALOGUE
 
     sql_only = {
         "drop-index-not-concurrent",
@@ -485,7 +485,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
 django.setup()
 from django.db import connection
 
-from migtools.verify import Verifier, full_plan, load
+from migtools.verifier.run import Verifier
+from migtools.verifier.select import full_plan, load
 
 loader = load(connection)
 nodes = [n for n in full_plan(loader) if n[0] == "chain"]

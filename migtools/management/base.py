@@ -34,9 +34,10 @@ class MigtoolsCommandMixin(BaseCommand):
 
     def refresh_lockfile(self) -> None:
         """Rewrite the lockfile from the graph on disk; a conflict leaves it as it is."""
-        from migtools import graph, lockfile
-        from migtools import settings as mt_settings
+        from migtools import project
         from migtools.errors import ConflictError
+        from migtools.graph import disk as graph
+        from migtools.graph import lockfile
 
         disk = graph.load()
         self.warn_all(disk.warnings)
@@ -45,6 +46,6 @@ class MigtoolsCommandMixin(BaseCommand):
         except ConflictError as exc:
             self.stderr.write(self.style.WARNING(f"Lockfile not updated. {exc}"))
             return
-        path = mt_settings.lockfile_path()
+        path = project.lockfile_path()
         if lockfile.write(path, entries):
             self.stdout.write(f"Updated {display_path(path)}")

@@ -19,12 +19,15 @@ from django.core.management.commands.makemigrations import Command as DjangoComm
 from django.db.migrations import Migration
 from django.db.migrations.writer import MigrationWriter
 
-from migtools import graph, lockfile, writer
-from migtools import settings as mt_settings
-from migtools.autodetector import MigrationAutodetector
+from migtools import conf as mt_settings
+from migtools import project
+from migtools.authoring import writer
+from migtools.authoring.autodetector import MigrationAutodetector
 from migtools.errors import ConflictError, LockfileError
+from migtools.graph import disk as graph
+from migtools.graph import lockfile
 from migtools.management.base import MigtoolsCommandMixin
-from migtools.verify import lines_for_written
+from migtools.verifier.run import lines_for_written
 
 NAME_REQUIRED = (
     "Give the migration a name: python manage.py makemigrations {labels}-n <what_it_does>\n"
@@ -43,7 +46,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         self._renames: dict[Path, Path] = {}
         check = bool(options["check_changes"])
         dry_run = bool(options["dry_run"]) or check
-        managed = [c.label for c in mt_settings.managed_apps()]
+        managed = [c.label for c in project.managed_apps()]
         before = writer.snapshot(managed)
         super().handle(*app_labels, **options)  # exits 1 itself on --check with changes
         if check:
@@ -102,7 +105,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
                 self.stderr.write(self.style.WARNING(line))
 
     def _check_lockfile(self) -> None:
-        path = mt_settings.lockfile_path()
+        path = project.lockfile_path()
         disk = graph.load()
         self.warn_all(disk.warnings)
         try:

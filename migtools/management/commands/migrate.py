@@ -12,10 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
@@ -24,53 +20,13 @@ from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrat
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.executor import MigrationExecutor
-from django.db.migrations.migration import Migration
 from django.db.models.signals import pre_migrate
 
-from migtools import enforcement
-from migtools.autodetector import MigrationAutodetector
+from migtools.authoring.autodetector import MigrationAutodetector
 from migtools.management.base import MigtoolsCommandMixin
-
-ADVISORY_LOCK_NAME = "migtools.migrate"
-
-
-def advisory_key(connection: BaseDatabaseWrapper) -> int:
-    digest = hashlib.sha256(
-        f"{ADVISORY_LOCK_NAME}:{connection.settings_dict.get('NAME')}".encode()
-    ).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def is_post_deployment(migration: Migration) -> bool:
-    return getattr(migration, "is_post_deployment", False) is True
-
-
-def pre_deploy_plan(
-    executor: MigrationExecutor, targets: list[tuple[str, str | None]]
-) -> tuple[list[tuple[Migration, bool]], list[tuple[Migration, str]]]:
-    """(plan to apply now, [(deferred migration, reason)]): forwards only."""
-    plan = executor.migration_plan(targets)
-    if any(backwards for _migration, backwards in plan):
-        raise CommandError(
-            "--pre-deploy only applies migrations forwards; this target would unapply some. "
-            "Run plain `migrate APP NAME` to unapply."
-        )
-    graph = executor.loader.graph
-    deferred: dict[tuple[str, str], str] = {}
-    apply: list[tuple[Migration, bool]] = []
-    for migration, backwards in plan:
-        key = (migration.app_label, migration.name)
-        if is_post_deployment(migration):
-            deferred[key] = "post-deployment"
-            continue
-        blocked = [p for p in graph.node_map[key].parents if p.key in deferred]
-        if blocked:
-            parent = blocked[0].key
-            deferred[key] = f"depends on deferred {parent[0]}.{parent[1]}"
-            continue
-        apply.append((migration, backwards))
-    by_key = {(m.app_label, m.name): m for m, _b in plan}
-    return apply, [(by_key[k], reason) for k, reason in deferred.items()]
+from migtools.safety import policy as enforcement
+from migtools.safety.deploy import pre_deploy_plan
+from migtools.safety.lock import migrate_lock
 
 
 class Command(MigtoolsCommandMixin, DjangoCommand):
@@ -90,7 +46,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         database = options["database"]
         connection = connections[database]
-        with self._advisory_lock(connection):
+        with migrate_lock(connection, self.stderr.write):
             if options["pre_deploy"]:
                 self._pre_deploy(connection, *args, **options)
                 return
@@ -106,32 +62,6 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
                 super().handle(*args, **options)
             finally:
                 pre_migrate.disconnect(dispatch_uid="migtools.migrate.check")
-
-    @contextmanager
-    def _advisory_lock(self, connection: BaseDatabaseWrapper) -> Iterator[None]:
-        if connection.vendor != "postgresql":
-            yield
-            return
-        key = advisory_key(connection)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-            row = cursor.fetchone()
-            if not (row and row[0]):
-                self.stderr.write(
-                    "Another migrate is running on this database (advisory lock "
-                    f"{key}); waiting for it to finish..."
-                )
-                started = time.monotonic()
-                cursor.execute("SELECT pg_advisory_lock(%s)", [key])
-                self.stderr.write(f"Got the migrate lock after {time.monotonic() - started:.1f}s.")
-        try:
-            yield
-        finally:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-            except Exception:  # the session ended: its advisory locks went with it
-                pass
 
     def _pre_deploy(self, connection: BaseDatabaseWrapper, *args: Any, **options: Any) -> None:
         if options["fake"] or options["fake_initial"] or options["prune"] or options["plan"]:

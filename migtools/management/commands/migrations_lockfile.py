@@ -7,8 +7,9 @@ from typing import Any, ClassVar
 
 from django.core.management.base import BaseCommand, CommandError
 
-from migtools import graph, lockfile
-from migtools import settings as mt_settings
+from migtools import project
+from migtools.graph import disk as graph
+from migtools.graph import lockfile
 from migtools.management.base import MigtoolsCommandMixin, display_path
 
 
@@ -27,7 +28,7 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path = mt_settings.lockfile_path()
+        path = project.lockfile_path()
         disk = graph.load()
         self.warn_all(disk.warnings)
         if options["check"]:

@@ -44,7 +44,8 @@ class Command(MigtoolsCommandMixin, sqlmigrate.Command):
             return str(super().handle(*args, **options))
         from django.apps import apps
 
-        from migtools.verify import Verifier, load
+        from migtools.verifier.run import Verifier
+        from migtools.verifier.select import load
 
         connection = connections[options["database"]]
         app_label, name = options["app_label"], options["migration_name"]

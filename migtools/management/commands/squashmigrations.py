@@ -7,8 +7,8 @@ from typing import Any
 
 from django.core.management.commands.squashmigrations import Command as DjangoCommand
 
-from migtools import settings as mt_settings
-from migtools import writer
+from migtools import project
+from migtools.authoring import writer
 from migtools.management.base import MigtoolsCommandMixin
 
 
@@ -16,7 +16,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
     help = DjangoCommand.help + " Keeps migrations_lockfile.txt current (migtools)."
 
     def handle(self, **options: Any) -> None:
-        managed = [c.label for c in mt_settings.managed_apps()]
+        managed = [c.label for c in project.managed_apps()]
         before = writer.snapshot(managed)
         super().handle(**options)
         written = writer.written_since(before, managed)

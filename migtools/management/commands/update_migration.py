@@ -8,10 +8,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from migtools import renumber
-from migtools import settings as mt_settings
+from migtools import project
 from migtools.errors import MigtoolsError
 from migtools.gitrepo import GitRepo
+from migtools.renamer import plan as renumber
 
 
 class Command(BaseCommand):
@@ -58,8 +58,8 @@ class Command(BaseCommand):
         migration: str | None = options["migration"]
         app_label: str | None = options["app_label"]
         if app_label is not None:
-            mt_settings.app_config(app_label)
-        repo = GitRepo.find(mt_settings.lockfile_path())
+            project.app_config(app_label)
+        repo = GitRepo.find(project.lockfile_path())
         inputs = renumber.gather(repo)
         plan = renumber.plan(inputs, migration, app_label)
         if plan.empty:

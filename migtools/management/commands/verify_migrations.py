@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from migtools.management.base import MigtoolsCommandMixin
-from migtools.rules import Finding, Level
-
-
-def _where(f: Finding) -> str:
-    if f.path:
-        try:
-            path = str(Path(f.path).relative_to(Path.cwd()))
-        except ValueError:
-            path = f.path
-        return f"{path}:{f.line or 1}"
-    return f"{f.app_label}.{f.migration_name}"
-
-
-def _github_escape(text: str, *, prop: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    if prop:
-        text = text.replace(":", "%3A").replace(",", "%2C")
-    return text
+from migtools.verifier import report as report_formats
 
 
 class Command(MigtoolsCommandMixin, BaseCommand):
@@ -59,7 +40,7 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from migtools.verify import verify
+        from migtools.verifier.run import verify
 
         if options["migration_name"] and not options["app_label"]:
             raise CommandError("NAME needs APP.", returncode=2)
@@ -78,61 +59,18 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         )
         if progress is not None:
             self.stderr.write("\r\033[K", ending="")
-        findings = sorted(
-            report.findings,
-            key=lambda f: (f.app_label, f.migration_name, f.operation_index or -1),
-        )
-        count = len(report.migrations)
-        summary = (
-            f"{count} migration{'s' if count != 1 else ''} verified: "
-            f"{report.errors} error{'s' if report.errors != 1 else ''}, "
-            f"{report.warnings} warning{'s' if report.warnings != 1 else ''}."
-        )
         if fmt == "json":
-            self.stdout.write(
-                json.dumps(
-                    {
-                        "migrations": count,
-                        "errors": report.errors,
-                        "warnings": report.warnings,
-                        "findings": [f.as_dict() for f in findings],
-                    },
-                    indent=2,
-                )
-            )
+            self.stdout.write(report_formats.as_json(report))
         elif fmt == "github":
-            for f in findings:
-                kind = "error" if f.level is Level.ERROR else "warning"
-                props = [f"title={_github_escape('migtools ' + f.rule_id, prop=True)}"]
-                if f.path:
-                    props.insert(
-                        0, f"file={_github_escape(_where(f).rsplit(':', 1)[0], prop=True)}"
-                    )
-                    props.insert(1, f"line={f.line or 1}")
-                body = f"{f.message}\n{f.rule.recipe[0]}"
-                if f.sql:
-                    body += f"\nSQL: {f.sql}"
-                self.stdout.write(f"::{kind} {','.join(props)}::{_github_escape(body)}")
-            self.stdout.write(summary)
+            self.stdout.write("\n".join(report_formats.as_github(report)))
         else:
-            for f in findings:
-                style = self.style.ERROR if f.level is Level.ERROR else self.style.WARNING
-                op = (
-                    f" (operation {(f.operation_index or 0) + 1}: {f.operation})"
-                    if f.operation
-                    else ""
-                )
-                self.stdout.write(
-                    f"{_where(f)}: {style(str(f.level))}: [{f.rule_id}] "
-                    f"{f.app_label}.{f.migration_name}{op}: {f.message}"
-                )
-                if f.sql:
-                    self.stdout.write(f"    {' '.join(f.sql.split())}")
-                if options["verbosity"] >= 2:
-                    self.stdout.write(f"    why: {f.rule.why}")
-                    for n, step in enumerate(f.rule.recipe, 1):
-                        self.stdout.write(f"    {n}. {step}")
-            self.stdout.write(summary)
+            lines = report_formats.as_text(
+                report,
+                verbosity=options["verbosity"],
+                error_style=self.style.ERROR,
+                warning_style=self.style.WARNING,
+            )
+            self.stdout.write("\n".join(lines))
         if report.errors:
             raise CommandError(
                 f"{report.errors} error-level finding(s). Fix them, or silence one with "

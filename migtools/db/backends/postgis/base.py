@@ -7,7 +7,7 @@ from django.contrib.gis.db.backends.postgis.base import (
 )
 from django.contrib.gis.db.backends.postgis.schema import PostGISSchemaEditor
 
-from migtools.db.backends.postgresql.schema import MigtoolsSchemaEditorMixin
+from migtools.safety.editor import MigtoolsSchemaEditorMixin
 
 
 class DatabaseSchemaEditor(MigtoolsSchemaEditorMixin, PostGISSchemaEditor):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgresDatabaseWrapper
 
-from migtools.db.backends.postgresql.schema import DatabaseSchemaEditor
+from migtools.safety.editor import DatabaseSchemaEditor
 
 
 class DatabaseWrapper(PostgresDatabaseWrapper):

@@ -2,31 +2,31 @@
 Django drops, RunPython without reverse, imported models, missing ``is_post_deployment``,
 data migrations without a test), plus the glue that runs the SQL rules for one operation.
 
-``check_operation`` is the apply-time entry point (``migtools.rules.check_operation`` calls
+``check_operation`` is the apply-time entry point (``migtools.rules.catalogue.check_operation`` calls
 it); ``check_migration`` adds the rules about a migration as a whole; the verifier
-(``migtools.verify``) calls both for every selected migration in one pass over the plan.
+(``migtools.verifier.run``) calls both for every selected migration in one pass over the plan.
 """
 
 from __future__ import annotations
 
-import ast as pyast
 import types
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.migrations import operations as ops
 
-from migtools.rules import CATALOGUE, Finding, Level, Stage, effective_level, stage_of
-from migtools.sqlcheck import Hit, SqlContext, check, is_data_statement
+from migtools.rules.catalogue import CATALOGUE, Finding, Level, Stage, effective_level, stage_of
+from migtools.rules.sql import Hit, SqlContext, check, is_data_statement
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.migrations.migration import Migration
     from django.db.migrations.operations.base import Operation
     from django.db.migrations.state import ProjectState
+
+    from migtools.project import MigrationTests
 
 
 # -- facts about operations ----------------------------------------------------------------
@@ -283,7 +283,7 @@ def check_operation(
     new_tables: Collection[str] = (),
     large_tables: Collection[str] = (),
 ) -> list[Finding]:
-    """See ``migtools.rules.check_operation``."""
+    """See ``migtools.rules.catalogue.check_operation``."""
     ctx = SqlContext(
         atomic=bool(migration.atomic),
         new_tables=set(new_tables),
@@ -371,91 +371,10 @@ def check_migration(
 # -- migration tests, read statically --------------------------------------------------------
 
 
-@dataclass
-class MigrationTests:
-    """What the project's migration tests name: ``targets`` are the (app, migrate_to) pairs;
-    ``multiple_methods`` maps a target to the tests with several ``test_*`` methods."""
-
-    targets: set[tuple[str, str]] = field(default_factory=set)
-    multiple_methods: dict[tuple[str, str], list[tuple[str, int, int]]] = field(
-        default_factory=dict
-    )
-
-
-def _literal(node: pyast.expr) -> str | None:
-    if isinstance(node, pyast.Constant) and isinstance(node.value, str):
-        return node.value
-    return None
-
-
-def read_migration_tests(files: list[Path], default_app: str | None = None) -> MigrationTests:
-    """Classes assigning ``migrate_to`` (and ``app``) in the given files, read with ``ast``
-    (never imported). A class without ``app`` inherits it from a base class in the same file,
-    else ``default_app``."""
-    out = MigrationTests()
-    for path in files:
-        try:
-            source = path.read_text(encoding="utf-8")
-        except OSError:
-            continue
-        if "migrate_to" not in source:
-            continue
-        try:
-            tree = pyast.parse(source)
-        except SyntaxError:
-            continue
-        classes = {n.name: n for n in pyast.walk(tree) if isinstance(n, pyast.ClassDef)}
-
-        def attrs(
-            cls: pyast.ClassDef,
-            classes: dict[str, pyast.ClassDef],
-            seen: frozenset[str] = frozenset(),
-        ) -> dict[str, str]:
-            values: dict[str, str] = {}
-            for base in cls.bases:
-                if isinstance(base, pyast.Name) and base.id in classes and base.id not in seen:
-                    values.update(attrs(classes[base.id], classes, seen | {cls.name}))
-            for stmt in cls.body:
-                if isinstance(stmt, pyast.Assign) and len(stmt.targets) == 1:
-                    target = stmt.targets[0]
-                    value = _literal(stmt.value)
-                    if isinstance(target, pyast.Name) and value is not None:
-                        values[target.id] = value
-                elif (
-                    isinstance(stmt, pyast.AnnAssign)
-                    and isinstance(stmt.target, pyast.Name)
-                    and stmt.value is not None
-                ):
-                    value = _literal(stmt.value)
-                    if value is not None:
-                        values[stmt.target.id] = value
-            return values
-
-        for cls in classes.values():
-            values = attrs(cls, classes)
-            migrate_to = values.get("migrate_to")
-            app = values.get("app", default_app)
-            if not migrate_to or not app:
-                continue
-            node = (app, migrate_to)
-            out.targets.add(node)
-            methods = [
-                s
-                for s in cls.body
-                if isinstance(s, pyast.FunctionDef | pyast.AsyncFunctionDef)
-                and s.name.startswith("test")
-            ]
-            if len(methods) > 1:
-                out.multiple_methods.setdefault(node, []).append(
-                    (str(path), cls.lineno, len(methods))
-                )
-    return out
-
-
 def large_tables(connection: BaseDatabaseWrapper) -> set[str]:
     """``MIGTOOLS_LARGE_TABLES`` plus the tables whose ``pg_class.reltuples`` exceeds
     ``MIGTOOLS_LARGE_TABLE_ROWS`` in the connection's database (one query)."""
-    from migtools import settings as mt_settings
+    from migtools import conf as mt_settings
 
     tables = set(mt_settings.large_tables())
     if connection.vendor != "postgresql":

@@ -15,9 +15,10 @@ from django.apps import AppConfig
 from django.core import checks
 from django.core.management import get_commands
 
-from migtools import graph, lockfile
-from migtools import settings as mt_settings
+from migtools import project
 from migtools.errors import LockfileConflictError, LockfileError, MigtoolsError
+from migtools.graph import disk as graph
+from migtools.graph import lockfile
 
 TAG = "migtools"
 HINT_UPDATE = "Run 'python manage.py update_migration'."
@@ -54,7 +55,7 @@ def check_lockfile(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="migtools.W004",
             )
         )
-    path = mt_settings.lockfile_path()
+    path = project.lockfile_path()
     try:
         actual = lockfile.read(path)
     except LockfileConflictError:
@@ -119,7 +120,7 @@ def check_model_modules(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     """A module in an app's ``models/`` package that defines models but that nothing imports:
     makemigrations would silently miss its models."""
     messages: list[checks.CheckMessage] = []
-    for config in mt_settings.managed_apps():
+    for config in project.managed_apps():
         for path in _unimported_model_modules(config):
             messages.append(
                 checks.Warning(

@@ -43,9 +43,9 @@ from django.db.migrations.state import ProjectState, StateApps
 from django.db.models import Field
 from django.test import TransactionTestCase
 
-from migtools import snapshot
+from migtools.conf import default_app
 from migtools.errors import MigrationTestError
-from migtools.settings import default_app
+from migtools.testing import snapshot
 
 __all__ = ["MigrationTestError", "Migrator", "TestMigrations"]
 

@@ -16,7 +16,7 @@ from pglast import ast, parse_sql, parser
 from pglast.enums import AlterTableType, ConstrType, ObjectType
 from pglast.parser import ParseError
 
-from migtools.rules import CATALOGUE, Finding, Level, Stage, effective_level, stage_of
+from migtools.rules.catalogue import CATALOGUE, Finding, Level, Stage, effective_level, stage_of
 
 if TYPE_CHECKING:
     from django.db.migrations.migration import Migration

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from migtools.errors import ConflictError, LockfileConflictError, LockfileError
-from migtools.graph import DiskGraph
+from migtools.graph.disk import DiskGraph
 
 HEADER = """\
 # migtools migrations lockfile.

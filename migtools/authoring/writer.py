@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from migtools import graph
+from migtools.graph import disk as graph
 
 GUIDANCE = """\
     # migtools: is_post_deployment says when this migration runs.

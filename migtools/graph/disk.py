@@ -24,14 +24,14 @@ from django.apps import apps as django_apps
 from django.conf import settings
 from django.db.migrations.loader import MigrationLoader
 
-from migtools import parsecache
-from migtools import settings as mt_settings
+from migtools import project
 from migtools.errors import (
     ConflictError,
     DynamicMigrationError,
     GraphError,
     MigrationSyntaxError,
 )
+from migtools.graph import cache as parsecache
 
 Key = tuple[str, str]
 
@@ -298,7 +298,7 @@ def _parse_cached(
 def read_app(app_label: str) -> AppMigrations:
     """Read every migration file of one app; import them only if one is too dynamic.
 
-    Parsed results are remembered per file (see :mod:`migtools.parsecache`).
+    Parsed results are remembered per file (see :mod:`migtools.graph.cache`).
     """
     module, directory = locate(app_label)
     app = AppMigrations(label=app_label, module=module, directory=directory)
@@ -584,9 +584,9 @@ def load(app_labels: Iterable[str] | None = None) -> DiskGraph:
     as it is in Django; a reference to an app that is not installed is one too.
     """
     if app_labels is None:
-        labels = [c.label for c in mt_settings.managed_apps()]
+        labels = [c.label for c in project.managed_apps()]
     else:
-        labels = [mt_settings.app_config(label).label for label in app_labels]
+        labels = [project.app_config(label).label for label in app_labels]
     read = {label: read_app(label) for label in labels}
     context: dict[str, AppMigrations] = {}
     pending = sorted(set().union(*(_referenced_labels(a) for a in read.values())))

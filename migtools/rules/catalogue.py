@@ -1,6 +1,6 @@
 """The rule catalogue: every check migtools makes on a migration, with why it is dangerous and
-the safe recipe. One catalogue serves the verifier (``sqlmigrate``, ``verify_migrations``,
-``makemigrations``) and the apply-time checks (the schema editor behind ``migrate``).
+the safe recipe. One catalogue serves every caller; it is a leaf (no other migtools module is imported
+here but settings, lazily).
 
 Public API:
 
@@ -8,22 +8,16 @@ Public API:
 - ``Finding``: one rule broken by one operation (and, when SQL is involved, one statement).
 - ``effective_level(rule_id, migration)``: the level after ``MIGTOOLS_RULES`` and the
   migration's ``ignore_rules``.
-- ``check_operation(...)``: the entry point for apply-time enforcement (see its docstring).
-- ``check_sql(...)``: the SQL rules alone, for raw SQL such as ``SafeRunSQL``'s.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.migrations.migration import Migration
-    from django.db.migrations.operations.base import Operation
-    from django.db.migrations.state import ProjectState
 
 
 class Level(enum.StrEnum):
@@ -474,7 +468,7 @@ class Finding:
 
 def configured_levels() -> dict[str, Level]:
     """``MIGTOOLS_RULES`` validated: unknown ids or levels raise ``RuleConfigError``."""
-    from migtools import settings as mt_settings
+    from migtools import conf as mt_settings
     from migtools.errors import RuleConfigError
 
     out: dict[str, Level] = {}
@@ -507,70 +501,3 @@ def stage_of(migration: Migration | None) -> Stage:
     if migration is not None and getattr(migration, "is_post_deployment", False) is True:
         return Stage.POST_DEPLOYMENT
     return Stage.PRE_DEPLOY
-
-
-def check_operation(
-    migration: Migration,
-    operation: Operation,
-    from_state: ProjectState,
-    to_state: ProjectState,
-    connection: BaseDatabaseWrapper,
-    *,
-    sql: Iterable[str] = (),
-    index: int | None = None,
-    new_tables: Collection[str] = (),
-    large_tables: Collection[str] = (),
-) -> list[Finding]:
-    """Findings for one operation of ``migration``, at the level they apply (never OFF).
-
-    The apply-time entry point: a schema editor calls it once per operation, after
-    ``operation.database_forwards`` collected the SQL it would run (e.g. with
-    ``collect_sql``/``deferred_sql``) and before executing it, and refuses when any finding
-    ``is_error``. ``from_state``/``to_state`` are the states around the operation, as
-    ``Migration.apply`` passes them. ``sql`` is the list of statements the operation runs (each
-    a string, possibly several statements; parsed with pglast here). ``new_tables`` are the
-    tables created earlier in the same run (rules about "existing tables" skip them;
-    tables the operation itself creates are detected from its SQL). ``large_tables`` are
-    tables known to be large (``MIGTOOLS_LARGE_TABLES`` plus those over
-    ``MIGTOOLS_LARGE_TABLE_ROWS``; see ``migtools.opcheck.large_tables(connection)``).
-
-    Only operation-level and SQL-level rules run here; migration-level rules
-    (missing-is-post-deployment, schema-and-data-mixed, data-migration-without-test) are in
-    ``migtools.opcheck.check_migration``.
-    """
-    from migtools import opcheck
-
-    findings: list[Finding] = opcheck.check_operation(
-        migration,
-        operation,
-        from_state,
-        to_state,
-        connection,
-        sql=list(sql),
-        index=index,
-        new_tables=new_tables,
-        large_tables=large_tables,
-    )
-    return findings
-
-
-def check_sql(
-    sql: str,
-    *,
-    migration: Migration | None = None,
-    new_tables: Collection[str] = (),
-    large_tables: Collection[str] = (),
-    stage: Stage | None = None,
-) -> list[Finding]:
-    """The SQL rules alone over raw SQL (e.g. ``SafeRunSQL``'s), at their effective levels.
-    A statement pglast cannot parse is reported as run-sql-not-safe."""
-    from migtools import sqlcheck
-
-    findings: list[Finding] = sqlcheck.check_sql(
-        sql,
-        migration=migration,
-        new_tables=new_tables,
-        large_tables=large_tables,
-        stage=stage if stage is not None else stage_of(migration),
-    )
-    return findings

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from migtools import lockfile, rewrite
-from migtools import settings as mt_settings
+from migtools import conf as mt_settings
+from migtools import project
 from migtools.errors import (
     AppliedMigrationsError,
     ConflictError,
@@ -34,31 +34,21 @@ from migtools.errors import (
     UsageError,
 )
 from migtools.gitrepo import REBASE, GitRepo
-from migtools.graph import AppMigrations, DiskGraph, MigrationFile, parse_migration_source, read_app
+from migtools.graph import lockfile
+from migtools.graph.disk import (
+    AppMigrations,
+    DiskGraph,
+    MigrationFile,
+    parse_migration_source,
+    read_app,
+)
+from migtools.project import find_test_files
+from migtools.renamer import rewrite
 
 Key = tuple[str, str]
 
 _NUMBER = re.compile(r"^(\d+)(.*)$")
 _SQUASHED = re.compile(r"_squashed_(\d+)")
-_SKIP_DIRS = {
-    ".git",
-    ".hg",
-    ".venv",
-    "venv",
-    "env",
-    "node_modules",
-    "__pycache__",
-    ".tox",
-    ".nox",
-    "site-packages",
-    "dist-packages",
-    "build",
-    "dist",
-    ".mypy_cache",
-    ".ruff_cache",
-    ".pytest_cache",
-    "migrations",
-}
 
 
 def fmt(key: Key) -> str:
@@ -210,41 +200,10 @@ def number_of(name: str) -> tuple[int, int] | None:
     return int(match.group(1)), len(match.group(1))
 
 
-def find_test_files(dirs: list[Path] | None, root: Path) -> list[Path]:
-    """Python files that may hold migration tests: every ``.py`` file under ``dirs``
-    (``MIGTOOLS_MIGRATION_TEST_DIRS``), else the project's test files (``test*.py``,
-    ``*_test.py``, ``tests.py``, and anything in a ``tests``/``test`` directory)."""
-    found: list[Path] = []
-    if dirs is not None:
-        for directory in dirs:
-            directory = directory if directory.is_absolute() else root / directory
-            if directory.is_file():
-                found.append(directory)
-                continue
-            for dirpath, dirnames, filenames in os.walk(directory):
-                dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS and not d.startswith(".")]
-                found.extend(Path(dirpath) / f for f in filenames if f.endswith(".py"))
-        return sorted(found)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS and not d.startswith(".")]
-        in_tests = any(part in ("tests", "test") for part in Path(dirpath).relative_to(root).parts)
-        for name in filenames:
-            if not name.endswith(".py"):
-                continue
-            if (
-                in_tests
-                or name.startswith("test")
-                or name.endswith("_test.py")
-                or name == "tests.py"
-            ):
-                found.append(Path(dirpath) / name)
-    return sorted(found)
-
-
 def gather(repo: GitRepo, main: str | None = None) -> Inputs:
     """Read the managed apps, the git state, the lockfile and the test files."""
     main_ref = repo.main_branch(main if main is not None else mt_settings.main_branch())
-    apps = {c.label: read_app(c.label) for c in mt_settings.managed_apps()}
+    apps = {c.label: read_app(c.label) for c in project.managed_apps()}
     files: dict[Path, dict[str, Key]] = {}
     for app in apps.values():
         if app.directory is None or not app.files:
@@ -256,7 +215,7 @@ def gather(repo: GitRepo, main: str | None = None) -> Inputs:
             names[f"{mig.name}.py"] = mig.key
     mine_files = repo.mine_names(main_ref, files)
     mine = {files[d][n] for d, names in mine_files.items() for n in names}
-    lock_path = mt_settings.lockfile_path().resolve()
+    lock_path = project.lockfile_path().resolve()
     try:
         lock_text: str | None = lock_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -302,7 +261,7 @@ def _parse_side(text: str) -> dict[str, str]:
 def select(inputs: Inputs, migration: str, app_label: str | None) -> Key:
     """The migration named by ``migration`` (full name, number or unique substring)."""
     if app_label is not None:
-        label = mt_settings.app_config(app_label).label
+        label = project.app_config(app_label).label
         if label not in inputs.apps:
             raise UsageError(
                 f"App '{label}' is not managed by migtools (MIGTOOLS_APPS lists the managed apps)."
@@ -538,7 +497,7 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
             )
     else:
         if app_label is not None:
-            mt_settings.app_config(app_label)
+            project.app_config(app_label)
         labels = conflicted_apps(inputs, graph)
 
     app_plans = [_plan_app(inputs, graph, work, label) for label in labels]

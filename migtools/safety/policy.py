@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 from django.conf import settings as django_settings
 from django.db.migrations import RunSQL
 
-from migtools import rules
-from migtools import settings as mt_settings
+from migtools import conf as mt_settings
+from migtools import project
 from migtools.errors import UnsafeMigrationError
 from migtools.migration import CheckedMigration
+from migtools.rules import catalogue as rules
 
 if TYPE_CHECKING:
     from django.db.migrations.migration import Migration
@@ -36,7 +37,7 @@ def label(migration: Migration | None) -> str:
 
 @lru_cache(maxsize=64)
 def _baseline_keys(app_label: str, name: str, modules: str) -> frozenset[tuple[str, str]]:
-    from migtools import graph
+    from migtools.graph import disk as graph
 
     disk = graph.load([app_label])
     key = (app_label, name)
@@ -57,7 +58,7 @@ def in_baseline(migration: Migration) -> bool:
 
 
 def managed_labels() -> frozenset[str]:
-    return frozenset(c.label for c in mt_settings.managed_apps())
+    return frozenset(c.label for c in project.managed_apps())
 
 
 def is_checked(migration: Migration) -> bool:

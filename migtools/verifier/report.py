@@ -1,0 +1,172 @@
+"""What a verifier run found, and every output format of it (text, json, github)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from migtools.rules.catalogue import Finding, Level
+
+Node = tuple[str, str]
+
+
+@dataclass
+class MigrationReport:
+    """One verified migration: its collected SQL (as sqlmigrate prints it) and findings."""
+
+    node: Node
+    path: str | None
+    entries: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    atomic: bool = True
+    op_starts: list[int] = field(default_factory=list)  # entry index where each op begins
+
+    def annotated(self) -> list[str]:
+        """``entries`` with each finding as a ``-- migtools: <id>: <message>`` line before
+        the statement it concerns (before the operation's header when it has no statement;
+        at the top for findings about the whole migration)."""
+        before: dict[int, list[Finding]] = {}
+        for f in self.findings:
+            at = 0
+            if f.operation_index is not None and f.operation_index < len(self.op_starts):
+                start = self.op_starts[f.operation_index]
+                end = (
+                    self.op_starts[f.operation_index + 1]
+                    if f.operation_index + 1 < len(self.op_starts)
+                    else len(self.entries)
+                )
+                at = start
+                if f.sql:
+                    needle = f.sql.strip()
+                    tail = range(self.op_starts[-1], len(self.entries))
+                    for i in [*range(start, end), *tail]:
+                        if needle in self.entries[i]:
+                            at = i
+                            break
+            before.setdefault(at, []).append(f)
+        out: list[str] = []
+        for i, entry in enumerate(self.entries):
+            out.extend(
+                f"-- migtools: {f.rule_id}: {' '.join(f.message.split())}"
+                for f in before.get(i, ())
+            )
+            out.append(entry)
+        if not self.entries:
+            out.extend(f"-- migtools: {f.rule_id}: {f.message}" for f in before.get(0, ()))
+        return out
+
+
+@dataclass
+class Report:
+    migrations: list[MigrationReport] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for m in self.migrations for f in m.findings]
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.level is Level.ERROR)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for f in self.findings if f.level is Level.WARNING)
+
+
+# -- output formats (every one here; the command only prints what they return) ------------
+
+Style = Callable[[str], str]
+
+
+def _plain(text: str) -> str:
+    return text
+
+
+def ordered(report: Report) -> list[Finding]:
+    """The findings in the order every format prints them: by app, migration, operation."""
+    return sorted(
+        report.findings,
+        key=lambda f: (f.app_label, f.migration_name, f.operation_index or -1),
+    )
+
+
+def summary(report: Report) -> str:
+    count = len(report.migrations)
+    return (
+        f"{count} migration{'s' if count != 1 else ''} verified: "
+        f"{report.errors} error{'s' if report.errors != 1 else ''}, "
+        f"{report.warnings} warning{'s' if report.warnings != 1 else ''}."
+    )
+
+
+def where(f: Finding) -> str:
+    """``path:line`` (relative to the current directory when below it), else ``app.name``."""
+    if f.path:
+        try:
+            path = str(Path(f.path).relative_to(Path.cwd()))
+        except ValueError:
+            path = f.path
+        return f"{path}:{f.line or 1}"
+    return f"{f.app_label}.{f.migration_name}"
+
+
+def as_text(
+    report: Report,
+    *,
+    verbosity: int = 1,
+    error_style: Style = _plain,
+    warning_style: Style = _plain,
+) -> list[str]:
+    lines: list[str] = []
+    for f in ordered(report):
+        style = error_style if f.level is Level.ERROR else warning_style
+        op = f" (operation {(f.operation_index or 0) + 1}: {f.operation})" if f.operation else ""
+        lines.append(
+            f"{where(f)}: {style(str(f.level))}: [{f.rule_id}] "
+            f"{f.app_label}.{f.migration_name}{op}: {f.message}"
+        )
+        if f.sql:
+            lines.append(f"    {' '.join(f.sql.split())}")
+        if verbosity >= 2:
+            lines.append(f"    why: {f.rule.why}")
+            lines.extend(f"    {n}. {step}" for n, step in enumerate(f.rule.recipe, 1))
+    lines.append(summary(report))
+    return lines
+
+
+def as_json(report: Report) -> str:
+    return json.dumps(
+        {
+            "migrations": len(report.migrations),
+            "errors": report.errors,
+            "warnings": report.warnings,
+            "findings": [f.as_dict() for f in ordered(report)],
+        },
+        indent=2,
+    )
+
+
+def _github_escape(text: str, *, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if prop:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def as_github(report: Report) -> list[str]:
+    """GitHub Actions workflow commands (``::error file=…,line=…::…``), one per finding."""
+    lines: list[str] = []
+    for f in ordered(report):
+        kind = "error" if f.level is Level.ERROR else "warning"
+        props = [f"title={_github_escape('migtools ' + f.rule_id, prop=True)}"]
+        if f.path:
+            props.insert(0, f"file={_github_escape(where(f).rsplit(':', 1)[0], prop=True)}")
+            props.insert(1, f"line={f.line or 1}")
+        body = f"{f.message}\n{f.rule.recipe[0]}"
+        if f.sql:
+            body += f"\nSQL: {f.sql}"
+        lines.append(f"::{kind} {','.join(props)}::{_github_escape(body)}")
+    lines.append(summary(report))
+    return lines
