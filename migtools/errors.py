@@ -118,6 +118,18 @@ class UnsafeMigrationError(MigtoolsError):
         self.why = why
         self.recipe = recipe
 
+    @classmethod
+    def of(cls, what: str, explanation: str, rules: tuple[str, ...] = ()) -> UnsafeMigrationError:
+        """A refusal listing several findings (``explanation``: each with file:line, why and
+        the recipe), for ``what`` (a migration or a plan)."""
+        error = cls.__new__(cls)
+        MigtoolsError.__init__(error, f"{what}: refused by migtools' safety checks:\n{explanation}")
+        error.rule = ", ".join(rules)
+        error.migration = what
+        error.message = explanation
+        error.why = error.recipe = ""
+        return error
+
 
 class LockTimeoutError(MigtoolsError):
     """A migration statement could not get its lock within lock_timeout, retries included."""

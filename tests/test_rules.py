@@ -99,7 +99,40 @@ def test_set_not_null_after_validated_check_is_fine() -> None:
         'ALTER TABLE "t" VALIDATE CONSTRAINT "nn";'
         'ALTER TABLE "t" ALTER COLUMN "a" SET NOT NULL'
     )
-    assert _rules(sql) == set()
+    assert _rules(sql, atomic=False) == set()
+    # In one transaction the ADD's ACCESS EXCLUSIVE lock is held through the VALIDATE scan.
+    assert _rules(sql, atomic=True) == {"set-not-null"}
+
+
+@pytest.mark.parametrize(
+    ("constraint", "rule"),
+    [
+        ("FOREIGN KEY (a) REFERENCES b (id)", "fk-not-valid-missing"),
+        ("CHECK (a > 0)", "check-constraint-not-valid-missing"),
+    ],
+)
+def test_not_valid_then_validate_in_one_transaction(constraint: str, rule: str) -> None:
+    sql = f"ALTER TABLE t ADD CONSTRAINT c {constraint} NOT VALID; ALTER TABLE t VALIDATE CONSTRAINT c"
+    assert _rules(sql, atomic=True) == {rule}
+    assert _rules(sql, atomic=False) == set()
+    assert _rules(sql, atomic=True, new_tables={"t"}) == set()
+
+
+@pytest.mark.parametrize(
+    ("column", "expected"),
+    [
+        ('"n" integer DEFAULT 0 NOT NULL', {"not-null-without-db-default"}),
+        ('"n" integer DEFAULT 3 NULL', {"default-not-db-default"}),
+    ],
+)
+def test_default_dropped_after_add_column(column: str, expected: set[str]) -> None:
+    """Django's default=: the column is added with a DEFAULT that is dropped right after."""
+    add = f'ALTER TABLE "t" ADD COLUMN {column}'
+    assert _rules(add) == set()  # a default that stays is a database default
+    drop = 'ALTER TABLE "t" ALTER COLUMN "n" DROP DEFAULT'
+    assert _rules(f"{add}; {drop}") == expected
+    assert _rules(f"{add}; {drop}", new_tables={"t"}) == set()
+    assert _rules(drop) == set()  # dropping a default the column had before is fine
 
 
 def test_long_identifiers_read_from_tokens() -> None:

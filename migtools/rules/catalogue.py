@@ -26,6 +26,14 @@ class Level(enum.StrEnum):
     OFF = "off"
 
 
+class About(enum.StrEnum):
+    """What a rule is about. ``migrate`` refuses only rules about the database; rules about
+    the repository (tests, code hygiene) are verifier findings only."""
+
+    DATABASE = "database"
+    REPOSITORY = "repository"
+
+
 class Stage(enum.StrEnum):
     """Where an operation runs, for stage-aware rules."""
 
@@ -44,6 +52,7 @@ class Rule:
     lock: str = ""  # the PostgreSQL lock involved, if any
     allowed_in: frozenset[Stage] = frozenset()  # stages where the rule does not apply
     sql: bool = False  # judged on the SQL (pglast) rather than on the operation object
+    about: About = About.DATABASE
 
     @property
     def stage_aware(self) -> bool:
@@ -81,6 +90,7 @@ _RULES: tuple[Rule, ...] = (
             "too only if Python-side instances need it before saving).",
             "Run makemigrations again so the migration and the model agree.",
         ),
+        sql=True,
     ),
     Rule(
         "index-not-concurrent",
@@ -279,6 +289,7 @@ _RULES: tuple[Rule, ...] = (
             "Pass `reverse_code=` (the inverse transformation, or "
             "`migrations.RunPython.noop` when undoing needs nothing).",
         ),
+        about=About.REPOSITORY,
     ),
     Rule(
         "run-python-imports-model",
@@ -290,6 +301,7 @@ _RULES: tuple[Rule, ...] = (
             "Get the model from the historical registry: "
             "`Model = apps.get_model('app_label', 'Model')` inside the function.",
         ),
+        about=About.REPOSITORY,
     ),
     Rule(
         "data-migration-without-test",
@@ -303,6 +315,7 @@ _RULES: tuple[Rule, ...] = (
             "Seed rows in `setup_before_migration(apps)`, assert the result in one `test_*` "
             "method.",
         ),
+        about=About.REPOSITORY,
     ),
     Rule(
         "migration-test-multiple-methods",
@@ -315,6 +328,7 @@ _RULES: tuple[Rule, ...] = (
             "Seed every case in `setup_before_migration` and assert them all in one `test_*` "
             "method.",
         ),
+        about=About.REPOSITORY,
     ),
     Rule(
         "identifier-too-long",
@@ -363,6 +377,7 @@ _RULES: tuple[Rule, ...] = (
             "Split the migration: schema operations in one, RunPython/data RunSQL in the next "
             "(post-deployment if the backfill is large).",
         ),
+        about=About.REPOSITORY,
     ),
     Rule(
         "exclusion-constraint",
@@ -445,6 +460,17 @@ class Finding:
     def is_error(self) -> bool:
         return self.level is Level.ERROR
 
+    @property
+    def refuses(self) -> bool:
+        """An error about the database: ``migrate`` refuses the plan for it."""
+        return self.level is Level.ERROR and self.rule.about is About.DATABASE
+
+    def where(self) -> str:
+        """``path:line`` when known, else the migration's label."""
+        if self.path:
+            return f"{self.path}:{self.line or 1}"
+        return f"{self.app_label}.{self.migration_name}"
+
     def describe(self) -> str:
         """A multi-line explanation: the message, why, and the recipe step by step."""
         r = self.rule
@@ -463,6 +489,7 @@ class Finding:
             "sql": self.sql,
             "path": self.path,
             "line": self.line,
+            "about": str(self.rule.about),
         }
 
 

@@ -1,24 +1,24 @@
-"""Operation rules: what the migration's Python objects say that its SQL cannot (defaults that
-Django drops, RunPython without reverse, imported models, missing ``is_post_deployment``,
-data migrations without a test), plus the glue that runs the SQL rules for one operation.
-
-``check_operation`` is the apply-time entry point (``migtools.rules.catalogue.check_operation`` calls
-it); ``check_migration`` adds the rules about a migration as a whole; the verifier
-(``migtools.verifier.run``) calls both for every selected migration in one pass over the plan.
+"""Operation rules: what the migration's Python objects say that its SQL cannot (plain RunSQL,
+RunPython without reverse, imported models), the rules about a migration as a whole (missing
+``is_post_deployment``, data migrations without a test, schema and data mixed), and the facts
+about operations the rule engine (``migtools.rules.engine``) needs. Everything the database is
+asked to do is judged on its SQL (``migtools.rules.sql``), not here.
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
 import types
-from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.migrations import operations as ops
 
-from migtools.rules.catalogue import CATALOGUE, Finding, Level, Stage, effective_level, stage_of
-from migtools.rules.sql import Hit, SqlContext, check, is_data_statement
+from migtools.rules.catalogue import Finding, Level, Stage, effective_level, stage_of
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -66,46 +66,85 @@ def _code_names(code: types.CodeType) -> Iterator[str]:
             yield from _code_names(const)
 
 
+def _function_tree(func: Any) -> ast.AST | None:
+    """The AST of a function's source (read from its file, never executed); None for
+    lambdas sharing a line with other code it cannot isolate, builtins, or source-less code."""
+    try:
+        source = textwrap.dedent(inspect.getsource(func))
+    except (OSError, TypeError):
+        return None
+    try:
+        return ast.parse(source)
+    except SyntaxError:
+        # A lambda inside a call: its source line is an expression fragment.
+        try:
+            return ast.parse(f"({source.strip().rstrip(',')})")
+        except SyntaxError:
+            return None
+
+
+def _is_models_module(module: str) -> bool:
+    """True for an installed app's models module (``shop.models``, ``shop.models.item``)."""
+    from django.apps import apps
+
+    parts = module.split(".")
+    if "models" not in parts or module.startswith("django."):
+        return False
+    package = ".".join(parts[: parts.index("models")])
+    return any(config.name == package for config in apps.get_app_configs())
+
+
+def _model_class(value: Any) -> str | None:
+    if (
+        isinstance(value, type)
+        and issubclass(value, models.Model)
+        and not value._meta.abstract
+        and value._meta.apps is not None
+    ):
+        return f"{value.__module__}.{value.__qualname__}"
+    return None
+
+
 def imported_models(func: Any) -> list[str]:
-    """Model classes a RunPython function reaches through its module's globals (imported from
-    the app's code) instead of the historical registry it receives."""
-    code = getattr(func, "__code__", None)
-    glb = getattr(func, "__globals__", None)
-    if code is None or glb is None:
+    """Model classes a RunPython function takes from the app's code instead of the historical
+    registry it receives: names it imports in its body from an app's models module, and
+    names it reads that its module imported. Read statically from the function's source
+    (its AST) and its module's namespace; the function is never run."""
+    tree = _function_tree(func)
+    if tree is None:
         return []
-    names = set(_code_names(code))
-    found: list[str] = []
+    found: set[str] = set()
+    names: set[str] = set()
+    attributes: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and _is_models_module(node.module):
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(f"{alias.name}.*" for alias in node.names if _is_models_module(alias.name))
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            attributes.add(node.attr)
+    code = getattr(func, "__code__", None)
+    if code is not None:  # a lambda's source line may hold other code: keep its own names
+        own = set(_code_names(code))
+        names &= own
+        attributes &= own
+    glb = getattr(func, "__globals__", None) or {}
     for name in sorted(names):
         value = glb.get(name)
-        if isinstance(value, type) and issubclass(value, models.Model) and value._meta.apps:
-            if not value._meta.abstract:
-                found.append(f"{value.__module__}.{value.__qualname__}")
+        dotted = _model_class(value)
+        if dotted is not None:
+            found.add(dotted)
         elif isinstance(value, types.ModuleType):
-            for attr in names:
-                target = getattr(value, attr, None)
-                if (
-                    isinstance(target, type)
-                    and issubclass(target, models.Model)
-                    and not target._meta.abstract
-                ):
-                    found.append(f"{target.__module__}.{target.__qualname__}")
-    return sorted(set(found))
+            for attr in attributes:
+                dotted = _model_class(getattr(value, attr, None))
+                if dotted is not None:
+                    found.add(dotted)
+    return sorted(found)
 
 
-def _model_table(state: ProjectState, app_label: str, model_name: str) -> str | None:
-    model_state = state.models.get((app_label, model_name.lower()))
-    if model_state is None:
-        return None
-    table = model_state.options.get("db_table")
-    if table:
-        return str(table)
-    try:
-        return str(state.apps.get_model(app_label, model_name)._meta.db_table)
-    except LookupError:
-        return None
-
-
-def _old_types(
+def old_types(
     operation: Operation,
     app_label: str,
     from_state: ProjectState,
@@ -133,19 +172,11 @@ class OpHit:
     statement: str | None = None
 
 
-def operation_hits(
-    migration: Migration | None,
-    app_label: str,
-    operation: Operation,
-    from_state: ProjectState,
-    new_tables: Collection[str],
-) -> list[OpHit]:
-    """Rules judged on the operation object itself."""
+def operation_hits(operation: Operation) -> list[OpHit]:
+    """Rules judged on the operation object itself (what its SQL cannot show)."""
     hits: list[OpHit] = []
     for op in database_operations(operation):
-        if isinstance(op, ops.AddField):
-            hits.extend(_add_field(app_label, op, from_state, new_tables))
-        elif isinstance(op, ops.RunSQL) and not is_safe_run_sql(op):
+        if isinstance(op, ops.RunSQL) and not is_safe_run_sql(op):
             hits.append(
                 OpHit("run-sql-not-safe", "RunSQL runs without migtools' checks and timeouts.")
             )
@@ -159,6 +190,8 @@ def operation_hits(
                     )
                 )
             for func in (op.code, op.reverse_code):
+                if func is None:
+                    continue
                 for dotted in imported_models(func):
                     hits.append(
                         OpHit(
@@ -170,128 +203,15 @@ def operation_hits(
     return hits
 
 
-def _add_field(
-    app_label: str, op: ops.AddField, from_state: ProjectState, new_tables: Collection[str]
-) -> list[OpHit]:
-    table = _model_table(from_state, app_label, op.model_name)
-    if table is None or table in new_tables:
-        return []
-    f = op.field
-    if f.many_to_many or getattr(f, "db_default", models.NOT_PROVIDED) is not models.NOT_PROVIDED:
-        return []
-    where = f"{op.model_name}.{op.name}"
-    if not f.null and not f.primary_key:
-        extra = (
-            " Its default= is applied once and then dropped from the database."
-            if f.has_default() or not op.preserve_default
-            else ""
-        )
-        return [
-            OpHit(
-                "not-null-without-db-default",
-                f"NOT NULL field {where} is added without db_default: INSERTs from the code "
-                f"still running fail.{extra}",
-            )
-        ]
-    if f.has_default():
-        return [
-            OpHit(
-                "default-not-db-default",
-                f"{where} has default= but no db_default=: rows inserted by the old code get "
-                "NULL instead.",
-            )
-        ]
-    return []
-
-
-# -- operation + SQL -------------------------------------------------------------------------
-
-
-@dataclass
-class OperationResult:
-    findings: list[Finding] = field(default_factory=list)
-    has_ddl: bool = False
-    has_data: bool = False
-
-
-def judge_operation(
-    migration: Migration,
-    operation: Operation,
-    from_state: ProjectState,
-    connection: BaseDatabaseWrapper,
-    sql: list[str],
-    ctx: SqlContext,
-    *,
-    index: int | None,
-    levels: dict[str, Level] | None = None,
-    refusals: Collection[tuple[str, str]] = (),
-) -> OperationResult:
-    """Operation rules and SQL rules for one operation; ``ctx.new_tables`` grows with the
-    tables its SQL creates. ``refusals`` are what migtools' collecting editor would have refused
-    when migrating (rule id, message). Findings carry their effective levels; OFF ones are
-    dropped, as are stage-aware rules in a stage that allows them."""
-    app_label = migration.app_label
-    stage = operation_stage(migration, operation)
-    ctx.stage = stage
-    ctx.old_types = _old_types(operation, app_label, from_state, connection)
-    new_before = frozenset(ctx.new_tables)
-    op_hits = operation_hits(migration, app_label, operation, from_state, new_before)
-    sql_hits, parsed = check(sql, ctx)
-    result = OperationResult(
-        has_data=isinstance(operation, ops.RunPython)
-        or any(is_data_statement(s.node) for s in parsed),
-        has_ddl=any(s.node is not None and not is_data_statement(s.node) for s in parsed),
-    )
-    seen: set[str] = set()
-    merged: list[Hit | OpHit] = [*sql_hits, *op_hits, *(OpHit(r, m) for r, m in refusals)]
-    description = operation.describe()
-    for h in merged:
-        if h.rule_id in seen and isinstance(h, OpHit):
-            continue  # the SQL rule already located this one at its statement
-        rule = CATALOGUE[h.rule_id]
-        if stage in rule.allowed_in:
-            continue
-        level = effective_level(h.rule_id, migration, levels=levels)
-        if level is Level.OFF:
-            continue
-        seen.add(h.rule_id)
-        result.findings.append(
-            Finding(
-                h.rule_id,
-                level,
-                h.message,
-                app_label=app_label,
-                migration_name=migration.name,
-                operation_index=index,
-                operation=description,
-                sql=h.statement,
-                statement_index=h.statement_index if isinstance(h, Hit) else None,
-            )
-        )
-    return result
-
-
-def check_operation(
-    migration: Migration,
-    operation: Operation,
-    from_state: ProjectState,
-    to_state: ProjectState,
-    connection: BaseDatabaseWrapper,
-    *,
-    sql: list[str],
-    index: int | None = None,
-    new_tables: Collection[str] = (),
-    large_tables: Collection[str] = (),
-) -> list[Finding]:
-    """See ``migtools.rules.catalogue.check_operation``."""
-    ctx = SqlContext(
-        atomic=bool(migration.atomic),
-        new_tables=set(new_tables),
-        large_tables=large_tables,
-    )
-    return judge_operation(
-        migration, operation, from_state, connection, sql, ctx, index=index
-    ).findings
+def created_tables(migration: Migration) -> set[str]:
+    """The tables the migration's CreateModel operations create."""
+    tables: set[str] = set()
+    for operation in migration.operations:
+        for op in database_operations(operation):
+            if isinstance(op, ops.CreateModel):
+                table = op.options.get("db_table")
+                tables.add(str(table) if table else f"{migration.app_label}_{op.name_lower}")
+    return tables
 
 
 # -- migration-level rules -------------------------------------------------------------------

@@ -62,6 +62,12 @@ class SqlContext:
     # (table, constraint name) -> column a CHECK (col IS NOT NULL) constraint proves
     not_null_checks: dict[tuple[str, str], str] = field(default_factory=dict)
     proven_not_null: set[tuple[str, str]] = field(default_factory=set)
+    # (table, column) -> NOT NULL?, for columns added to an existing table with a DEFAULT:
+    # a later DROP DEFAULT (Django's `default=`) leaves them without a database default
+    added_defaults: dict[tuple[str, str], bool] = field(default_factory=dict)
+    # (table, constraint name) -> the rule a NOT VALID constraint on an existing table
+    # answers to when it is validated in the same transaction
+    not_valid: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -285,11 +291,11 @@ class _Checker:
             elif sub == AlterTableType.AT_AddConstraint:
                 self.add_constraint(table, cmd.def_, existing)
             elif sub == AlterTableType.AT_ValidateConstraint:
-                column = self.ctx.not_null_checks.get((table, cmd.name))
-                if column:
-                    self.ctx.proven_not_null.add((table, column))
+                self.validate(table, cmd.name)
             elif not existing:
                 continue
+            elif sub == AlterTableType.AT_ColumnDefault and cmd.def_ is None:
+                self.drop_default(table, cmd.name)
             elif sub == AlterTableType.AT_AlterColumnType:
                 new = _type_name(cmd.def_.typeName)
                 old = self.ctx.old_types.get((table, cmd.name))
@@ -308,6 +314,37 @@ class _Checker:
                     )
             elif sub == AlterTableType.AT_DropColumn:
                 self.hit("drop-column", f"Column {cmd.name!r} of {table!r} is dropped.")
+
+    def validate(self, table: str, name: str) -> None:
+        rule_id = self.ctx.not_valid.get((table, name))
+        if rule_id is not None and self.ctx.atomic:
+            self.hit(
+                rule_id,
+                f"Constraint {name!r} on existing table {table!r} is added NOT VALID and "
+                "validated in the same transaction (atomic migration): the lock of the ADD is "
+                "held for the whole scan. Set atomic = False.",
+            )
+        column = self.ctx.not_null_checks.get((table, name))
+        if column:
+            self.ctx.proven_not_null.add((table, column))
+
+    def drop_default(self, table: str, column: str) -> None:
+        not_null = self.ctx.added_defaults.pop((table, column), None)
+        if not_null is None:
+            return
+        if not_null:
+            self.hit(
+                "not-null-without-db-default",
+                f"NOT NULL column {column!r} is added to existing table {table!r} with a "
+                "default that is dropped right after (Django's default=): INSERTs from the "
+                "code still running fail.",
+            )
+        else:
+            self.hit(
+                "default-not-db-default",
+                f"Column {column!r} is added to {table!r} with a default that is dropped "
+                "right after (Django's default=): rows the old code inserts get NULL.",
+            )
 
     def add_column(self, table: str, column: Any, existing: bool) -> None:
         constraints = column.constraints or ()
@@ -333,6 +370,8 @@ class _Checker:
                     f"Column {column.colname!r} is added to {table!r} with a UNIQUE/PRIMARY "
                     "KEY constraint.",
                 )
+        if existing and ConstrType.CONSTR_DEFAULT in kinds:
+            self.ctx.added_defaults[(table, column.colname)] = ConstrType.CONSTR_NOTNULL in kinds
         if (
             existing
             and ConstrType.CONSTR_NOTNULL in kinds
@@ -353,6 +392,15 @@ class _Checker:
         if not existing:
             return
         name = c.conname or ""
+        if c.skip_validation and c.conname:
+            kind = (
+                "fk-not-valid-missing"
+                if c.contype == ConstrType.CONSTR_FOREIGN
+                else "set-not-null"
+                if _is_not_null_check(c)
+                else "check-constraint-not-valid-missing"
+            )
+            self.ctx.not_valid[(table, c.conname)] = kind
         if c.contype == ConstrType.CONSTR_FOREIGN and not c.skip_validation:
             self.hit(
                 "fk-not-valid-missing",

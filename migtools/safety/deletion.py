@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 
 class DeletionAction(enum.Enum):
+    # Migration files name the public path; the writer serializes by __module__.
+    __module__ = "migtools.operations"
     MOVE_TO_PENDING = "move_to_pending"
     DELETE = "delete"
 
@@ -117,6 +119,9 @@ class _TwoPhase(Operation):
 
 class SafeRemoveField(_TwoPhase, RemoveField):
     """Remove a field in two phases (see the module docstring)."""
+
+    # Migration files name the public path; the writer serializes by __module__.
+    __module__ = "migtools.operations"
 
     def __init__(
         self,
@@ -248,6 +253,9 @@ def _default_table(app_label: str, name: str) -> str:
 
 class SafeDeleteModel(_TwoPhase, DeleteModel):
     """Delete a model in two phases (see the module docstring)."""
+
+    # Migration files name the public path; the writer serializes by __module__.
+    __module__ = "migtools.operations"
 
     def __init__(
         self,

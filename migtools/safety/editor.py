@@ -1,4 +1,5 @@
-"""The migtools schema editor: lock-light DDL, timeouts on every statement, refusals.
+"""The migtools schema editor: lock-light DDL and timeouts on every statement. It judges
+nothing: the rule engine (``migtools.rules.engine``) judges the SQL it emits.
 
 Built on django-pg-zero-downtime-migrations' editor (its SQL templates: indexes built and
 dropped CONCURRENTLY, FK and CHECK constraints added NOT VALID then validated, SET NOT NULL
@@ -6,15 +7,21 @@ through a validated CHECK, unique constraints attached to a concurrently built i
 statement tagged with the lock it takes). migtools adds, per migration:
 
 - which migration runs (``CheckedMigration.apply``/``unapply`` tell the editor). Checked
-  migrations get the lock-light DDL and the refusals; every other migration (contrib,
+  non-atomic migrations get the lock-light DDL; inside a transaction (an atomic migration)
+  lock-light DDL cannot do its job, so the editor emits the plain forms that run there
+  (Django's stock SQL), and the SQL rules judge those; every other migration (contrib,
   third-party, ``checked = False``, before ``MIGTOOLS_BASELINE``) gets Django's stock SQL;
+- the apply-time backstop: before a checked migration runs forwards, the rule engine judges
+  it on the same connection and state (a collecting editor), and any error-level finding
+  about the database refuses it with ``UnsafeMigrationError`` (``migrate``'s preflight has
+  judged the whole plan before; this catches every other way in, e.g. ``call_command`` or a
+  test runner);
 - ``lock_timeout`` on every statement of every migration, ``statement_timeout`` on checked
   pre-deploy migrations (none for post-deployment ones), none for statements that take at most
   SHARE UPDATE EXCLUSIVE; both restored when the migration ends (they never leak);
 - lock-timeout retries with backoff: the statement alone outside a transaction, the whole
   migration (rolled back to a savepoint, which releases its locks) inside an atomic one;
-- the migration's ``atomic`` honoured (the upstream editor forces it off): in a transaction,
-  lock-light DDL on an existing table is refused with the recipe (``atomic = False``).
+- the migration's ``atomic`` honoured (the upstream editor forces it off).
 """
 
 from __future__ import annotations
@@ -26,9 +33,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-import pglast
-import pglast.parser
-from django.contrib.postgres.constraints import ExclusionConstraint
 from django.db import transaction
 from django.db.backends.ddl_references import Statement
 from django.db.backends.postgresql.schema import (
@@ -40,7 +44,7 @@ from django_zero_downtime_migrations.backends.postgres import (  # type: ignore[
 )
 
 from migtools import conf as mt_settings
-from migtools.errors import LockTimeoutError
+from migtools.errors import LockTimeoutError, UnsafeMigrationError
 from migtools.safety import policy as enforcement
 
 if TYPE_CHECKING:
@@ -51,10 +55,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("migtools.apply")
 
-# The upstream editor warns about what migtools refuses itself (or was told to allow).
-warnings.filterwarnings("ignore", category=zd.UnsafeOperationWarning)
-
-MAX_IDENTIFIER_BYTES = 63
 LOCK_NOT_AVAILABLE = "55P03"
 
 ZDMixin: Any = zd.DatabaseSchemaEditorMixin
@@ -101,20 +101,19 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         self.migtools_checked = False
         self.migtools_backwards = False
         self.migtools_new_tables: set[str] = set()
-        # What a collecting editor (sqlmigrate, the verifier) would have refused when
-        # migrating: (rule id, message), in order.
-        self.migtools_refusals: list[tuple[str, str]] = []
-        self._allowed: set[str] = set()
-        self._delete_phase = False
+        # Already in a transaction (e.g. a test's): lock-light DDL could not run either.
+        self._outer_atomic = bool(connection.in_atomic_block) and not collect_sql
         self._saved_timeouts: tuple[str, str] | None = None
         self._statement_timeout: str | None = None
-        self._large: dict[str, bool] = {}
+        self._quiet: warnings.catch_warnings[None] | None = None
 
     # -- mode ----------------------------------------------------------------------------
 
     @property
     def _stock(self) -> bool:
-        return not self.migtools_checked
+        """Django's stock SQL: unchecked migrations, and checked ones that run in a
+        transaction (where CONCURRENTLY cannot run and NOT VALID + VALIDATE gains nothing)."""
+        return not self.migtools_checked or self.atomic_migration or self._outer_atomic
 
     def _stock_call(self, name: str) -> Callable[..., Any]:
         """The method as the next editor after the upstream mixin defines it (Django's, or
@@ -123,7 +122,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
 
     @property
     def EXPLICIT_CONSTRAINTS_DROP(self) -> bool:
-        return self.migtools_checked
+        return not self._stock
 
     @EXPLICIT_CONSTRAINTS_DROP.setter
     def EXPLICIT_CONSTRAINTS_DROP(self, value: bool) -> None:
@@ -136,6 +135,11 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             cursor.execute("SELECT set_config(%s, %s, false)", [name, value])
 
     def __enter__(self) -> MigtoolsSchemaEditorMixin:
+        # The upstream editor warns about what the rule engine judges; silence it for this
+        # editor only (never process-wide).
+        self._quiet = warnings.catch_warnings()
+        self._quiet.__enter__()
+        warnings.simplefilter("ignore", zd.UnsafeOperationWarning)
         super().__enter__()
         if not self.collect_sql:
             with self.connection.cursor() as cursor:
@@ -150,16 +154,21 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         try:
-            if exc_type is None:
-                deferred, self.deferred_sql = self.deferred_sql, []
-                for sql in deferred:
-                    self.execute(sql, None)
-        except BaseException:
-            self._restore_timeouts(failed=True)
-            super().__exit__(*_exc_info())
-            raise
-        self._restore_timeouts(failed=exc_type is not None)
-        super().__exit__(exc_type, exc_value, traceback)
+            try:
+                if exc_type is None:
+                    deferred, self.deferred_sql = self.deferred_sql, []
+                    for sql in deferred:
+                        self.execute(sql, None)
+            except BaseException:
+                self._restore_timeouts(failed=True)
+                super().__exit__(*_exc_info())
+                raise
+            self._restore_timeouts(failed=exc_type is not None)
+            super().__exit__(exc_type, exc_value, traceback)
+        finally:
+            quiet, self._quiet = self._quiet, None
+            if quiet is not None:
+                quiet.__exit__(None, None, None)
 
     def _restore_timeouts(self, failed: bool) -> None:
         saved, self._saved_timeouts = self._saved_timeouts, None
@@ -209,8 +218,8 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             return inner(project_state, self, collect_sql)
         post = bool(getattr(migration, "is_post_deployment", False))
         if not collect_sql:
-            enforcement.check_structure(migration)
-            enforcement.check_operations(migration)
+            if not backwards:
+                self._backstop(migration, project_state)
             self._statement_timeout = mt_settings.statement_timeout(post)
             self._set("statement_timeout", self._statement_timeout or "0")
             self.IDEMPOTENT_SQL = not self.atomic_migration
@@ -260,59 +269,20 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
                 state = pristine.clone()
         raise AssertionError("unreachable")
 
-    @contextmanager
-    def migtools_allow(self, *rule_ids: str, delete_phase: bool = False) -> Iterator[None]:
-        """Let an operation that is the safe form (e.g. a DELETE-phase drop) run SQL that a
-        rule would otherwise refuse."""
-        before, before_phase = set(self._allowed), self._delete_phase
-        self._allowed |= set(rule_ids)
-        self._delete_phase = self._delete_phase or delete_phase
-        try:
-            yield
-        finally:
-            self._allowed, self._delete_phase = before, before_phase
+    def _backstop(self, migration: Migration, project_state: ProjectState) -> None:
+        """Judge the migration with the rule engine (collect mode, same connection, a copy of
+        the state) and refuse it on any error-level finding about the database."""
+        from migtools.rules.engine import Engine, explain, large_tables
 
-    def _refuse(self, rule_id: str, message: str) -> None:
-        if self._stock or rule_id in self._allowed:
-            return
-        if self.collect_sql:
-            self.migtools_refusals.append((rule_id, message))
-            return
-        enforcement.refuse(
-            rule_id,
-            self.migtools_migration,
-            message,
-            stage_=enforcement.stage(self.migtools_migration, delete_phase=self._delete_phase),
+        engine = Engine(
+            self.connection,
+            large_tables=large_tables(self.connection),
+            managed={migration.app_label},
         )
-
-    def _is_new(self, table: str | None) -> bool:
-        return table is not None and table in self.migtools_new_tables
-
-    def _is_large(self, table: str) -> bool:
-        if table in mt_settings.large_tables():
-            return True
-        if self.collect_sql:
-            return False
-        if table not in self._large:
-            with self.connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT reltuples FROM pg_class WHERE oid = to_regclass(%s)",
-                    [self.quote_name(table)],
-                )
-                row = cursor.fetchone()
-            self._large[table] = bool(row and row[0] > mt_settings.large_table_rows())
-        return self._large[table]
-
-    # -- identifiers ---------------------------------------------------------------------
-
-    def quote_name(self, name: str) -> str:
-        if not self._stock and len(name.strip('"').encode()) > MAX_IDENTIFIER_BYTES:
-            self._refuse(
-                "identifier-too-long",
-                f"identifier {name!r} is {len(name.encode())} bytes; PostgreSQL keeps only "
-                f"{MAX_IDENTIFIER_BYTES}",
-            )
-        return super().quote_name(name)  # type: ignore[no-any-return]
+        new_tables = set(enforcement.deploy_new_tables(self.connection.alias))
+        refusals = engine.judge(migration, project_state.clone(), new_tables).refusals
+        if refusals:
+            raise UnsafeMigrationError.of(enforcement.label(migration), explain(refusals))
 
     # -- schema operations ---------------------------------------------------------------
 
@@ -323,42 +293,16 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
     def delete_model(self, model: type[Model]) -> None:
         if self._stock:
             return self._stock_call("delete_model")(model)  # type: ignore[no-any-return]
-        table = model._meta.db_table
-        if not self.migtools_backwards and not self._is_new(table):
-            self._refuse("drop-table", f"DeleteModel drops table {table!r}")
         return super().delete_model(model)  # type: ignore[no-any-return]
 
     def add_field(self, model: type[Model], field: Field[Any, Any]) -> None:
         if self._stock:
             return self._stock_call("add_field")(model, field)  # type: ignore[no-any-return]
-        table = model._meta.db_table
-        if (
-            not self.migtools_backwards
-            and not self._is_new(table)
-            and not field.many_to_many
-            and not getattr(field, "generated", False)
-            and not field.has_db_default()
-        ):
-            where = f"{table}.{field.column}"
-            if field.has_default():
-                self._refuse(
-                    "default-not-db-default",
-                    f"AddField {where} has default= but no db_default=: the database gets no "
-                    "default, so rows the running code inserts miss it",
-                )
-            elif not field.null:
-                self._refuse(
-                    "not-null-without-db-default",
-                    f"AddField {where} is NOT NULL without db_default",
-                )
         return super().add_field(model, field)  # type: ignore[no-any-return]
 
     def remove_field(self, model: type[Model], field: Field[Any, Any]) -> None:
         if self._stock:
             return self._stock_call("remove_field")(model, field)  # type: ignore[no-any-return]
-        table = model._meta.db_table
-        if not self.migtools_backwards and not self._is_new(table):
-            self._refuse("drop-column", f"RemoveField drops column {table}.{field.column}")
         return super().remove_field(model, field)  # type: ignore[no-any-return]
 
     def alter_field(
@@ -387,14 +331,6 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             return self._stock_call("_alter_column_type_sql")(
                 model, old_field, new_field, new_type, old_collation, new_collation
             )
-        old_type = old_field.db_parameters(connection=self.connection)["type"]
-        table = model._meta.db_table
-        if not self._is_new(table) and not self._immediate_type_cast(old_type, new_type):
-            self._refuse(
-                "column-type-change",
-                f"AlterField changes {table}.{new_field.column} from {old_type} to {new_type}, "
-                "which rewrites the table",
-            )
         return super()._alter_column_type_sql(
             model, old_field, new_field, new_type, old_collation, new_collation
         )
@@ -414,18 +350,11 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
     def _rename_field_sql(
         self, table: str, old_field: Field[Any, Any], new_field: Field[Any, Any], new_type: str
     ) -> str:
-        if not self._is_new(table):
-            self._refuse(
-                "rename-column",
-                f"renames column {table}.{old_field.column} to {new_field.column}",
-            )
         return self._stock_call("_rename_field_sql")(  # type: ignore[no-any-return]
             table, old_field, new_field, new_type
         )
 
     def alter_db_table(self, model: type[Model], old_db_table: str, new_db_table: str) -> None:
-        if old_db_table != new_db_table and not self._is_new(old_db_table):
-            self._refuse("rename-table", f"renames table {old_db_table!r} to {new_db_table!r}")
         if self._is_new(old_db_table):
             self.migtools_new_tables.add(new_db_table)
         self._stock_call("alter_db_table")(model, old_db_table, new_db_table)
@@ -433,19 +362,9 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
     def alter_db_tablespace(
         self, model: type[Model], old_db_tablespace: str, new_db_tablespace: str
     ) -> None:
-        if not self._is_new(model._meta.db_table):
-            self._refuse(
-                "set-tablespace",
-                f"moves table {model._meta.db_table!r} to tablespace {new_db_tablespace!r}",
-            )
         self._stock_call("alter_db_tablespace")(model, old_db_tablespace, new_db_tablespace)
 
     def add_constraint(self, model: type[Model], constraint: Any) -> None:
-        if isinstance(constraint, ExclusionConstraint) and not self._is_new(model._meta.db_table):
-            self._refuse(
-                "exclusion-constraint",
-                f"adds exclusion constraint {constraint.name!r} to {model._meta.db_table!r}",
-            )
         if self._stock:
             return self._stock_call("add_constraint")(model, constraint)  # type: ignore[no-any-return]
         # The upstream editor only warns about exclusion constraints; skip its override.
@@ -478,7 +397,6 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
     def _execute_one(self, statement: Any, params: Any) -> None:
         condition = None
         light = False
-        table: str | None = None
         if isinstance(statement, zd.PGLock):
             light = isinstance(statement, zd.PGShareUpdateExclusive)
             condition = statement.idempotent_condition
@@ -489,70 +407,10 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             if lock.idempotent_condition is not None:
                 condition = lock.idempotent_condition % statement.parts
             statement = Statement(lock.sql, **statement.parts)
-        if isinstance(statement, Statement):
-            ref = statement.parts.get("table")
-            table = getattr(ref, "table", None)
-        if not self._stock:
-            statement, light = self._judge(statement, table, light)
-            if statement is None:
-                return
         if self._skip_applied(condition):
             return
         with self._no_statement_timeout(light):
             self._execute_with_retries(statement, params)
-
-    def _judge(self, statement: Any, table: str | None, light: bool) -> tuple[Any, bool]:
-        """Refusals that depend on the statement; in a transaction, lock-light DDL that cannot
-        run there becomes the plain form on new tables and is refused on existing ones."""
-        if isinstance(statement, str):
-            # Already-formatted SQL (e.g. the upstream NOT NULL sequence): read its table.
-            template: Any = statement
-            table = table or _table_of(statement)
-        else:
-            template = statement.template if isinstance(statement, Statement) else None
-        text = template if isinstance(template, str) else ""
-        upper = text.upper()
-        is_index = upper.startswith("CREATE") and " INDEX " in f" {upper} "
-        if is_index and table is not None and not self._is_new(table) and self._is_large(table):
-            self._refuse(
-                "index-on-large-table-not-post-deployment",
-                f"builds an index on large table {table!r} in a pre-deploy migration",
-            )
-        # A collecting editor (sqlmigrate, the verifier) runs in no transaction: judge it as
-        # the migration will run, atomic or not.
-        in_transaction = self.connection.in_atomic_block or (
-            self.collect_sql and self.atomic_migration
-        )
-        if not in_transaction or template is None:
-            return statement, light
-        new = self._is_new(table)
-        if "CONCURRENTLY" in upper:
-            if upper.startswith("REINDEX"):
-                return None, light
-            if not new:
-                rule = "index-not-concurrent" if is_index else "drop-index-not-concurrent"
-                self._refuse(
-                    rule,
-                    f"{'builds' if is_index else 'drops'} an index on existing table {table!r} "
-                    "inside a transaction (atomic migration), where CONCURRENTLY cannot run",
-                )
-            plain = text.replace(" CONCURRENTLY", "")
-            if isinstance(statement, str):
-                return plain, False
-            return Statement(plain, **statement.parts), False
-        if "NOT VALID" in upper and not new:
-            if "FOREIGN KEY" in upper:
-                rule = "fk-not-valid-missing"
-            elif "IS NOT NULL" in upper:
-                rule = "set-not-null"
-            else:
-                rule = "check-constraint-not-valid-missing"
-            self._refuse(
-                rule,
-                f"NOT VALID + VALIDATE on existing table {table!r} inside a transaction "
-                "(atomic migration) holds the lock for the whole scan; set atomic = False",
-            )
-        return statement, light
 
     def _execute_with_retries(self, statement: Any, params: Any) -> None:
         base_execute = super(zd.DatabaseSchemaEditorMixin, self).execute
@@ -617,16 +475,3 @@ for _name in _ZD_TEMPLATES:
 
 class DatabaseSchemaEditor(MigtoolsSchemaEditorMixin, PostgresDatabaseSchemaEditor):
     pass
-
-
-def _table_of(sql: str) -> str | None:
-    """The table an ALTER TABLE / CREATE INDEX statement works on (parsed, not matched)."""
-    try:
-        statements = pglast.parse_sql(sql)
-    except pglast.parser.ParseError:
-        return None
-    if not statements:
-        return None
-    relation = getattr(statements[0].stmt, "relation", None)
-    name = getattr(relation, "relname", None)
-    return str(name) if name else None

@@ -1,32 +1,27 @@
-"""Apply-time enforcement: which migrations migtools checks, and refusing with the catalogue's
-why and recipe.
+"""Which migrations migtools checks on apply.
 
 A migration is *checked* when it is a ``CheckedMigration`` (wherever it lives) or belongs to a
 managed app (``MIGTOOLS_APPS``), unless it says ``checked = False`` or lies at or before the
-app's ``MIGTOOLS_BASELINE`` migration. A managed app's migration that does not subclass
-``CheckedMigration`` or does not state ``is_post_deployment`` is refused before anything runs.
+app's ``MIGTOOLS_BASELINE`` migration. What a checked migration may do is decided by the rule
+engine (``migtools.rules.engine``): ``migrate``'s preflight (``migtools.safety.preflight``)
+and the editor's apply-time backstop both call it.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from django.conf import settings as django_settings
-from django.db.migrations import RunSQL
 
 from migtools import conf as mt_settings
 from migtools import project
-from migtools.errors import UnsafeMigrationError
 from migtools.migration import CheckedMigration
-from migtools.rules import catalogue as rules
 
 if TYPE_CHECKING:
     from django.db.migrations.migration import Migration
-
-logger = logging.getLogger("migtools.apply")
 
 
 def label(migration: Migration | None) -> str:
@@ -70,63 +65,25 @@ def is_checked(migration: Migration) -> bool:
     return not in_baseline(migration)
 
 
-def stage(migration: Migration | None, *, delete_phase: bool = False) -> rules.Stage:
-    if delete_phase:
-        return rules.Stage.DELETE_PHASE
-    return rules.stage_of(migration)
+# Tables the plan ``migrate`` is applying creates, per database alias: the preflight judged the
+# plan as one deploy (a table created anywhere in it is new), and the apply-time backstop
+# judges each migration of it the same way.
+_DEPLOY_NEW_TABLES: dict[str, frozenset[str]] = {}
 
 
-def refuse(
-    rule_id: str,
-    migration: Migration | None,
-    message: str,
-    *,
-    stage_: rules.Stage | None = None,
-) -> None:
-    """Raise ``UnsafeMigrationError`` unless the rule is off, ignored by the migration, only a
-    warning (then log it) or allowed in this stage."""
-    rule = rules.rule(rule_id)
-    current = stage_ if stage_ is not None else rules.stage_of(migration)
-    if current in rule.allowed_in:
-        return
-    level = rules.effective_level(rule_id, migration)
-    if level is rules.Level.OFF:
-        return
-    if level is rules.Level.WARNING:
-        logger.warning("migtools: %s: %s [%s] (warning only)", label(migration), message, rule_id)
-        return
-    steps = "\n".join(f"  {n}. {step}" for n, step in enumerate(rule.recipe, 1))
-    raise UnsafeMigrationError(rule_id, label(migration), message, rule.why, steps)
+@contextmanager
+def deploying(alias: str, new_tables: Iterable[str]) -> Iterator[None]:
+    """While ``migrate`` applies a plan its preflight passed: the plan's new tables."""
+    before = _DEPLOY_NEW_TABLES.get(alias)
+    _DEPLOY_NEW_TABLES[alias] = frozenset(new_tables)
+    try:
+        yield
+    finally:
+        if before is None:
+            _DEPLOY_NEW_TABLES.pop(alias, None)
+        else:
+            _DEPLOY_NEW_TABLES[alias] = before
 
 
-def check_structure(migration: Migration) -> None:
-    """A checked migration must subclass ``CheckedMigration`` and state ``is_post_deployment``."""
-    if not isinstance(migration, CheckedMigration):
-        refuse(
-            "missing-is-post-deployment",
-            migration,
-            "does not subclass migtools.CheckedMigration (the app is managed by migtools)",
-        )
-    elif not type(migration).states_post_deployment():
-        refuse("missing-is-post-deployment", migration, "does not state is_post_deployment")
-
-
-def check_operations(migration: Migration) -> None:
-    """Refusals decided from the operation objects alone, before any SQL runs."""
-    for operation in migration.operations:
-        if type(operation) is RunSQL:
-            refuse(
-                "run-sql-not-safe",
-                migration,
-                f"plain RunSQL ({operation.describe()}) runs unchecked SQL",
-            )
-
-
-def check_plan(plan: Iterable[tuple[Migration, bool]]) -> None:
-    """Refuse a plan holding a checked migration that breaks the structural rules (before
-    anything is applied). Unapplying is not structurally checked (old history)."""
-    for migration, backwards in plan:
-        if backwards or not is_checked(migration):
-            continue
-        check_structure(migration)
-        check_operations(migration)
+def deploy_new_tables(alias: str) -> frozenset[str]:
+    return _DEPLOY_NEW_TABLES.get(alias, frozenset())

@@ -24,6 +24,9 @@ class SafeRunSQL(RunSQL):
     """``RunSQL`` whose SQL is parsed with pglast, checked against the rules and run under the
     migration's lock and statement timeouts (statement by statement)."""
 
+    # Migration files name the public path; the writer serializes by __module__.
+    __module__ = "migtools.operations"
+
     def __init__(
         self,
         sql: Any,

@@ -12,7 +12,6 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models as dj_models
 from django.db.migrations import operations as ops
 from django.db.migrations.state import ProjectState
-from django.db.utils import NotSupportedError
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -67,10 +66,12 @@ def step(
     editor: BaseDatabaseSchemaEditor | None = None,
     *,
     before: bool = False,
-    problems: list[tuple[str, str]] | None = None,
+    guard: Callable[[Exception], bool] | None = None,
 ) -> ProjectState:
     """Advance ``state`` in place over ``operation`` and, given an ``editor``, collect the
-    operation's SQL (``database_forwards`` as ``Migration.apply`` calls it). Returns a state
+    operation's SQL (``database_forwards`` as ``Migration.apply`` calls it; ``guard`` sees an
+    exception raised while building the SQL and returns True to swallow it: the rule engine
+    turns operations' refusals into findings). Returns a state
     that reads as the state before the operation for what the rules look at (``before``:
     the caller needs one; otherwise ``state`` itself is returned).
 
@@ -84,20 +85,28 @@ def step(
     """
     if "apps" in state.__dict__:
         fast = _IN_PLACE.get(type(operation))
-        if fast is not None and fast(state, operation, app_label, editor):
+        if fast is not None and fast(state, operation, app_label, editor, guard):
             return state
     from_state = _before(state, operation, app_label) if before or editor else state
     operation.state_forwards(app_label, state)
     if editor is not None:
-        try:
-            operation.database_forwards(app_label, editor, from_state, state)
-        except NotSupportedError as exc:
-            # e.g. AddIndexConcurrently in an atomic migration: Django refuses to build its
-            # SQL; `migrate` would fail the same way. A finding, not a crash.
-            if problems is None or "transaction" not in str(exc):
-                raise
-            problems.append(("concurrently-in-atomic", str(exc)))
+        _forwards(operation, app_label, editor, from_state, state, guard)
     return from_state
+
+
+def _forwards(
+    operation: Operation,
+    app_label: str,
+    editor: BaseDatabaseSchemaEditor,
+    from_state: ProjectState,
+    to_state: ProjectState,
+    guard: Callable[[Exception], bool] | None,
+) -> None:
+    try:
+        operation.database_forwards(app_label, editor, from_state, to_state)
+    except Exception as exc:
+        if guard is None or not guard(exc):
+            raise
 
 
 def _ignore_reload(*args: object, **kwargs: object) -> None:
@@ -121,6 +130,7 @@ def _add_field(
     operation: Operation,
     app_label: str,
     editor: BaseDatabaseSchemaEditor | None,
+    guard: Callable[[Exception], bool] | None = None,
 ) -> bool:
     """AddField on the rendered model class in place: the new field is contributed to the
     class the registry already holds (the field order, the table and every other field stay
@@ -156,7 +166,7 @@ def _add_field(
         if isinstance(target, type) and issubclass(target, dj_models.Model):
             target._meta._expire_cache(forward=False)  # type: ignore[attr-defined]
     if editor is not None:
-        operation.database_forwards(app_label, editor, state, state)
+        _forwards(operation, app_label, editor, state, state, guard)
     return True
 
 
@@ -165,6 +175,7 @@ def _create_model(
     operation: Operation,
     app_label: str,
     editor: BaseDatabaseSchemaEditor | None,
+    guard: Callable[[Exception], bool] | None = None,
 ) -> bool:
     """CreateModel renders only the new model into the registry (registering it resolves its
     relations and expires the related models' caches); Django would re-render every model
@@ -186,11 +197,20 @@ def _create_model(
         operation.state_forwards(app_label, state)
     state.models[key].render(state.apps)
     if editor is not None:
-        operation.database_forwards(app_label, editor, state, state)
+        _forwards(operation, app_label, editor, state, state, guard)
     return True
 
 
-_InPlace = Callable[[ProjectState, "Operation", str, "BaseDatabaseSchemaEditor | None"], bool]
+_InPlace = Callable[
+    [
+        ProjectState,
+        "Operation",
+        str,
+        "BaseDatabaseSchemaEditor | None",
+        "Callable[[Exception], bool] | None",
+    ],
+    bool,
+]
 
 
 _IN_PLACE: dict[type, _InPlace] = {ops.AddField: _add_field, ops.CreateModel: _create_model}

@@ -61,6 +61,8 @@ class MigrationReport:
 @dataclass
 class Report:
     migrations: list[MigrationReport] = field(default_factory=list)
+    # With one_deploy: the tables the selection creates (new for the whole deploy).
+    new_tables: frozenset[str] = frozenset()
 
     @property
     def findings(self) -> list[Finding]:

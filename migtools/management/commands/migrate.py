@@ -1,8 +1,10 @@
 """Django's ``migrate`` with migtools' safety checks on apply.
 
-- Before anything is applied, every checked migration of the plan must subclass
-  ``CheckedMigration``, state ``is_post_deployment`` and use no plain ``RunSQL`` (the schema
-  editor checks the rest while it runs).
+- Before anything is applied, the preflight (``migtools.safety.preflight``) judges the whole
+  plan with the rule engine in one pass; any error-level finding about the database refuses
+  it (exit 1, every finding with file:line, why and the recipe; nothing applied). ``--check``
+  and ``--plan`` show the findings too. The schema editor judges each migration again as it
+  runs (a backstop for other ways in).
 - A PostgreSQL advisory lock makes concurrent ``migrate`` runs on one database wait for each
   other: two deploys never migrate at once.
 - ``--pre-deploy`` applies every migration that is not post-deployment and whose dependencies
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
@@ -20,13 +23,15 @@ from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrat
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.loader import AmbiguityError
 from django.db.models.signals import pre_migrate
 
 from migtools.authoring.autodetector import MigrationAutodetector
 from migtools.management.base import MigtoolsCommandMixin
-from migtools.safety import policy as enforcement
+from migtools.safety import policy
 from migtools.safety.deploy import pre_deploy_plan
 from migtools.safety.lock import migrate_lock
+from migtools.safety.preflight import Preflight, judge_plan
 
 
 class Command(MigtoolsCommandMixin, DjangoCommand):
@@ -50,18 +55,87 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             if options["pre_deploy"]:
                 self._pre_deploy(connection, *args, **options)
                 return
-            checked: list[bool] = []
-
-            def check(sender: Any, plan: Any = None, using: str = "", **kwargs: Any) -> None:
-                if using == database and plan and not checked:
-                    checked.append(True)
-                    enforcement.check_plan(plan)
-
-            pre_migrate.connect(check, dispatch_uid="migtools.migrate.check", weak=False)
-            try:
+            if options["plan"] or options["check_unapplied"]:
+                self._show_findings(connection, options)
                 super().handle(*args, **options)
-            finally:
-                pre_migrate.disconnect(dispatch_uid="migtools.migrate.check")
+                return
+            with ExitStack() as stack:
+                judged: list[bool] = []
+
+                def preflight(
+                    sender: Any, plan: Any = None, using: str = "", **kwargs: Any
+                ) -> None:
+                    if using != database or judged or options["fake"]:
+                        return
+                    judged.append(True)
+                    loader = MigrationExecutor(connection).loader
+                    stack.enter_context(self._preflight(connection, loader, plan or []))
+
+                pre_migrate.connect(
+                    preflight, dispatch_uid="migtools.migrate.preflight", weak=False
+                )
+                stack.callback(pre_migrate.disconnect, dispatch_uid="migtools.migrate.preflight")
+                super().handle(*args, **options)
+
+    def _preflight(self, connection: BaseDatabaseWrapper, loader: Any, plan: Any) -> Any:
+        """Judge the plan; refuse it, or return the context the plan is applied in."""
+        result = judge_plan(connection, loader, plan)
+        self._print_warnings(result)
+        result.raise_if_refused()
+        return policy.deploying(connection.alias, result.new_tables)
+
+    def _print_warnings(self, result: Preflight) -> None:
+        for f in result.warnings:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"migtools: {f.where()}: warning: [{f.rule_id}] {' '.join(f.message.split())}"
+                )
+            )
+
+    def _show_findings(self, connection: BaseDatabaseWrapper, options: dict[str, Any]) -> None:
+        """--plan / --check: the preflight's findings on the plan, without applying."""
+        executor = MigrationExecutor(connection)
+        targets = self._targets(executor, options)
+        if targets is None:
+            return
+        result = judge_plan(connection, executor.loader, executor.migration_plan(targets))
+        for f in result.findings:
+            style = self.style.ERROR if f.refuses else self.style.WARNING
+            self.stdout.write(
+                style(
+                    f"migtools: {f.where()}: {f.level}: [{f.rule_id}] {' '.join(f.message.split())}"
+                )
+            )
+        if result.refusals:
+            self.stdout.write(
+                self.style.ERROR(
+                    f"migtools: migrate would refuse this plan ({len(result.refusals)} "
+                    "error-level finding(s))."
+                )
+            )
+            if options["check_unapplied"]:
+                raise CommandError("migrate would refuse the plan.", returncode=1)
+
+    def _targets(
+        self, executor: MigrationExecutor, options: dict[str, Any]
+    ) -> list[tuple[str, str | None]] | None:
+        """The targets Django's migrate computes from APP [NAME] (None: Django reports the
+        bad input itself)."""
+        app_label, name = options.get("app_label"), options.get("migration_name")
+        graph = executor.loader.graph
+        if not app_label:
+            return list(graph.leaf_nodes())
+        if app_label not in executor.loader.migrated_apps:
+            return None
+        if not name:
+            return [key for key in graph.leaf_nodes() if key[0] == app_label]
+        if name == "zero":
+            return [(app_label, None)]
+        try:
+            migration = executor.loader.get_migration_by_prefix(app_label, name)
+        except (AmbiguityError, KeyError):
+            return None
+        return [(app_label, migration.name)]
 
     def _pre_deploy(self, connection: BaseDatabaseWrapper, *args: Any, **options: Any) -> None:
         if options["fake"] or options["fake_initial"] or options["prune"] or options["plan"]:
@@ -92,7 +166,17 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
                 returncode=2,
             )
         plan, deferred = pre_deploy_plan(executor, targets)
-        enforcement.check_plan(plan)
+        with self._preflight(connection, executor.loader, plan):
+            self._apply_pre_deploy(connection, executor, targets, plan, deferred)
+
+    def _apply_pre_deploy(
+        self,
+        connection: BaseDatabaseWrapper,
+        executor: MigrationExecutor,
+        targets: list[tuple[str, str | None]],
+        plan: list[tuple[Any, bool]],
+        deferred: list[tuple[Any, str]],
+    ) -> None:
         pre_state = executor._create_project_state(with_applied_migrations=True)  # type: ignore[attr-defined]
         emit_pre_migrate_signal(
             self.verbosity,

@@ -1,0 +1,423 @@
+"""The rule engine: judge one migration, the one place every caller goes through.
+
+``Engine.judge`` collects what the migration asks of the database with a collecting schema
+editor on the given state and connection (the statements the configured backend will run,
+as ``sqlmigrate`` prints them), and runs on them the operation rules
+(``migtools.rules.operation``), the SQL rules (``migtools.rules.sql``, pglast) and the rules
+about the migration as a whole. The verifier, ``sqlmigrate``, makemigrations' findings, the
+``migrate`` preflight and the apply-time backstop all call it; no rule is implemented twice.
+
+A refusal raised while collecting (a DELETE-phase ``SafeRemoveField`` with no earlier
+MOVE_TO_PENDING, a MOVE_TO_PENDING of a NOT NULL field, ``AddIndexConcurrently`` in an
+atomic migration) becomes a finding of the operation that raised it, never an exception that
+stops the report.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import sys
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from django.db.backends.ddl_references import Statement
+from django.db.migrations import operations as ops
+from django.db.utils import NotSupportedError
+
+from migtools.errors import PendingDeletionError, UnsafeMigrationError
+from migtools.rules import operation as oprules
+from migtools.rules.catalogue import CATALOGUE, Finding, Level, configured_levels, effective_level
+from migtools.rules.sql import Hit, SqlContext, check, is_data_statement
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+    from django.db.migrations.migration import Migration
+    from django.db.migrations.operations.base import Operation
+    from django.db.migrations.state import ProjectState
+
+    from migtools.project import MigrationTests
+
+Guard = Callable[[Exception], bool]
+
+# Unapplying a migration drops what it added and re-adds what it removed: those are the
+# point of the reversal, not a hazard of it.
+_NOT_JUDGED_BACKWARDS = frozenset(
+    {"drop-column", "drop-table", "not-null-without-db-default", "default-not-db-default"}
+)
+
+
+class Step(Protocol):
+    """Advance ``state`` in place over ``operation`` and, given an editor, collect its SQL;
+    return the state before the operation. ``guard`` sees an exception raised while
+    building the SQL and returns True to swallow it (the state is advanced all the same)."""
+
+    def __call__(
+        self,
+        state: ProjectState,
+        operation: Operation,
+        app_label: str,
+        editor: BaseDatabaseSchemaEditor | None = None,
+        *,
+        before: bool = False,
+        guard: Guard | None = None,
+    ) -> ProjectState: ...
+
+
+def django_step(
+    state: ProjectState,
+    operation: Operation,
+    app_label: str,
+    editor: BaseDatabaseSchemaEditor | None = None,
+    *,
+    before: bool = False,
+    guard: Guard | None = None,
+) -> ProjectState:
+    """Django's own path (``Migration.apply`` does exactly this per operation)."""
+    from_state = state.clone() if before or editor is not None else state
+    operation.state_forwards(app_label, state)
+    if editor is not None:
+        try:
+            operation.database_forwards(app_label, editor, from_state, state)
+        except Exception as exc:
+            if guard is None or not guard(exc):
+                raise
+    return from_state
+
+
+@dataclass
+class Judgement:
+    """One judged migration: the SQL entries (as ``sqlmigrate`` prints them), where each
+    operation's entries begin, and the findings (located at file:line when the file is
+    known)."""
+
+    entries: list[str] = field(default_factory=list)
+    op_starts: list[int] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def refusals(self) -> list[Finding]:
+        """The findings ``migrate`` refuses: error-level and about the database."""
+        return [f for f in self.findings if f.refuses]
+
+
+@dataclass(frozen=True)
+class _Raised:
+    """A refusal an operation raised while its SQL was collected."""
+
+    rule_id: str
+    message: str
+
+
+class Engine:
+    """Judges migrations for one connection with one set of settings.
+
+    ``large_tables``: tables whose index builds must be post-deployment (the caller reads
+    them from the database once: ``large_tables(connection)``). ``managed``: the app labels
+    migtools manages (only their migrations must be CheckedMigrations and have tests).
+    ``tests``: returns the migration tests read from the repository (None: no test rules).
+    ``step``: how the state is advanced (the verifier passes its fast path).
+    """
+
+    def __init__(
+        self,
+        connection: BaseDatabaseWrapper,
+        *,
+        large_tables: Collection[str] = (),
+        levels: dict[str, Level] | None = None,
+        managed: Collection[str] = (),
+        tests: Callable[[], MigrationTests | None] | None = None,
+        step: Step = django_step,
+    ) -> None:
+        self.connection = connection
+        self.large_tables = large_tables
+        self.levels = levels if levels is not None else configured_levels()
+        self.managed = frozenset(managed)
+        self.tests = tests
+        self.step = step
+
+    # -- forwards ------------------------------------------------------------------------
+
+    def judge(
+        self,
+        migration: Migration,
+        state: ProjectState,
+        new_tables: set[str] | None = None,
+        *,
+        path: str | None = None,
+    ) -> Judgement:
+        """Collect and judge ``migration`` applied forwards to ``state`` (the state before
+        it, advanced in place). ``new_tables`` (tables that count as new: nothing in use
+        locks on them) grows with the tables the migration creates."""
+        app_label = migration.app_label
+        if new_tables is None:
+            new_tables = set()
+        ctx = SqlContext(
+            atomic=bool(migration.atomic), new_tables=new_tables, large_tables=self.large_tables
+        )
+        out = Judgement()
+        entries = out.entries
+        has_ddl = has_data = False
+        with self.connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
+            begin = getattr(editor, "migtools_begin", None)
+            if begin is not None:  # migtools' backend: the SQL `migrate` really runs
+                begin(migration)
+            for index, operation in enumerate(migration.operations):
+                raised: list[_Raised] = []
+                out.op_starts.append(len(entries))
+                entries += ["--", f"-- {operation.describe()}", "--"]
+                if not operation.reduces_to_sql:
+                    entries.append("-- THIS OPERATION CANNOT BE WRITTEN AS SQL")
+                    sql: list[str] = []
+                    # Django's apply() skips state_forwards here (it collects one migration
+                    # only); a pass over the plan must keep the state right.
+                    from_state = self.step(state, operation, app_label, before=True)
+                else:
+                    start = len(editor.collected_sql)
+                    deferred_before = len(editor.deferred_sql)
+                    from_state = self.step(
+                        state,
+                        operation,
+                        app_label,
+                        editor,
+                        before=True,
+                        guard=functools.partial(_refusal, operation, raised=raised),
+                    )
+                    sql = editor.collected_sql[start:]
+                    entries.extend(sql)
+                    editor.collected_sql[start:] = []
+                    if not sql and not raised:
+                        entries.append("-- (no-op)")
+                    # Deferred statements (FKs, indexes of new tables) run at the end of the
+                    # migration but belong to the operation that queued them.
+                    sql = sql + deferred_texts(editor, editor.deferred_sql[deferred_before:])
+                findings, ddl, data = self._operation(
+                    migration, operation, from_state, sql, ctx, index, raised
+                )
+                has_ddl = has_ddl or ddl
+                has_data = has_data or data
+                out.findings.extend(findings)
+        entries.extend(editor.collected_sql)  # the deferred statements, run at exit
+        tests = None
+        if self.tests is not None and app_label in self.managed:
+            tests = self.tests()
+        out.findings.extend(
+            oprules.check_migration(
+                migration,
+                managed=app_label in self.managed,
+                has_ddl=has_ddl,
+                has_data=has_data,
+                tests=tests,
+                levels=self.levels,
+            )
+        )
+        _locate(out, path if path is not None else migration_path(migration))
+        return out
+
+    def _operation(
+        self,
+        migration: Migration,
+        operation: Operation,
+        from_state: ProjectState,
+        sql: list[str],
+        ctx: SqlContext,
+        index: int,
+        raised: list[_Raised],
+    ) -> tuple[list[Finding], bool, bool]:
+        """Operation rules and SQL rules for one operation; ``ctx.new_tables`` grows with the
+        tables its SQL creates. Findings carry their effective levels; OFF ones are dropped,
+        as are stage-aware rules in a stage that allows them (what the operation itself
+        raised is never allowed: it is the operation refusing)."""
+        app_label = migration.app_label
+        stage = oprules.operation_stage(migration, operation)
+        ctx.stage = stage
+        ctx.old_types = oprules.old_types(operation, app_label, from_state, self.connection)
+        op_hits = oprules.operation_hits(operation)
+        sql_hits, parsed = check(sql, ctx)
+        has_data = isinstance(operation, ops.RunPython) or any(
+            is_data_statement(s.node) for s in parsed
+        )
+        has_ddl = any(s.node is not None and not is_data_statement(s.node) for s in parsed)
+        findings: list[Finding] = []
+        description = operation.describe()
+        hits: list[Hit | oprules.OpHit | _Raised] = [*sql_hits, *op_hits, *raised]
+        for h in hits:
+            if stage in CATALOGUE[h.rule_id].allowed_in and not isinstance(h, _Raised):
+                continue
+            level = self._level(h.rule_id, migration)
+            if level is Level.OFF:
+                continue
+            findings.append(
+                Finding(
+                    h.rule_id,
+                    level,
+                    h.message,
+                    app_label=app_label,
+                    migration_name=migration.name,
+                    operation_index=index,
+                    operation=description,
+                    sql=h.statement if isinstance(h, Hit) else None,
+                    statement_index=h.statement_index if isinstance(h, Hit) else None,
+                )
+            )
+        return findings, has_ddl, has_data
+
+    def _level(self, rule_id: str, migration: Migration) -> Level:
+        return effective_level(rule_id, migration, levels=self.levels)
+
+    # -- backwards -----------------------------------------------------------------------
+
+    def judge_backwards(
+        self, migration: Migration, state: ProjectState, *, path: str | None = None
+    ) -> Judgement:
+        """Collect and judge unapplying ``migration``; ``state`` is the state before it (as
+        ``Migration.unapply`` takes it; not changed). Only the SQL rules apply, minus the
+        drops and adds that are the point of the reversal; tables the migration created
+        count as new."""
+        app_label = migration.app_label
+        to_run: list[tuple[int, Operation, ProjectState, ProjectState]] = []
+        new_state = state.clone()
+        for index, operation in enumerate(migration.operations):
+            old_state = new_state.clone()
+            operation.state_forwards(app_label, new_state)
+            to_run.insert(0, (index, operation, old_state, new_state))
+        ctx = SqlContext(
+            atomic=bool(migration.atomic),
+            new_tables=oprules.created_tables(migration),
+            large_tables=self.large_tables,
+        )
+        out = Judgement()
+        with self.connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
+            begin = getattr(editor, "migtools_begin", None)
+            if begin is not None:
+                begin(migration, backwards=True)
+            for index, operation, to_state, from_state in to_run:
+                if not operation.reduces_to_sql:
+                    continue
+                start = len(editor.collected_sql)
+                operation.database_backwards(app_label, editor, from_state, to_state)
+                sql = editor.collected_sql[start:]
+                out.entries.extend(sql)
+                ctx.old_types = oprules.old_types(operation, app_label, from_state, self.connection)
+                hits, _parsed = check(sql, ctx)
+                for h in hits:
+                    if h.rule_id in _NOT_JUDGED_BACKWARDS:
+                        continue
+                    level = self._level(h.rule_id, migration)
+                    if level is Level.OFF:
+                        continue
+                    out.findings.append(
+                        Finding(
+                            h.rule_id,
+                            level,
+                            f"Unapplying: {h.message}",
+                            app_label=app_label,
+                            migration_name=migration.name,
+                            operation_index=index,
+                            operation=operation.describe(),
+                            sql=h.statement,
+                        )
+                    )
+        _locate(out, path if path is not None else migration_path(migration))
+        return out
+
+
+def _refusal(operation: Operation, exc: Exception, *, raised: list[_Raised]) -> bool:
+    """Record what an operation refuses while its SQL is built; False for anything else
+    (which propagates)."""
+    from django.contrib.postgres.operations import NotInTransactionMixin
+
+    if isinstance(exc, UnsafeMigrationError):
+        raised.append(_Raised(exc.rule, exc.message))
+        return True
+    if isinstance(exc, PendingDeletionError):
+        rule_id = "drop-table" if isinstance(operation, ops.DeleteModel) else "drop-column"
+        raised.append(_Raised(rule_id, str(exc)))
+        return True
+    if isinstance(exc, NotSupportedError) and isinstance(operation, NotInTransactionMixin):
+        # e.g. AddIndexConcurrently in an atomic migration: Django refuses to build its SQL
+        # (`migrate` would fail the same way).
+        raised.append(_Raised("concurrently-in-atomic", str(exc)))
+        return True
+    return False
+
+
+# -- collected SQL ---------------------------------------------------------------------------
+
+
+def deferred_texts(editor: Any, statements: Iterable[Any]) -> list[str]:
+    """The SQL of deferred statements, as the editor will run them at the migration's end."""
+    collect = getattr(editor, "migtools_collect", None)
+    if collect is not None:  # migtools' backend: the statements as migrate will run them
+        return [text for statement in statements for text in collect(statement)]
+    return [text for statement in statements if (text := _statement_text(statement))]
+
+
+def _statement_text(statement: Any) -> str:
+    """The SQL of a deferred statement. Templates of migtools' backend may render to a list of
+    statements (``str()`` of such a ``Statement`` fails), so render first, then join."""
+    rendered = (
+        statement.template % statement.parts if isinstance(statement, Statement) else statement
+    )
+    if isinstance(rendered, list):
+        return "\n".join(str(part).rstrip(";") + ";" for part in rendered)
+    return str(rendered)
+
+
+# -- where findings are ----------------------------------------------------------------------
+
+
+def migration_path(migration: Migration) -> str | None:
+    module = sys.modules.get(type(migration).__module__)
+    file = getattr(module, "__file__", None)
+    return str(Path(file).resolve()) if file else None
+
+
+def _locate(judgement: Judgement, path: str | None) -> None:
+    """Fill each finding's path and line (the operation's line in the migration file)."""
+    if not judgement.findings or path is None:
+        return
+    try:
+        tree: ast.Module | None = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        tree = None
+    class_line = 1
+    op_lines: list[int] = []
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.ClassDef) and node.name == "Migration":
+            class_line = node.lineno
+            for stmt in node.body:
+                if (
+                    isinstance(stmt, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "operations" for t in stmt.targets)
+                    and isinstance(stmt.value, ast.List | ast.Tuple)
+                ):
+                    op_lines = [e.lineno for e in stmt.value.elts]
+    located = []
+    for f in judgement.findings:
+        line = class_line
+        if f.operation_index is not None and f.operation_index < len(op_lines):
+            line = op_lines[f.operation_index]
+        located.append(replace(f, path=path, line=line))
+    judgement.findings = located
+
+
+def explain(findings: Iterable[Finding]) -> str:
+    """Every finding with file:line, why and the recipe (what ``migrate`` prints when it
+    refuses)."""
+    blocks = []
+    for f in findings:
+        blocks.append(
+            f"{f.where()}: {f.app_label}.{f.migration_name}: {f.level}: "
+            f"{' '.join(f.message.split())} [{f.rule_id}]\n"
+            + "\n".join(f.describe().splitlines()[1:])
+        )
+    return "\n".join(blocks)
+
+
+def large_tables(connection: BaseDatabaseWrapper) -> set[str]:
+    """Table sizes from the database: see ``migtools.rules.operation.large_tables``."""
+    return oprules.large_tables(connection)

@@ -1,0 +1,85 @@
+"""``migrate``'s preflight: the whole plan judged by the rule engine before anything runs.
+
+The plan ``migrate`` is about to run is one deploy: a table created anywhere in it is new.
+Forwards migrations are judged in one pass of the verifier over the plan (the state built
+from the migrations already applied, table sizes from the database); migrations the plan
+unapplies are judged backwards. Only checked migrations count, and only error-level findings
+about the database refuse the plan (rules about the repository are the verifier's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from migtools.errors import UnsafeMigrationError
+from migtools.rules.catalogue import About, Finding, Level
+from migtools.rules.engine import Engine, explain, large_tables
+from migtools.safety.policy import is_checked
+from migtools.verifier.run import Verifier
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.migration import Migration
+
+Plan = list[tuple["Migration", bool]]
+
+
+@dataclass
+class Preflight:
+    """What the preflight found on a plan."""
+
+    findings: list[Finding] = field(default_factory=list)  # about the database, not OFF
+    new_tables: frozenset[str] = frozenset()  # tables the plan creates
+
+    @property
+    def refusals(self) -> list[Finding]:
+        return [f for f in self.findings if f.refuses]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level is Level.WARNING]
+
+    def raise_if_refused(self) -> None:
+        """``UnsafeMigrationError`` listing every refusing finding (file:line, why, recipe)."""
+        refusals = self.refusals
+        if refusals:
+            names = sorted({f"{f.app_label}.{f.migration_name}" for f in refusals})
+            raise UnsafeMigrationError.of(
+                f"migrate refused before applying anything ({len(refusals)} finding(s) in "
+                f"{', '.join(names)}; nothing was applied)",
+                explain(refusals),
+                tuple(dict.fromkeys(f.rule_id for f in refusals)),
+            )
+
+
+def judge_plan(
+    connection: BaseDatabaseWrapper, loader: MigrationLoader, plan: Iterable[tuple[Migration, bool]]
+) -> Preflight:
+    """Judge ``plan`` (Django's ``[(migration, backwards)]``) as one deploy."""
+    plan = list(plan)
+    forwards = {(m.app_label, m.name) for m, backwards in plan if not backwards}
+    checked = {(m.app_label, m.name) for m, _backwards in plan if is_checked(m)}
+    found: list[Finding] = []
+    new_tables: frozenset[str] = frozenset()
+    if forwards:
+        applied = set(loader.applied_migrations or {})
+        verifier = Verifier(connection, loader, with_tests=False)
+        report = verifier.run(forwards, one_deploy=True, deployed=applied)
+        new_tables = report.new_tables
+        for migration_report in report.migrations:
+            if migration_report.node in checked:
+                found.extend(migration_report.findings)
+    backwards = [m for m, back in plan if back and (m.app_label, m.name) in checked]
+    if backwards:
+        engine = Engine(connection, large_tables=large_tables(connection))
+        for migration in backwards:
+            state = loader.project_state((migration.app_label, migration.name), at_end=False)
+            found.extend(engine.judge_backwards(migration, state).findings)
+    return Preflight(
+        [f for f in found if f.rule.about is About.DATABASE and f.level is not Level.OFF],
+        new_tables,
+    )
