@@ -30,7 +30,10 @@ def _project(tmp_path: Path, extra: str = ""):  # type: ignore[no-untyped-def]
 
 REFUSED = {
     "not-null-without-db-default": 'migrations.AddField("item", "qty", models.IntegerField())',
-    "default-not-db-default": 'migrations.AddField("item", "qty", models.IntegerField(default=1))',
+    # NOT NULL with default= is not-null-without-db-default (the verifier's reading too).
+    "default-not-db-default": (
+        'migrations.AddField("item", "qty", models.IntegerField(null=True, default=1))'
+    ),
     "column-type-change": 'migrations.AlterField("item", "name", models.IntegerField())',
     "rename-column": 'migrations.RenameField("item", "name", "title")',
     "rename-table": 'migrations.RenameModel("Item", "Product")',

@@ -281,6 +281,7 @@ class Engine:
         to_run: list[tuple[int, Operation, ProjectState, ProjectState]] = []
         new_state = state.clone()
         for index, operation in enumerate(migration.operations):
+            new_state = new_state.clone()  # each operation's own pair of states
             old_state = new_state.clone()
             operation.state_forwards(app_label, new_state)
             to_run.insert(0, (index, operation, old_state, new_state))

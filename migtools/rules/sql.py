@@ -39,6 +39,16 @@ VOLATILE_FUNCTIONS = frozenset(
         "txid_current",
     }
 )
+# Rules the lock-light DDL (CONCURRENTLY, NOT VALID + VALIDATE) avoids, outside a transaction.
+LOCK_LIGHT_FIXES = frozenset(
+    {
+        "index-not-concurrent",
+        "drop-index-not-concurrent",
+        "fk-not-valid-missing",
+        "check-constraint-not-valid-missing",
+        "set-not-null",
+    }
+)
 DATA_STATEMENTS = (ast.InsertStmt, ast.UpdateStmt, ast.DeleteStmt, ast.SelectStmt, ast.CopyStmt)
 
 
@@ -190,6 +200,11 @@ class _Checker:
         self.index = 0
 
     def hit(self, rule_id: str, message: str) -> None:
+        if self.ctx.atomic and rule_id in LOCK_LIGHT_FIXES and "atomic = False" not in message:
+            message += (
+                " In an atomic migration the lock-light form cannot run (it needs to be "
+                "outside a transaction): set atomic = False."
+            )
         self.hits.append(Hit(rule_id, message, self.text, self.index))
 
     def existing(self, table: str) -> bool:

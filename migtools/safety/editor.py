@@ -269,6 +269,9 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
                 state = pristine.clone()
         raise AssertionError("unreachable")
 
+    def _is_new(self, table: str | None) -> bool:
+        return table is not None and table in self.migtools_new_tables
+
     def _backstop(self, migration: Migration, project_state: ProjectState) -> None:
         """Judge the migration with the rule engine (collect mode, same connection, a copy of
         the state) and refuse it on any error-level finding about the database."""
@@ -282,7 +285,11 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         new_tables = set(enforcement.deploy_new_tables(self.connection.alias))
         refusals = engine.judge(migration, project_state.clone(), new_tables).refusals
         if refusals:
-            raise UnsafeMigrationError.of(enforcement.label(migration), explain(refusals))
+            raise UnsafeMigrationError.of(
+                enforcement.label(migration),
+                explain(refusals),
+                tuple(dict.fromkeys(f.rule_id for f in refusals)),
+            )
 
     # -- schema operations ---------------------------------------------------------------
 
