@@ -256,17 +256,48 @@ def test_blocked_by_lock_fails_after_lock_timeout_and_retries(tmp_path: Path, ki
     assert result.returncode == 0, result.err
 
 
+def _hold_until(db: str, ready: threading.Event, release: threading.Event) -> None:
+    with connect(db) as conn, conn.transaction():
+        conn.execute("LOCK TABLE shop_item IN ACCESS EXCLUSIVE MODE")
+        ready.set()
+        release.wait(30)
+
+
 def test_lock_released_during_retries_then_applies(tmp_path: Path) -> None:
+    """The lock is released once migrate has been seen waiting for it (not after a fixed
+    time: the preflight's duration on a busy machine would decide the outcome)."""
     proj, db = _project(tmp_path, extra=LOCK_SETTINGS.replace("= 2", "= 5"))
     migration(proj, "0002_step", FIRST, BLOCKED["SafeRunSQL"][0], atomic=False)
-    ready = threading.Event()
-    holder = threading.Thread(target=_hold_lock, args=(db, 1.8, ready))
+    ready, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold_until, args=(db, ready, release))
     holder.start()
     ready.wait(5)
-    result = proj.manage("migrate", "shop")
+    env = {**os.environ, "PYTHONPATH": str(proj.root), "PYTHONWARNINGS": "ignore"}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "migrate", "shop"],
+        cwd=proj.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    waited = False
+    while time.monotonic() < deadline and proc.poll() is None and not waited:
+        rows = query(
+            db,
+            "SELECT count(*) FROM pg_locks WHERE relation = 'shop_item'::regclass AND NOT granted",
+        )
+        waited = rows[0][0] > 0
+        time.sleep(0.02)
+    time.sleep(0.3)  # let at least one lock_timeout expire
+    release.set()
     holder.join()
-    assert result.returncode == 0, result.err
-    assert "retrying the statement" in result.err
+    _out, err = proc.communicate(timeout=60)
+    assert waited, "migrate never waited for the lock"
+    assert proc.returncode == 0, err
+    assert "retrying the statement" in err
 
 
 def test_timeouts_are_set_and_never_leak(tmp_path: Path) -> None:
