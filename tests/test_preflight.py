@@ -46,7 +46,12 @@ def _assert_refused_before_anything(result, db: str) -> None:  # type: ignore[no
 
 @pytest.mark.parametrize(
     "args",
-    [("migrate",), ("migrate", "shop"), ("migrate", "shop", "0003_qty"), ("migrate", "--pre-deploy")],
+    [
+        ("migrate",),
+        ("migrate", "shop"),
+        ("migrate", "shop", "0003_qty"),
+        ("migrate", "--pre-deploy"),
+    ],
 )
 def test_plan_with_safe_then_unsafe_applies_nothing(tmp_path: Path, args: tuple[str, ...]) -> None:
     proj, db = _deployed(tmp_path)
@@ -145,9 +150,7 @@ def test_verifier_errors_exactly_when_migrate_refuses(tmp_path: Path, case: str)
     verified = proj.manage("verify_migrations", "shop", "--unapplied", "--format", "json")
     assert "Traceback" not in verified.err, verified.err
     findings = json.loads(verified.out)["findings"]
-    errors = {
-        f["rule"] for f in findings if f["level"] == "error" and f["about"] == "database"
-    }
+    errors = {f["rule"] for f in findings if f["level"] == "error" and f["about"] == "database"}
     result = proj.manage("migrate", "shop")
     assert "Traceback" not in result.err, result.err
     if errors:
@@ -178,12 +181,12 @@ def test_delete_without_pending_is_a_finding_not_a_crash(tmp_path: Path) -> None
     assert str(finding["path"]).endswith("0002_step.py") and finding["line"]
 
 
-IMPORTS_IN_BODY = '''\
+IMPORTS_IN_BODY = """\
 def forwards(apps, schema_editor):
     from shop.models import Item
 
     Item.objects.update(name="x")
-'''
+"""
 
 
 def test_run_python_importing_models_in_its_body(tmp_path: Path) -> None:

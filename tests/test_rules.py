@@ -16,13 +16,16 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
 def render_docs() -> str:
     parts = [
         "# migtools rules\n",
-        "Generated from `migtools/rules.py` (tests/test_rules.py checks it). Change a level "
-        "with `MIGTOOLS_RULES = {id: 'error' | 'warning' | 'off'}`; silence one migration "
-        "with `ignore_rules = {id: 'reason'}` on it.\n",
+        "Generated from `migtools/rules/catalogue.py` (tests/test_rules.py checks it). Change "
+        "a level with `MIGTOOLS_RULES = {id: 'error' | 'warning' | 'off'}`; silence one "
+        "migration with `ignore_rules = {id: 'reason'}` on it. Rules about the database are "
+        "judged by `verify_migrations`, `sqlmigrate` and `migrate`'s preflight alike; rules "
+        "about the repository are `verify_migrations` findings only (`migrate` does not "
+        "refuse them).\n",
     ]
     for rule in CATALOGUE.values():
         parts.append(f"## `{rule.id}`\n")
-        parts.append(f"**{rule.title}.** Default level: {rule.level}.\n")
+        parts.append(f"**{rule.title}.** Default level: {rule.level}. About: {rule.about}.\n")
         if rule.lock:
             parts.append(f"Lock: {rule.lock}.\n")
         if rule.allowed_in:

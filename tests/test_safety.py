@@ -79,18 +79,41 @@ def test_checked_false_opt_out_gets_stock_sql(tmp_path: Path) -> None:
     assert query(db, "SELECT title FROM shop_item ORDER BY id") == [("a",), ("b",)]
 
 
-def test_ignore_rules_and_baseline(tmp_path: Path) -> None:
-    proj, _db = _project(tmp_path, extra='MIGTOOLS_BASELINE = {"shop": "0002_step"}')
+@pytest.mark.parametrize(
+    ("baseline", "ignore", "refused"),
+    [
+        (True, True, None),
+        # Controls: without the baseline / without ignore_rules the same rule fires.
+        (False, True, "rename-column"),
+        (True, False, "default-not-db-default"),
+    ],
+)
+def test_ignore_rules_and_baseline(
+    tmp_path: Path, baseline: bool, ignore: bool, refused: str | None
+) -> None:
+    proj, db = _project(
+        tmp_path, extra='MIGTOOLS_BASELINE = {"shop": "0002_step"}' if baseline else ""
+    )
     migration(proj, "0002_step", FIRST, REFUSED["rename-column"] + ",")
     migration(
         proj,
         "0003_more",
         [("shop", "0002_step")],
         REFUSED["default-not-db-default"] + ",",
-        extra='ignore_rules = {"default-not-db-default": "tiny table, reviewed"}\n',
+        extra='ignore_rules = {"default-not-db-default": "tiny table, reviewed"}\n'
+        if ignore
+        else "",
     )
     result = proj.manage("migrate", "shop")
-    assert result.returncode == 0, result.err
+    if refused is None:
+        assert result.returncode == 0, result.err
+        assert query(db, "SELECT count(*) FROM django_migrations WHERE app = 'shop'") == [(3,)]
+    else:
+        assert result.returncode == 1, result.out + result.err
+        assert f"[{refused}]" in result.err
+        other = {"rename-column", "default-not-db-default"} - {refused}
+        assert not any(f"[{rule}]" in result.err for rule in other)
+        assert query(db, "SELECT count(*) FROM django_migrations WHERE app = 'shop'") == [(1,)]
 
 
 RECIPES = {
