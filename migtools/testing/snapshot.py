@@ -172,7 +172,7 @@ class SnapshotStore:
                 self._execute(sql)
                 return
             except Exception as exc:  # the driver's ObjectInUse, psycopg 2 or 3
-                if "being accessed by other users" not in str(exc):
+                if not _is_object_in_use(exc):
                     raise
                 if attempt == 19:
                     raise SnapshotError(
@@ -372,3 +372,16 @@ def _finish_at_exit() -> None:
 
 
 atexit.register(_finish_at_exit)
+
+
+def _is_object_in_use(exc: BaseException) -> bool:
+    """PostgreSQL's object_in_use (SQLSTATE 55006), read from the driver's error (psycopg 3
+    ``sqlstate``, psycopg 2 ``pgcode``) or the one it caused, never from the message."""
+    current: BaseException | None = exc
+    for _ in range(5):
+        if current is None:
+            return False
+        if (getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)) == "55006":
+            return True
+        current = current.__cause__ or current.__context__
+    return False
