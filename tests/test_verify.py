@@ -679,9 +679,13 @@ def test_since_git_ref_selects_added_and_changed_migrations(tmp_path: Path) -> N
     changed.write_text(changed.read_text() + "# edited after B\n")
     _write_since_migration(project, 3)  # untracked
 
-    # Without --since: all four (selected and unapplied, so the table of 0001 counts as new
-    # in the others; only 0001's own finding shows).
+    # Without --since: all four, each judged with every earlier migration deployed (GUIDE,
+    # "What counts as a new table"): the table of 0001 is new only in 0001, so every
+    # migration's own finding shows.
     count, rules = _selected(project)
+    assert count == 4 and rules == SINCE_RULES
+    # --unapplied: the four are one deploy, so the table 0001 creates is new in the others.
+    count, rules = _selected(project, "--unapplied")
     assert count == 4 and rules == {"0001_initial": SINCE_RULES["0001_initial"]}
 
     count, rules = _selected(project, "--since", "HEAD~1")
