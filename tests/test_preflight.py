@@ -215,3 +215,29 @@ def test_run_python_importing_models_in_its_body(tmp_path: Path) -> None:
     assert "run-python-imports-model" in rules
     # A repository rule: migrate does not refuse it.
     assert proj.manage("migrate", "shop").returncode == 0
+
+
+def test_pending_not_null_is_refused_by_the_preflight(tmp_path: Path) -> None:
+    """MOVE_TO_PENDING runs no SQL, but its own refusal is a finding before anything runs:
+    the safe migration before it is not applied either."""
+    proj, db = safe_project(tmp_path / "p")
+    migration(proj, "0001_initial", [], INITIAL)
+    assert proj.manage("migrate", "shop", "-v", "0").returncode == 0
+    migration(proj, "0002_other", FIRST, OTHER)
+    migration(
+        proj,
+        "0003_pending",
+        [("shop", "0002_other")],
+        'SafeRemoveField("item", "name", deletion_action=DeletionAction.MOVE_TO_PENDING),',
+    )
+    verified = proj.manage("verify_migrations", "shop", "--format", "json")
+    rules = {
+        f["rule"] for f in json.loads(verified.out)["findings"] if f["migration"] == "0003_pending"
+    }
+    assert rules == {"not-null-without-db-default"}
+    result = proj.manage("migrate", "shop")
+    assert result.returncode == 1
+    assert "shop.0003_pending" in result.err and "NOT NULL field without db_default" in result.err
+    assert _applied(db) == {"0001_initial"}
+    sql = proj.manage("sqlmigrate", "shop", "0003_pending")
+    assert "-- THIS OPERATION CANNOT BE WRITTEN AS SQL" in sql.out

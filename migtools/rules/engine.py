@@ -169,7 +169,7 @@ class Engine:
                 raised: list[_Raised] = []
                 out.op_starts.append(len(entries))
                 entries += ["--", f"-- {operation.describe()}", "--"]
-                if not operation.reduces_to_sql:
+                if not operation.reduces_to_sql and not _checks_itself(operation):
                     entries.append("-- THIS OPERATION CANNOT BE WRITTEN AS SQL")
                     sql: list[str] = []
                     # Django's apply() skips state_forwards here (it collects one migration
@@ -189,7 +189,9 @@ class Engine:
                     sql = editor.collected_sql[start:]
                     entries.extend(sql)
                     editor.collected_sql[start:] = []
-                    if not sql and not raised:
+                    if not operation.reduces_to_sql:
+                        entries.append("-- THIS OPERATION CANNOT BE WRITTEN AS SQL")
+                    elif not sql and not raised:
                         entries.append("-- (no-op)")
                     # Deferred statements (FKs, indexes of new tables) run at the end of the
                     # migration but belong to the operation that queued them.
@@ -324,6 +326,12 @@ class Engine:
                     )
         _locate(out, path if path is not None else migration_path(migration))
         return out
+
+
+def _checks_itself(operation: Operation) -> bool:
+    """A two-phase deletion: its MOVE_TO_PENDING runs no SQL but refuses in
+    ``database_forwards`` what its DELETE phase could not undo (run it, SQL or not)."""
+    return getattr(operation, "deletion_action", None) is not None
 
 
 def _refusal(operation: Operation, exc: Exception, *, raised: list[_Raised]) -> bool:
