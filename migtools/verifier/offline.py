@@ -74,7 +74,8 @@ def reason(connection: BaseDatabaseWrapper) -> str | None:
     """None when ``connection`` answers (one attempt, ``CONNECT_TIMEOUT`` seconds), else the
     server's (or the driver's) reason in one line."""
     if connection.vendor != "postgresql":
-        return "no database configured" if connection.vendor == "dummy" else None
+        dummy = connection.settings_dict.get("ENGINE") == "django.db.backends.dummy"
+        return "no database configured" if dummy else None
     if connection.connection is not None:
         return None
     options = connection.settings_dict.setdefault("OPTIONS", {})
@@ -84,7 +85,7 @@ def reason(connection: BaseDatabaseWrapper) -> str | None:
     try:
         connection.ensure_connection()
     except OperationalError as exc:
-        return f"database {connection.alias!r} {_where(connection)} unreachable: {_first_line(exc)}"
+        return f"database {connection.alias!r} {_where(connection)} unreachable: {first_line(exc)}"
     finally:
         if added:
             options.pop("connect_timeout", None)
@@ -98,7 +99,7 @@ def _where(connection: BaseDatabaseWrapper) -> str:
     return f"at {host}:{port}"
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     line = text.splitlines()[0].strip()
     # psycopg repeats the target: keep the server's own words.
@@ -127,7 +128,7 @@ def reachable_or_offline(
         yield connection, None
         return
     offline = _offline_connection(connection)
-    info = Offline(alias, why, offline.pg_version // 10000)
+    info = Offline(alias, why, int(vars(offline)["pg_version"]) // 10000)
     connections[alias] = offline
     try:
         yield offline, info
@@ -286,15 +287,16 @@ def _adapters() -> Any:
         return _ADAPTERS[0]
     from django.conf import settings
     from django.db.backends.postgresql.psycopg_any import get_adapters_template
-    from psycopg import adapt
+    from psycopg import Binary, adapt
     from psycopg.types.string import BytesDumper
 
     class HexBytesDumper(BytesDumper):
         def quote(self, obj: Any) -> bytes:
-            return b"'\\x" + bytes(obj).hex().encode() + b"'"
+            data = obj.obj if isinstance(obj, Binary) else obj  # Django's BinaryField: Binary
+            return b"'\\x" + bytes(data).hex().encode() + b"'"
 
     adapters = adapt.AdaptersMap(get_adapters_template(settings.USE_TZ, None))
-    for kind in (bytes, bytearray, memoryview):
+    for kind in (bytes, bytearray, memoryview, Binary):
         adapters.register_dumper(kind, HexBytesDumper)
     _ADAPTERS.append(adapters)
     return adapters
