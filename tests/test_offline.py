@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.miniproject import MiniProject, Result, make_project
+from tests.test_example_project import database_url  # noqa: F401  (fixture)
 from tests.test_verify import MIGRATION_TEST, MIGRATIONS, _write_migrations
 
 OFFLINE_LINE = "migtools: verified offline ("
@@ -318,3 +319,30 @@ def test_makemigrations_findings_offline(tmp_path: Path, offline_env: dict[str, 
     assert [line for line in online_lines if line.startswith("migtools: ") and "[" in line] == (
         findings
     )
+
+
+def test_example_project_same_online_and_offline(database_url: str) -> None:  # noqa: F811
+    """The example project (migtools' own backend): on its migrated database and with the
+    database at a closed port, the same findings and exit codes, and the same SQL."""
+    from tests.test_example_project import EXAMPLE, run_manage
+
+    migrated = run_manage("migrate", "--no-input", database_url=database_url)
+    assert migrated.returncode == 0, migrated.stderr
+    closed = f"postgres://u:p@127.0.0.1:{_closed_port()}/x"
+    for app in (None, "catalog", "customers", "orders"):
+        args = ("verify_migrations", *([app] if app else []), "--format", "json")
+        online = run_manage(*args, database_url=database_url)
+        offline = run_manage(*args, database_url=closed)
+        for run in (online, offline):
+            assert "Traceback" not in run.stderr, run.stderr
+        assert OFFLINE_LINE in offline.stderr and OFFLINE_LINE not in online.stderr
+        on = Result(online.stdout, online.stderr, online.returncode)
+        off = Result(offline.stdout, offline.stderr, offline.returncode)
+        assert _findings(off) == _findings(on), app
+    # Every migration after the initial ones (their defaults, CHECK values, index, backfill).
+    for path in sorted(EXAMPLE.glob("*/migrations/000[2-9]_*.py")):
+        app, name = path.parent.parent.name, path.stem
+        online = run_manage("sqlmigrate", app, name, "--check", database_url=database_url)
+        offline = run_manage("sqlmigrate", app, name, "--check", database_url=closed)
+        assert online.returncode == 0, online.stderr
+        assert (offline.returncode, offline.stdout) == (online.returncode, online.stdout), name
