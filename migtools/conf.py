@@ -104,4 +104,10 @@ def pg_version() -> int | None:
     """``MIGTOOLS_PG_VERSION``: the PostgreSQL major version (``15``) assumed when the
     verifier runs without a database; None: the oldest one the installed Django supports."""
     value = _get("PG_VERSION", None)
-    return None if value is None else int(value)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 9:
+        from migtools.errors import UsageError
+
+        raise UsageError(f"MIGTOOLS_PG_VERSION must be a major version such as 15, not {value!r}.")
+    return value

@@ -77,6 +77,8 @@ SETTINGS = (
     "MIGTOOLS_MIGRATION_TEST_DIRS = ['tests']\n"
     "if os.environ.get('TEST_PG_VERSION'):\n"
     "    MIGTOOLS_PG_VERSION = int(os.environ['TEST_PG_VERSION'])\n"
+    "if os.environ.get('TEST_PG_VERSION_TEXT'):\n"
+    "    MIGTOOLS_PG_VERSION = os.environ['TEST_PG_VERSION_TEXT']\n"
     "if os.environ.get('TEST_NO_DATABASES'):\n"
     "    DATABASES = {}\n"
 )
@@ -256,6 +258,14 @@ def test_pg_version_setting_and_default(project: MiniProject, offline_env: dict[
     assert f"PostgreSQL {oldest} assumed" in old.err
     if oldest < 15:
         assert "NULLS NOT DISTINCT" not in old.out
+
+
+def test_bad_pg_version_is_one_line(project: MiniProject, offline_env: dict[str, str]) -> None:
+    result = _run(project, "verify_migrations", **offline_env, TEST_PG_VERSION_TEXT="fifteen")
+    assert result.returncode == 2
+    assert result.err.strip().splitlines() == [
+        "CommandError: MIGTOOLS_PG_VERSION must be a major version such as 15, not 'fifteen'."
+    ]
 
 
 def test_no_databases_setting(project: MiniProject, offline_env: dict[str, str]) -> None:
