@@ -98,3 +98,16 @@ def baseline() -> dict[str, str]:
     """``MIGTOOLS_BASELINE = {app: name}``: history up to and including that migration is
     left unchecked (adopting migtools in an existing project)."""
     return {str(k): str(v) for k, v in dict(_get("BASELINE", {})).items()}
+
+
+def pg_version() -> int | None:
+    """``MIGTOOLS_PG_VERSION``: the PostgreSQL major version (``15``) assumed when the
+    verifier runs without a database; None: the oldest one the installed Django supports."""
+    value = _get("PG_VERSION", None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 9:
+        from migtools.errors import UsageError
+
+        raise UsageError(f"MIGTOOLS_PG_VERSION must be a major version such as 15, not {value!r}.")
+    return value

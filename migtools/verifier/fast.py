@@ -231,7 +231,10 @@ def one_client_cursor(connection: BaseDatabaseWrapper) -> Iterator[None]:
     from psycopg import ClientCursor
 
     ops_ = connection.ops
-    if getattr(type(ops_), "compose_sql", None) is not DatabaseOperations.compose_sql:
+    if (
+        getattr(type(ops_), "compose_sql", None) is not DatabaseOperations.compose_sql
+        or "compose_sql" in vars(ops_)  # already client-side (e.g. the offline connection)
+    ):
         yield
         return
     connection.ensure_connection()

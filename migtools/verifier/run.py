@@ -23,6 +23,7 @@ from migtools import conf as mt_settings
 from migtools import project
 from migtools.rules.catalogue import configured_levels
 from migtools.rules.engine import Engine, large_tables
+from migtools.verifier import offline
 from migtools.verifier.fast import one_client_cursor, step
 from migtools.verifier.report import MigrationReport, Report
 from migtools.verifier.select import default_apps, full_plan, load, path_of, select
@@ -52,9 +53,13 @@ class Verifier:
         self.connection = connection
         self.loader = loader or load(connection)
         self.levels = configured_levels()
-        self.large_tables = (
-            large_tables if large_tables is not None else _database_large_tables(connection)
-        )
+        if large_tables is None:
+            large_tables = (
+                mt_settings.large_tables()
+                if offline.is_offline(connection)
+                else _database_large_tables(connection)
+            )
+        self.large_tables = large_tables
         self.managed = set(default_apps())
         self.with_tests = with_tests
         self._tests: project.MigrationTests | None = None
@@ -175,15 +180,17 @@ def migration_file_line(migration: Migration) -> int:
 
 def lines_for_written(paths: Iterable[str | Path], database: str = "default") -> list[str]:
     """One line per finding in the migration files just written (for makemigrations to
-    print), or a single line saying why they could not be verified (no database)."""
-    from django.db import connections
+    print); when the database cannot be reached, verified offline, with one line saying so
+    first (``migtools.verifier.offline``)."""
     from django.db.utils import OperationalError
 
     try:
-        report = findings_for_files(paths, connections[database])
+        with offline.reachable_or_offline(database) as (connection, offline_run):
+            report = findings_for_files(paths, connection)
     except OperationalError as exc:
-        return [f"migtools: migrations not verified (database unavailable: {exc})"]
-    return [
+        return [f"migtools: migrations not verified ({offline.first_line(exc)})"]
+    lines = [offline_run.line()] if offline_run is not None else []
+    return lines + [
         f"migtools: {f.path}:{f.line}: {f.level}: [{f.rule_id}] {f.message}"
         for f in report.findings
     ]

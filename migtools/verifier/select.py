@@ -27,6 +27,12 @@ Progress = Callable[[int, int], None]
 
 
 def load(connection: BaseDatabaseWrapper, *, replace: bool = True) -> MigrationLoader:
+    """The migration graph; offline (``migtools.verifier.offline``) no applied migration is
+    read (Django's loader without a connection)."""
+    from migtools.verifier import offline
+
+    if offline.is_offline(connection):
+        return MigrationLoader(None, replace_migrations=replace)
     return MigrationLoader(connection, replace_migrations=replace)
 
 

@@ -3,15 +3,18 @@ lines before the statement they concern; ``--check`` exits 1 on an error-level f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.management.base import CommandError, CommandParser
 from django.core.management.commands import sqlmigrate
-from django.db import connections
 from django.db.migrations.loader import AmbiguityError
+from django.db.utils import OperationalError
 
 from migtools.errors import UnknownAppError
 from migtools.management.base import MigtoolsCommandMixin
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 
 class Command(MigtoolsCommandMixin, sqlmigrate.Command):
@@ -40,19 +43,33 @@ class Command(MigtoolsCommandMixin, sqlmigrate.Command):
         return output
 
     def handle(self, *args: Any, **options: Any) -> str:
-        if options["backwards"]:
-            return str(super().handle(*args, **options))
         from django.apps import apps
 
-        from migtools.verifier.run import Verifier
-        from migtools.verifier.select import load
+        from migtools.verifier import offline
 
-        connection = connections[options["database"]]
         app_label, name = options["app_label"], options["migration_name"]
         try:
             apps.get_app_config(app_label)
         except LookupError:
             raise UnknownAppError(app_label) from None
+        # With no reachable database, an offline connection stands in for the alias (Django's
+        # own backwards path included) and one line on stderr says so.
+        with offline.reachable_or_offline(options["database"]) as (connection, offline_run):
+            if offline_run is not None:
+                self.stderr.write(offline_run.line())
+            try:
+                if options["backwards"]:
+                    return str(super().handle(*args, **options))
+                return self._annotated(connection, app_label, name, options)
+            except OperationalError as exc:
+                raise CommandError(offline.first_line(exc), returncode=1) from None
+
+    def _annotated(
+        self, connection: BaseDatabaseWrapper, app_label: str, name: str, options: Any
+    ) -> str:
+        from migtools.verifier.run import Verifier
+        from migtools.verifier.select import load
+
         loader = load(connection, replace=False)
         if app_label not in loader.migrated_apps:
             raise CommandError(f"App '{app_label}' does not have migrations")

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.utils import OperationalError
 
 from migtools.management.base import MigtoolsCommandMixin
 from migtools.verifier import report as report_formats
@@ -40,23 +41,33 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from migtools.verifier import offline
         from migtools.verifier.run import verify
 
         if options["migration_name"] and not options["app_label"]:
             raise CommandError("NAME needs APP.", returncode=2)
-        connection = connections[options["database"]]
         fmt = options["fmt"]
         progress = None
         if fmt == "text" and sys.stderr.isatty() and options["verbosity"] >= 1:
             progress = self._progress
-        report = verify(
-            connection,
-            app_label=options["app_label"],
-            name=options["migration_name"],
-            since=options["since"],
-            unapplied=options["unapplied"],
-            progress=progress,
-        )
+        with offline.reachable_or_offline(options["database"]) as (connection, offline_run):
+            if offline_run is not None:
+                if options["unapplied"]:
+                    raise CommandError(
+                        f"--unapplied needs the database: {offline_run.reason}.", returncode=1
+                    )
+                self.stderr.write(offline_run.line())
+            try:
+                report = verify(
+                    connection,
+                    app_label=options["app_label"],
+                    name=options["migration_name"],
+                    since=options["since"],
+                    unapplied=options["unapplied"],
+                    progress=progress,
+                )
+            except OperationalError as exc:
+                raise CommandError(offline.first_line(exc), returncode=1) from None
         if progress is not None:
             self.stderr.write("\r\033[K", ending="")
         if fmt == "json":
