@@ -1,6 +1,7 @@
 """The verifier's fast path over the plan (private Django API, fenced here): the project state
 is advanced in place, AddField and CreateModel applied to the rendered registry directly, and
-one psycopg ``ClientCursor`` merges the statements' parameters."""
+one psycopg ``ClientCursor`` merges the statements' parameters. ``MIGTOOLS_FAST_PATHS = False``
+turns the in-place state updates off: ``step`` then takes Django's own path."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from django.db import models as dj_models
 from django.db.migrations import operations as ops
 from django.db.migrations.state import ProjectState
 from django.db.utils import NotSupportedError
+
+from migtools import conf
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -82,6 +85,8 @@ def step(
     rendered registry in place instead (``_add_field``, ``_create_model``); other
     operations take Django's path, with a copy of only what they touch as the state before.
     """
+    if not conf.fast_paths():
+        return _django_step(state, operation, app_label, editor, before=before, problems=problems)
     if "apps" in state.__dict__:
         fast = _IN_PLACE.get(type(operation))
         if fast is not None and fast(state, operation, app_label, editor):
@@ -89,15 +94,46 @@ def step(
     from_state = _before(state, operation, app_label) if before or editor else state
     operation.state_forwards(app_label, state)
     if editor is not None:
-        try:
-            operation.database_forwards(app_label, editor, from_state, state)
-        except NotSupportedError as exc:
-            # e.g. AddIndexConcurrently in an atomic migration: Django refuses to build its
-            # SQL; `migrate` would fail the same way. A finding, not a crash.
-            if problems is None or "transaction" not in str(exc):
-                raise
-            problems.append(("concurrently-in-atomic", str(exc)))
+        _database_forwards(operation, app_label, editor, from_state, state, problems)
     return from_state
+
+
+def _django_step(
+    state: ProjectState,
+    operation: Operation,
+    app_label: str,
+    editor: BaseDatabaseSchemaEditor | None,
+    *,
+    before: bool,
+    problems: list[tuple[str, str]] | None,
+) -> ProjectState:
+    """``MIGTOOLS_FAST_PATHS = False``: Django's own path, as ``Migration.apply`` takes it
+    (a clone of the whole state, ``state_forwards`` with Django's re-render of the touched
+    models, then ``database_forwards``); as ``Migration.mutate_state`` when only the state
+    advances. Same states and SQL as ``step``, slower."""
+    from_state = state.clone() if before or editor else state
+    operation.state_forwards(app_label, state)
+    if editor is not None:
+        _database_forwards(operation, app_label, editor, from_state, state, problems)
+    return from_state
+
+
+def _database_forwards(
+    operation: Operation,
+    app_label: str,
+    editor: BaseDatabaseSchemaEditor,
+    from_state: ProjectState,
+    to_state: ProjectState,
+    problems: list[tuple[str, str]] | None,
+) -> None:
+    try:
+        operation.database_forwards(app_label, editor, from_state, to_state)
+    except NotSupportedError as exc:
+        # e.g. AddIndexConcurrently in an atomic migration: Django refuses to build its
+        # SQL; `migrate` would fail the same way. A finding, not a crash.
+        if problems is None or "transaction" not in str(exc):
+            raise
+        problems.append(("concurrently-in-atomic", str(exc)))
 
 
 def _ignore_reload(*args: object, **kwargs: object) -> None:
