@@ -217,6 +217,26 @@ def test_seeded_data_survives_migration_tests(migtools_migrator: Migrator) -> No
     assert not global_apps.get_model("ledger", "Account").objects.exists()
 
 
+def test_rows_seeded_with_foreign_keys_then_their_table_altered(
+    fast_paths: bool, migtools_migrator: Migrator
+) -> None:
+    """Seeded at 0002 (entries with a foreign key: deferred checks pending), then 0004 alters
+    ledger_entry in the same rolled-back transaction: PostgreSQL refuses ALTER TABLE with
+    pending trigger events unless they are settled first, as a real deploy's commits do."""
+    apps = migtools_migrator.before(DEEP, app="ledger")
+    account = apps.get_model("ledger", "Account").objects.create(name="fk")
+    entry_model = apps.get_model("ledger", "Entry")
+    entry = entry_model.objects.create(account=account, amount_cents=-5)
+    after = migtools_migrator.after(TO)
+    assert after.get_model("ledger", "Entry").objects.get(pk=entry.pk).kind == "debit"
+    with connections["default"].cursor() as cursor:  # the FK stays deferred, as created
+        cursor.execute(
+            "SELECT condeferred FROM pg_constraint WHERE conrelid = 'ledger_entry'::regclass "
+            "AND contype = 'f'"
+        )
+        assert cursor.fetchall() == [(True,)]
+
+
 def test_other_alias_with_the_fixture(migtools_migrator: Migrator) -> None:
     apps = migtools_migrator.before(FROM, app="ledger", connection="other")
     ids = _seed(apps, "other")

@@ -78,6 +78,7 @@ class Migrator:
         self._state: ProjectState | None = None
         self._migrated = False
         self._transactional = True
+        self._rolled_back: RolledBack | None = None
 
     # -- public API -----------------------------------------------------------------------
 
@@ -117,7 +118,9 @@ class Migrator:
             template = self._ensure_snapshot(store, graph, node, original)
             wrapper = store.warm(template)
             stack.enter_context(store.swapped(wrapper))
-            stack.enter_context(RolledBack(wrapper, lambda: store.discard_warm(template)))
+            self._rolled_back = stack.enter_context(
+                RolledBack(wrapper, lambda: store.discard_warm(template))
+            )
         else:
             # A fresh copy the test may commit to: for rows created at head (carried back
             # through the later migrations) or a non-atomic migration (e.g. CONCURRENTLY).
@@ -158,7 +161,15 @@ class Migrator:
                 "pass migrate_to= to before() so the test gets a copy it may commit to."
             )
         wrapper = connections[self.alias]
-        executor = walk.executor(wrapper, graph.loader)
+        rolled_back = self._rolled_back if self._transactional else None
+
+        def progress(action: str, *args: object) -> None:
+            if action == "apply_success" and rolled_back is not None:
+                rolled_back.settle()  # as the migration's own commit would
+
+        if rolled_back is not None:
+            rolled_back.settle()  # as the commit that ends seeding would
+        executor = walk.executor(wrapper, graph.loader, progress)
         pre_state = self._state.clone()
         emit_pre_migrate_signal(0, False, self.alias, apps=pre_state.apps, plan=plan)
         state = executor.migrate([node], plan=plan, state=pre_state)
@@ -180,6 +191,7 @@ class Migrator:
         self._state = None
         self._migrated = False
         self._transactional = True
+        self._rolled_back = None
         if stack is not None:
             stack.close()
 

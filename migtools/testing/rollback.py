@@ -53,6 +53,22 @@ class RolledBack:
             self.wrapper.needs_rollback = False
             self.on_doubt()
 
+    def settle(self) -> None:
+        """Run the deferred constraint checks pending in the transaction now, as the commit
+        that ends a step of a real deploy would (seeding, then each migration): PostgreSQL
+        refuses ``ALTER TABLE`` on a table with pending trigger events, e.g. rows seeded with
+        a foreign key before a migration that alters their table. Each constraint keeps its
+        own mode afterwards (those created ``INITIALLY DEFERRED`` are deferred again)."""
+        with self.wrapper.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(
+                "SELECT format('%I.%I', n.nspname, c.conname) FROM pg_constraint c "
+                "JOIN pg_namespace n ON n.oid = c.connamespace WHERE c.condeferred"
+            )
+            deferred = [str(row[0]) for row in cursor.fetchall()]
+            if deferred:
+                cursor.execute(f"SET CONSTRAINTS {', '.join(deferred)} DEFERRED")
+
     def _read_sequences(self) -> dict[str, tuple[int | None, int]]:
         with self.wrapper.cursor() as cursor:
             cursor.execute(

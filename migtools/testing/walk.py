@@ -17,7 +17,7 @@ Everything else in ``migtools.testing`` uses Django's documented or long-stable 
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -38,12 +38,16 @@ from migtools.testing import history
 from migtools.testing.history import Graph, Node, is_applied
 
 
-def executor(connection: BaseDatabaseWrapper, loader: MigrationLoader) -> MigrationExecutor:
+def executor(
+    connection: BaseDatabaseWrapper,
+    loader: MigrationLoader,
+    progress_callback: Callable[..., None] | None = None,
+) -> MigrationExecutor:
     """An executor for ``connection`` over ``loader``'s graph; with fast paths off, Django's
     own (which loads the graph again, from the files and the database)."""
     if not conf.fast_paths():
-        return MigrationExecutor(connection)
-    return _Executor(connection, loader)
+        return MigrationExecutor(connection, progress_callback)
+    return _Executor(connection, loader, progress_callback)
 
 
 def prepare(graph: Graph, recorded_nodes: Collection[Node], node: Node) -> WalkBack | None:
@@ -68,11 +72,16 @@ class _Executor(MigrationExecutor):
     """Django's executor over an already loaded graph (loading 1,000 migrations per test
     would dominate the test's cost)."""
 
-    def __init__(self, connection: BaseDatabaseWrapper, loader: MigrationLoader) -> None:
+    def __init__(
+        self,
+        connection: BaseDatabaseWrapper,
+        loader: MigrationLoader,
+        progress_callback: Callable[..., None] | None,
+    ) -> None:
         self.connection = connection
         self.loader = loader
         self.recorder = MigrationRecorder(connection)
-        self.progress_callback = None
+        self.progress_callback = progress_callback
 
 
 _OpStates = list[tuple[Operation, ProjectState, ProjectState]]  # operation, before, after
