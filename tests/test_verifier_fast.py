@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 
 from migtools.verifier import fast
 from migtools.verifier.run import Verifier
@@ -65,11 +66,14 @@ def _files() -> dict[str, str]:
     return files
 
 
-def _verify(fast_paths: bool, settings: Any) -> dict[str, tuple[list[str], list[Any]]]:
-    settings.MIGTOOLS_FAST_PATHS = fast_paths
-    loader = load(connection)
-    nodes = [n for n in full_plan(loader) if n[0] == "alpha"]
-    report = Verifier(connection, loader, large_tables=frozenset(), with_tests=False).run(nodes)
+def _verify(fast_paths: bool) -> dict[str, tuple[list[str], list[Any]]]:
+    # Nested inside temp_migrations_module's override (pytest-django's `settings` fixture
+    # would be undone after it, restoring the temporary MIGRATION_MODULES for later tests).
+    with override_settings(MIGTOOLS_FAST_PATHS=fast_paths):
+        loader = load(connection)
+        nodes = [n for n in full_plan(loader) if n[0] == "alpha"]
+        verifier = Verifier(connection, loader, large_tables=frozenset(), with_tests=False)
+        report = verifier.run(nodes)
     return {m.node[1]: (list(m.entries), list(m.findings)) for m in report.migrations}
 
 
@@ -84,20 +88,18 @@ def _djangos_own(name: str) -> list[str]:
 
 
 @pytest.mark.parametrize("fast_paths", [True, False], ids=["fast-paths", "django-paths"])
-def test_each_migration_gets_djangos_sql(
-    tmp_path: Path, db: None, settings: Any, fast_paths: bool
-) -> None:
+def test_each_migration_gets_djangos_sql(tmp_path: Path, db: None, fast_paths: bool) -> None:
     with temp_migrations_module(tmp_path, {"alpha": _files()}):
-        verified = _verify(fast_paths, settings)
+        verified = _verify(fast_paths)
         assert len(verified) == len(OPERATIONS)
         for name, (entries, _findings) in verified.items():
             assert entries == _djangos_own(name), name
 
 
-def test_both_ways_give_the_same_findings(tmp_path: Path, db: None, settings: Any) -> None:
+def test_both_ways_give_the_same_findings(tmp_path: Path, db: None) -> None:
     with temp_migrations_module(tmp_path, {"alpha": _files()}):
-        ours = _verify(True, settings)
-        djangos = _verify(False, settings)
+        ours = _verify(True)
+        djangos = _verify(False)
     assert ours == djangos
     assert any(findings for _entries, findings in ours.values())  # the rules did run
 
