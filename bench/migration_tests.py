@@ -9,7 +9,10 @@ taken from pytest's setup+call+teardown, and the ratio is printed. Whole-process
 with each framework alone, and the floor (``django.setup()`` of the same project), are printed
 too.
 
-    .venv/bin/python bench/migration_tests.py [--tests N] [--keep DIR]
+    .venv/bin/python bench/migration_tests.py [--tests N] [--keep DIR] [--django-paths]
+
+``--django-paths`` runs migtools with ``MIGTOOLS_FAST_PATHS = False`` (Django's executor walks
+the snapshot back): the cost of the fallback.
 
 Needs django-test-migrations (``pip install -e ".[bench]"``). Starts a throwaway PostgreSQL
 when DATABASE_URL is unset.
@@ -45,6 +48,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", {apps}]
 DATABASES = {{"default": dj_database_url.parse(os.environ["DATABASE_URL"])}}
 DATABASES["default"]["TEST"] = {{"NAME": "test_mtbench_" + os.environ.get("BENCH_ID", "0")}}
+MIGTOOLS_FAST_PATHS = os.environ.get("BENCH_FAST_PATHS", "1") == "1"
 """
 
 CONFTEST = '''
@@ -255,7 +259,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=3, help="test methods per class")
     parser.add_argument("--keep", type=Path, help="generate the project here and keep it")
+    parser.add_argument(
+        "--django-paths", action="store_true", help="MIGTOOLS_FAST_PATHS = False for migtools"
+    )
     options = parser.parse_args()
+    if options.django_paths:
+        os.environ["BENCH_FAST_PATHS"] = "0"
     try:
         import django_test_migrations  # noqa: F401
     except ImportError:
@@ -268,7 +277,8 @@ def main() -> None:
         generate(root, options.tests)
         print(f"project: {APPS} apps x {PER_APP} migrations = {APPS * PER_APP}; backfill "
               f"app0.{_name('app0', BACKFILL)} with {PER_APP - BACKFILL} later migrations; "
-              f"{options.tests} test methods per framework")
+              f"{options.tests} test methods per framework; MIGTOOLS_FAST_PATHS = "
+              f"{not options.django_paths}")
         base = floor(root)
         both_total, both = run(root)
         ours_total, _ = run(root, "-k", "warmup or TestMigtools")

@@ -27,6 +27,13 @@ def default_app() -> str | None:
     return str(value) if value else None
 
 
+def fast_paths() -> bool:
+    """``MIGTOOLS_FAST_PATHS`` (default True): the verifier's in-place state updates and the
+    migration tests' walk back (private Django API, each fenced in one module); False falls
+    back to Django's own paths (slower, same results)."""
+    return bool(_get("FAST_PATHS", True))
+
+
 def migration_test_dirs() -> list[Path] | None:
     value = _get("MIGRATION_TEST_DIRS", None)
     return None if value is None else [Path(p) for p in value]

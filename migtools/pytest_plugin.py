@@ -88,7 +88,7 @@ def skip_reason(config: pytest.Config) -> str | None:
 def _is_migration_test_class(cls: type | None) -> bool:
     # By name, so that collection does not import Django's test framework.
     return cls is not None and any(
-        klass.__module__ == "migtools.testing.migrator" and klass.__name__ == "TestMigrations"
+        klass.__module__ == "migtools.testing.case" and klass.__name__ == "TestMigrations"
         for klass in cls.__mro__
     )
 

@@ -17,7 +17,7 @@ pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parent.parent
 
-INNER_TESTS = '''
+INNER_TESTS = """
 from migtools.testing import TestMigrations
 
 
@@ -48,7 +48,7 @@ def test_function_style(migtools_migrator):
 
 def test_plain():
     pass
-'''
+"""
 
 
 @pytest.fixture
@@ -128,8 +128,10 @@ def test_skipped_under_nomigrations(pytester: pytest.Pytester, inner: str) -> No
     result = pytester.runpytest_subprocess("-q", "-rs", "--nomigrations")
     result.assert_outcomes(passed=1, skipped=2)
     result.stdout.fnmatch_lines(
-        ["*pytest-django builds the test database without migrations (--nomigrations). "
-         "Run `pytest --migrations` to enable migration tests.*"]
+        [
+            "*pytest-django builds the test database without migrations (--nomigrations). "
+            "Run `pytest --migrations` to enable migration tests.*"
+        ]
     )
 
 
@@ -140,8 +142,10 @@ def test_ini_option_requires_explicit_migrations_flag(
     result = pytester.runpytest_subprocess("-q", "-rs")
     result.assert_outcomes(passed=1, skipped=2)
     result.stdout.fnmatch_lines(
-        ["*this project runs them only on request (migtools_require_migrations_flag = "
-         "true). Run `pytest --migrations`*"]
+        [
+            "*this project runs them only on request (migtools_require_migrations_flag = "
+            "true). Run `pytest --migrations`*"
+        ]
     )
     result = pytester.runpytest_subprocess("-q", "--migrations")
     result.assert_outcomes(passed=3)
@@ -213,3 +217,80 @@ def test_graph_change_replaces_snapshots(pytester: pytest.Pytester, inner: str) 
     after = set(_databases(inner))
     assert inner in after
     assert not (before - {inner}) & after  # the old graph's snapshots were dropped
+
+
+XDIST_TESTS = '''
+import hashlib
+import os
+
+from django.apps import apps as global_apps
+from django.db import connections
+
+from migtools.testing import TestMigrations
+
+
+def _on_my_workers_copy(test_db):
+    """The alias points at a snapshot copy derived from this worker's test database."""
+    worker = os.environ["PYTEST_XDIST_WORKER"]
+    assert test_db.endswith("_" + worker), test_db
+    prefix = "mt_" + hashlib.sha1(test_db.encode()).hexdigest()[:8] + "_"
+    assert connections["default"].settings_dict["NAME"].startswith(prefix)
+
+
+class TestBackfill{n}(TestMigrations):
+    app = "ledger"
+    migrate_from = "0004_entry_kind"
+    migrate_to = "0005_backfill_entry_kind"
+
+    def setup_before_migration(self, apps):
+        self.test_db = connections["default"].settings_dict["NAME"]
+        Account = apps.get_model("ledger", "Account")
+        Entry = apps.get_model("ledger", "Entry")
+        assert not Entry.objects.exists()  # nothing from the other worker's tests
+        self.entry = Entry.objects.create(account=Account.objects.create(name="a"),
+                                          amount_cents=-1)
+
+    def test_backfill(self):
+        Entry = self.apps.get_model("ledger", "Entry")
+        assert Entry.objects.get(pk=self.entry.pk).kind == "debit"
+
+    def test_second_method(self):
+        assert self.apps.get_model("ledger", "Entry").objects.count() == 1
+
+
+def test_function_style_{n}(migtools_migrator):
+    test_db = connections["default"].settings_dict["NAME"]
+    apps = migtools_migrator.before("0002_currency", app="ledger")
+    _on_my_workers_copy(test_db)
+    Account = apps.get_model("ledger", "Account")
+    Entry = apps.get_model("ledger", "Entry")
+    entry = Entry.objects.create(account=Account.objects.create(name="a"), amount_cents=2)
+    migtools_migrator.after("0005_backfill_entry_kind")
+    migtools_migrator.reset()
+    # Back on this worker's test database at head, the seeded currencies intact.
+    assert connections["default"].settings_dict["NAME"] == test_db
+    currency = global_apps.get_model("ledger", "Currency")
+    assert sorted(currency.objects.values_list("code", flat=True)) == ["EUR", "USD"]
+    assert not global_apps.get_model("ledger", "Entry").objects.filter(pk=entry.pk).exists()
+'''
+
+
+def test_snapshots_are_per_worker_under_xdist(pytester: pytest.Pytester, inner: str) -> None:
+    """Two pytest-xdist workers run migration tests at the same targets at the same time:
+    each builds and uses snapshots of its own test database, and both clean up."""
+    pytest.importorskip("xdist")
+    _ini(pytester)
+    pytester.makepyfile(test_inner="")  # replaced by the two files below
+    pytester.makepyfile(
+        test_xdist_a=XDIST_TESTS.replace("{n}", "A"), test_xdist_b=XDIST_TESTS.replace("{n}", "B")
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "--dist", "loadfile", "-v")
+    result.assert_outcomes(passed=6)
+    workers = {
+        line.split("]")[0].lstrip("[")
+        for line in result.outlines
+        if line.startswith("[gw") and "PASSED" in line
+    }
+    assert workers == {"gw0", "gw1"}, result.outlines
+    for worker in ("gw0", "gw1"):
+        assert _databases(f"{inner}_{worker}") == []  # test database and snapshots dropped

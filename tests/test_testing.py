@@ -7,6 +7,8 @@ makes it NOT NULL, 0007 adds ``Account.closed``.
 
 from __future__ import annotations
 
+import unittest
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -17,7 +19,7 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.db.migrations.state import StateApps
 from django.db.models.signals import post_migrate
 
-from migtools.testing import MigrationTestError, Migrator, TestMigrations, snapshot
+from migtools.testing import MigrationTestError, Migrator, TestMigrations, history, snapshot, walk
 
 FROM = "0004_entry_kind"
 TO = "0005_backfill_entry_kind"
@@ -151,10 +153,24 @@ class TestOtherAlias(TestMigrations):
         assert HEAD in applied
 
 
+@pytest.fixture(params=[True, False], ids=["fast-paths", "django-paths"])
+def fast_paths(
+    request: pytest.FixtureRequest, settings: Any, django_db_setup: None
+) -> Iterator[bool]:
+    """MIGTOOLS_FAST_PATHS on and off, each from no snapshot (a snapshot the other way built
+    would otherwise be reused and the walk back never run)."""
+    settings.MIGTOOLS_FAST_PATHS = request.param
+    snapshot.store_for(connections["default"]).drop_all()
+    yield request.param
+    snapshot.store_for(connections["default"]).drop_all()
+
+
 # -- function style: the migtools_migrator fixture ----------------------------------------
 
 
-def test_migrator_round_trip_and_back_at_head(migtools_migrator: Migrator) -> None:
+def test_migrator_round_trip_and_back_at_head(
+    fast_paths: bool, migtools_migrator: Migrator
+) -> None:
     apps = migtools_migrator.before(FROM, app="ledger")
     ids = _seed(apps)
     after = migtools_migrator.after(TO)
@@ -164,7 +180,9 @@ def test_migrator_round_trip_and_back_at_head(migtools_migrator: Migrator) -> No
     assert not global_apps.get_model("ledger", "Entry").objects.exists()
 
 
-def test_two_round_trips_start_from_the_same_state(migtools_migrator: Migrator) -> None:
+def test_two_round_trips_start_from_the_same_state(
+    fast_paths: bool, migtools_migrator: Migrator
+) -> None:
     seen = []
     for _ in range(2):
         apps = migtools_migrator.before(FROM, app="ledger")
@@ -176,17 +194,57 @@ def test_two_round_trips_start_from_the_same_state(migtools_migrator: Migrator) 
 
 
 def test_seeded_data_survives_migration_tests(migtools_migrator: Migrator) -> None:
-    # Runs after the TestMigrations classes above (file order): nothing flushed head.
+    """Self-contained (no reliance on file order): whole TestMigrations cases run here, set up
+    and torn down as Django's runner does (TransactionTestCase's teardown would flush), one of
+    them on a copy it commits to (setup_initial_state), then a Migrator round trip; head still
+    holds what 0003 seeded and none of the rows the tests created."""
     _at_head()
+    result = unittest.TestResult()
+    for case in (
+        TestBackfillEntryKind("test_backfill"),
+        TestBackfillEntryKind("test_database_is_at_migrate_to"),
+        TestInitialStateIsCarriedBack("test_both_rows"),
+    ):
+        case(result)
+    assert result.testsRun == 3
+    assert result.wasSuccessful(), result.errors + result.failures
+    apps = migtools_migrator.before(FROM, app="ledger")
+    _seed(apps)
+    migtools_migrator.after(TO)
+    migtools_migrator.reset()
+    _at_head()
+    assert not global_apps.get_model("ledger", "Entry").objects.exists()
+    assert not global_apps.get_model("ledger", "Account").objects.exists()
+
+
+def test_rows_seeded_with_foreign_keys_then_their_table_altered(
+    fast_paths: bool, migtools_migrator: Migrator
+) -> None:
+    """Seeded at 0002 (entries with a foreign key: deferred checks pending), then 0004 alters
+    ledger_entry in the same rolled-back transaction: PostgreSQL refuses ALTER TABLE with
+    pending trigger events unless they are settled first, as a real deploy's commits do."""
+    apps = migtools_migrator.before(DEEP, app="ledger")
+    account = apps.get_model("ledger", "Account").objects.create(name="fk")
+    entry_model = apps.get_model("ledger", "Entry")
+    entry = entry_model.objects.create(account=account, amount_cents=-5)
+    after = migtools_migrator.after(TO)
+    assert after.get_model("ledger", "Entry").objects.get(pk=entry.pk).kind == "debit"
+    with connections["default"].cursor() as cursor:  # the FK stays deferred, as created
+        cursor.execute(
+            "SELECT condeferred FROM pg_constraint WHERE conrelid = 'ledger_entry'::regclass "
+            "AND contype = 'f'"
+        )
+        assert cursor.fetchall() == [(True,)]
 
 
 def test_other_alias_with_the_fixture(migtools_migrator: Migrator) -> None:
     apps = migtools_migrator.before(FROM, app="ledger", connection="other")
     ids = _seed(apps, "other")
     after = migtools_migrator.after(TO)
-    assert after.get_model("ledger", "Entry").objects.using("other").get(
-        pk=ids["credit"]
-    ).kind == "credit"
+    assert (
+        after.get_model("ledger", "Entry").objects.using("other").get(pk=ids["credit"]).kind
+        == "credit"
+    )
     migtools_migrator.reset()
     _at_head("other")
 
@@ -244,7 +302,11 @@ class TestDeepTarget(TestMigrations):
         assert [column.name for column in entry] == ["id", "amount_cents", "account_id"]
         assert [column.name for column in account] == ["id", "name"]
         entry_model = apps.get_model("ledger", "Entry")
-        assert [field.name for field in entry_model._meta.fields] == ["id", "amount_cents", "account"]
+        assert [field.name for field in entry_model._meta.fields] == [
+            "id",
+            "amount_cents",
+            "account",
+        ]
         currency_model = apps.get_model("ledger", "Currency")
         assert not currency_model.objects.exists()  # 0003's reverse ran
         currency_model.objects.create(code="GBP", name="Pound sterling")
@@ -298,8 +360,6 @@ def test_walk_back_matches_djangos_executor(migtools_migrator: Migrator, target:
     """The snapshot's walk back leaves the database exactly as Django's executor does."""
     from django.db.migrations.executor import MigrationExecutor
 
-    from migtools.testing.migrator import _graph, _WalkBack
-
     node = ("ledger", target)
     store = snapshot.store_for(connections["default"])
     recorded = set(MigrationRecorder(connections["default"]).applied_migrations())
@@ -310,9 +370,9 @@ def test_walk_back_matches_djangos_executor(migtools_migrator: Migrator, target:
         try:
             with store.using(name) as wrapper:
                 if ours:
-                    walk = _WalkBack.plan(_graph(), recorded, node)
-                    assert walk is not None
-                    walk.run(wrapper)
+                    planned = walk.WalkBack.plan(history.load(), recorded, node)
+                    assert planned is not None
+                    planned.run(wrapper)
                 else:
                     MigrationExecutor(wrapper).migrate([node])
                 schemas.append(_schema("default"))
@@ -322,22 +382,68 @@ def test_walk_back_matches_djangos_executor(migtools_migrator: Migrator, target:
     assert ("ledger", target) in schemas[0]["migrations"]
 
 
+@pytest.mark.parametrize("target", ["0001_initial", DEEP, "0004_entry_kind", "0007_account_closed"])
+def test_migrator_at_target_equals_djangos_migrate(
+    fast_paths: bool, migtools_migrator: Migrator, target: str
+) -> None:
+    """Both ways (MIGTOOLS_FAST_PATHS on and off): what a test sees at migrate_from is the
+    database ``manage.py migrate ledger TARGET`` leaves, schema, rows and history."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    node = ("ledger", target)
+    store = snapshot.store_for(connections["default"])
+    connections["default"].close()
+    reference = f"{store.prefix}cmp_django"
+    store.clone(store.db_name, reference)
+    try:
+        with store.using(reference):
+            MigrationExecutor(connections["default"]).migrate([node])
+            expected = _schema("default")
+    finally:
+        store.drop(reference)
+    migtools_migrator.before(target, app="ledger")
+    assert _schema("default") == expected
+    assert node in expected["migrations"]
+
+
+def test_fast_paths_setting_switches_to_djangos_executor(
+    migtools_migrator: Migrator, settings: Any
+) -> None:
+    """MIGTOOLS_FAST_PATHS = False: no walk of ours is planned and the executor is Django's
+    own (it loads its graph itself); True: ours, over the graph loaded once."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    graph = history.load()
+    recorded = {node for node in graph.loader.graph.nodes if node[0] == "ledger"}
+    node = ("ledger", DEEP)
+    settings.MIGTOOLS_FAST_PATHS = False
+    assert walk.prepare(graph, recorded, node) is None
+    plain = walk.executor(connections["default"], graph.loader)
+    assert type(plain) is MigrationExecutor
+    assert plain.loader is not graph.loader
+    settings.MIGTOOLS_FAST_PATHS = True
+    planned = walk.prepare(graph, recorded, node)
+    assert planned is not None
+    assert [m.name for m, _, _ in planned.steps][-1] == "0003_seed_currencies"
+    ours = walk.executor(connections["default"], graph.loader)
+    assert type(ours) is not MigrationExecutor
+    assert ours.loader is graph.loader
+
+
 def test_field_clone_cache_is_scoped_and_only_for_field_safe_operations() -> None:
     """The walk serves field clones from one deconstruct() only while it computes states,
     and not at all when an operation may change a field in place (RenameField)."""
     from django.db import migrations, models
     from django.db.migrations.state import ProjectState
 
-    from migtools.testing.migrator import _FieldClones
-
     added = migrations.AddField("entry", "note", models.TextField(default=""))
     renamed = migrations.RenameField("entry", "note", "memo")
     safe = type("Migration", (migrations.Migration,), {"operations": [added]})("0100", "ledger")
     unsafe = type("Migration", (migrations.Migration,), {"operations": [renamed]})("0101", "ledger")
     state = ProjectState()
-    assert _FieldClones(state, [safe]).enabled
-    assert not _FieldClones(state, [safe, unsafe]).enabled
-    with _FieldClones(state, [safe]) as clones:
+    assert walk.FieldClones(state, [safe]).enabled
+    assert not walk.FieldClones(state, [safe, unsafe]).enabled
+    with walk.FieldClones(state, [safe]) as clones:
         clones.add(added)
         assert "clone" in added.field.__dict__
         copy = added.field.clone()
@@ -404,9 +510,7 @@ def test_warm_copy_in_doubt_is_rebuilt(migtools_migrator: Migrator) -> None:
         ),
     ],
 )
-def test_before_errors(
-    migtools_migrator: Migrator, kwargs: dict[str, Any], message: str
-) -> None:
+def test_before_errors(migtools_migrator: Migrator, kwargs: dict[str, Any], message: str) -> None:
     migrate_from = kwargs.pop("migrate_from")
     with pytest.raises(MigrationTestError) as excinfo:
         migtools_migrator.before(migrate_from, **kwargs)

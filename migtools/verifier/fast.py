@@ -1,6 +1,7 @@
 """The verifier's fast path over the plan (private Django API, fenced here): the project state
 is advanced in place, AddField and CreateModel applied to the rendered registry directly, and
-one psycopg ``ClientCursor`` merges the statements' parameters."""
+one psycopg ``ClientCursor`` merges the statements' parameters. ``MIGTOOLS_FAST_PATHS = False``
+turns the in-place state updates off: ``step`` then takes Django's own path."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models as dj_models
 from django.db.migrations import operations as ops
 from django.db.migrations.state import ProjectState
+
+from migtools import conf
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -83,11 +86,33 @@ def step(
     rendered registry in place instead (``_add_field``, ``_create_model``); other
     operations take Django's path, with a copy of only what they touch as the state before.
     """
+    if not conf.fast_paths():
+        return _django_step(state, operation, app_label, editor, before=before, guard=guard)
     if "apps" in state.__dict__:
         fast = _IN_PLACE.get(type(operation))
         if fast is not None and fast(state, operation, app_label, editor, guard):
             return state
     from_state = _before(state, operation, app_label) if before or editor else state
+    operation.state_forwards(app_label, state)
+    if editor is not None:
+        _forwards(operation, app_label, editor, from_state, state, guard)
+    return from_state
+
+
+def _django_step(
+    state: ProjectState,
+    operation: Operation,
+    app_label: str,
+    editor: BaseDatabaseSchemaEditor | None,
+    *,
+    before: bool,
+    guard: Callable[[Exception], bool] | None,
+) -> ProjectState:
+    """``MIGTOOLS_FAST_PATHS = False``: Django's own path, as ``Migration.apply`` takes it
+    (a clone of the whole state, ``state_forwards`` with Django's re-render of the touched
+    models, then ``database_forwards``); as ``Migration.mutate_state`` when only the state
+    advances. Same states and SQL as ``step``, slower."""
+    from_state = state.clone() if before or editor else state
     operation.state_forwards(app_label, state)
     if editor is not None:
         _forwards(operation, app_label, editor, from_state, state, guard)
