@@ -20,7 +20,6 @@ statement tagged with the lock it takes). migtools adds, per migration:
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,13 +33,13 @@ from django.db.backends.ddl_references import Statement
 from django.db.backends.postgresql.schema import (
     DatabaseSchemaEditor as PostgresDatabaseSchemaEditor,
 )
-from django.db.utils import OperationalError
 from django_zero_downtime_migrations.backends.postgres import (  # type: ignore[import-untyped]
     schema as zd,
 )
 
 from migtools import conf as mt_settings
 from migtools.errors import LockTimeoutError
+from migtools.safety import faults, retry
 from migtools.safety import policy as enforcement
 
 if TYPE_CHECKING:
@@ -55,7 +54,6 @@ logger = logging.getLogger("migtools.apply")
 warnings.filterwarnings("ignore", category=zd.UnsafeOperationWarning)
 
 MAX_IDENTIFIER_BYTES = 63
-LOCK_NOT_AVAILABLE = "55P03"
 
 ZDMixin: Any = zd.DatabaseSchemaEditorMixin
 _ZD_TEMPLATES = [
@@ -63,19 +61,6 @@ _ZD_TEMPLATES = [
     for name, value in vars(zd.DatabaseSchemaEditorMixin).items()
     if name.startswith("sql_") and not isinstance(value, property)
 ]
-
-
-def is_lock_timeout(exc: BaseException) -> bool:
-    """True for PostgreSQL's lock_not_available (what lock_timeout raises)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if code == LOCK_NOT_AVAILABLE:
-            return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
@@ -214,9 +199,16 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             self._statement_timeout = mt_settings.statement_timeout(post)
             self._set("statement_timeout", self._statement_timeout or "0")
             self.IDEMPOTENT_SQL = not self.atomic_migration
-        if collect_sql or not self.atomic_migration:
-            return inner(project_state, self, collect_sql)
-        return self._run_atomic_with_retries(migration, inner, project_state)
+        with faults.translated(
+            self.connection,
+            enforcement.label(migration),
+            atomic=self.atomic_migration,
+            statement_timeout_=self._statement_timeout,
+            post_deployment=post,
+        ):
+            if collect_sql or not self.atomic_migration:
+                return inner(project_state, self, collect_sql)
+            return self._run_atomic_with_retries(migration, inner, project_state)
 
     def _run_atomic_with_retries(
         self,
@@ -224,41 +216,50 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         inner: Callable[[ProjectState, Any, bool], ProjectState],
         project_state: ProjectState,
     ) -> ProjectState:
-        retries = mt_settings.lock_retries()
-        delay = mt_settings.lock_retry_delay()
-        pristine = project_state.clone() if retries else project_state
-        state = project_state
-        for attempt in range(retries + 1):
-            new_tables = set(self.migtools_new_tables)
+        policy = retry.Policy.from_settings()
+        pristine = project_state.clone() if policy.retries else project_state
+        state = [project_state]
+        new_tables = set(self.migtools_new_tables)
+
+        def attempt() -> ProjectState:
             try:
                 with transaction.atomic(self.connection.alias):
-                    result = inner(state, self, False)
+                    result = inner(state[0], self, False)
                     deferred, self.deferred_sql = self.deferred_sql, []
                     for sql in deferred:
                         self.execute(sql, None)
                     return result
-            except Exception as exc:
-                if not is_lock_timeout(exc):
-                    raise
+            except Exception:
                 self.deferred_sql = []
-                self.migtools_new_tables = new_tables
-                if attempt == retries:
-                    raise LockTimeoutError(
-                        _gave_up(migration, retries, "the whole migration (atomic)")
-                    ) from exc
-                wait = delay * 2**attempt
-                logger.warning(
-                    "migtools: %s: lock_timeout (%s) hit; rolled the migration back to release "
-                    "its locks, retrying it in %.1fs (retry %d of %d)",
+                self.migtools_new_tables = set(new_tables)
+                raise
+
+        def again() -> None:
+            state[0] = pristine.clone()
+
+        def say(progress: retry.Progress) -> None:
+            logger.warning(
+                "migtools: %s: lock_timeout (%s) hit; rolled the migration back to release "
+                "its locks, retrying it in %.1fs (retry %d of %d, %.1fs waited so far)",
+                enforcement.label(migration),
+                mt_settings.lock_timeout(),
+                progress.wait,
+                progress.attempt,
+                progress.retries,
+                progress.waited,
+            )
+
+        try:
+            return retry.run(attempt, policy, before_retry=again, on_retry=say)
+        except retry.Exhausted as exhausted:
+            raise LockTimeoutError(
+                retry.gave_up(
                     enforcement.label(migration),
-                    mt_settings.lock_timeout(),
-                    wait,
-                    attempt + 1,
-                    retries,
+                    "the whole migration (atomic)",
+                    exhausted,
+                    "Each attempt was rolled back: nothing of the migration was applied.",
                 )
-                time.sleep(wait)
-                state = pristine.clone()
-        raise AssertionError("unreachable")
+            ) from exhausted.__cause__
 
     @contextmanager
     def migtools_allow(self, *rule_ids: str, delete_phase: bool = False) -> Iterator[None]:
@@ -496,6 +497,9 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             statement, light = self._judge(statement, table, light)
             if statement is None:
                 return
+        if not self.collect_sql and not self.connection.in_atomic_block:
+            # A re-run after a timed-out or interrupted concurrent build: drop what it left.
+            retry.drop_invalid_leftovers(self.connection, str(statement))
         if self._skip_applied(condition):
             return
         with self._no_statement_timeout(light):
@@ -559,41 +563,59 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         if self.collect_sql or self.connection.in_atomic_block:
             base_execute(statement, params)
             return
-        retries = mt_settings.lock_retries()
-        delay = mt_settings.lock_retry_delay()
-        for attempt in range(retries + 1):
-            try:
-                base_execute(statement, params)
-                return
-            except OperationalError as exc:
-                if not is_lock_timeout(exc):
-                    raise
-                if attempt == retries:
-                    raise LockTimeoutError(
-                        _gave_up(self.migtools_migration, retries, f"statement {statement}")
-                    ) from exc
-                wait = delay * 2**attempt
-                logger.warning(
-                    "migtools: %s: lock_timeout (%s) hit; retrying the statement in %.1fs "
-                    "(retry %d of %d): %s",
-                    enforcement.label(self.migtools_migration),
-                    mt_settings.lock_timeout(),
-                    wait,
-                    attempt + 1,
-                    retries,
-                    statement,
+        sql = str(statement)
+        label = enforcement.label(self.migtools_migration)
+        leftovers: list[str] = []
+        stuck = [""]
+
+        def again() -> None:
+            dropped, why = retry.drop_invalid_leftovers(self.connection, sql)
+            leftovers.extend(dropped)
+            stuck[0] = why
+
+        def say(progress: retry.Progress) -> None:
+            logger.warning(
+                "migtools: %s: lock_timeout (%s) hit; retrying the statement in %.1fs "
+                "(retry %d of %d, %.1fs waited so far): %s",
+                label,
+                mt_settings.lock_timeout(),
+                progress.wait,
+                progress.attempt,
+                progress.retries,
+                progress.waited,
+                statement,
+            )
+
+        try:
+            retry.run(
+                lambda: base_execute(statement, params),
+                retry.Policy.from_settings(),
+                before_retry=again,
+                on_retry=say,
+            )
+        except retry.Exhausted as exhausted:
+            again()
+            raise LockTimeoutError(
+                retry.gave_up(
+                    label, f"statement {statement}", exhausted, _left_behind(leftovers, stuck[0])
                 )
-                time.sleep(wait)
+            ) from exhausted.__cause__
 
 
-def _gave_up(migration: Migration | None, retries: int, what: str) -> str:
-    return (
-        f"{enforcement.label(migration)}: could not get a lock within lock_timeout "
-        f"({mt_settings.lock_timeout()}); {what} was tried {retries + 1} times with backoff. "
-        "Another transaction holds a conflicting lock on the table (find it in "
-        "pg_stat_activity / pg_locks). Nothing was left half-done by the retried step; run "
-        "migrate again when the table is quieter, or raise MIGTOOLS_LOCK_TIMEOUT."
-    )
+def _left_behind(dropped: list[str], stuck: str) -> str:
+    """The truth about what the retried statement left (outside a transaction)."""
+    done = "The migration is not recorded as applied; statements of it that ran before this one stay applied."
+    if stuck:
+        return (
+            f"{stuck}: the timed-out index build left it INVALID (unused by queries); the next "
+            f"migrate drops it before building again. {done}"
+        )
+    if dropped:
+        return (
+            f"The INVALID index(es) the timed-out build left ({', '.join(sorted(set(dropped)))}) "
+            f"were dropped; nothing of this statement remains. {done}"
+        )
+    return f"The statement changed nothing. {done}"
 
 
 def _exc_info() -> tuple[Any, Any, Any]:
