@@ -497,13 +497,8 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             statement, light = self._judge(statement, table, light)
             if statement is None:
                 return
-        if not self.collect_sql and not self.connection.in_atomic_block:
-            # A re-run after a timed-out or interrupted concurrent build: drop what it left.
-            retry.drop_invalid_leftovers(self.connection, str(statement))
-        if self._skip_applied(condition):
-            return
         with self._no_statement_timeout(light):
-            self._execute_with_retries(statement, params)
+            self._execute_with_retries(statement, params, condition)
 
     def _judge(self, statement: Any, table: str | None, light: bool) -> tuple[Any, bool]:
         """Refusals that depend on the statement; in a transaction, lock-light DDL that cannot
@@ -558,20 +553,23 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             )
         return statement, light
 
-    def _execute_with_retries(self, statement: Any, params: Any) -> None:
+    def _execute_with_retries(self, statement: Any, params: Any, condition: Any = None) -> None:
+        """Run one statement; outside a transaction, retry it on lock timeouts. Each attempt
+        first drops the INVALID indexes an earlier timed-out or interrupted concurrent build
+        of it left (this run's or a previous run's), then checks whether it already applied."""
         base_execute = super(zd.DatabaseSchemaEditorMixin, self).execute
         if self.collect_sql or self.connection.in_atomic_block:
-            base_execute(statement, params)
+            if not self._skip_applied(condition):
+                base_execute(statement, params)
             return
         sql = str(statement)
         label = enforcement.label(self.migtools_migration)
-        leftovers: list[str] = []
-        stuck = [""]
+        dropped: list[str] = []
 
-        def again() -> None:
-            dropped, why = retry.drop_invalid_leftovers(self.connection, sql)
-            leftovers.extend(dropped)
-            stuck[0] = why
+        def attempt() -> None:
+            dropped.extend(retry.drop_invalid_leftovers(self.connection, sql))
+            if not self._skip_applied(condition):
+                base_execute(statement, params)
 
         def say(progress: retry.Progress) -> None:
             logger.warning(
@@ -587,28 +585,27 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             )
 
         try:
-            retry.run(
-                lambda: base_execute(statement, params),
-                retry.Policy.from_settings(),
-                before_retry=again,
-                on_retry=say,
-            )
+            retry.run(attempt, retry.Policy.from_settings(), on_retry=say)
         except retry.Exhausted as exhausted:
-            again()
+            stuck = retry.try_drop_invalid_leftovers(self.connection, sql, dropped)
             raise LockTimeoutError(
                 retry.gave_up(
-                    label, f"statement {statement}", exhausted, _left_behind(leftovers, stuck[0])
+                    label, f"statement {statement}", exhausted, _left_behind(dropped, stuck)
                 )
             ) from exhausted.__cause__
 
 
-def _left_behind(dropped: list[str], stuck: str) -> str:
+def _left_behind(dropped: list[str], stuck: list[str]) -> str:
     """The truth about what the retried statement left (outside a transaction)."""
-    done = "The migration is not recorded as applied; statements of it that ran before this one stay applied."
+    done = (
+        "The migration is not recorded as applied; statements of it that ran before this one "
+        "stay applied."
+    )
     if stuck:
         return (
-            f"{stuck}: the timed-out index build left it INVALID (unused by queries); the next "
-            f"migrate drops it before building again. {done}"
+            f"The timed-out index build left INVALID index(es) {', '.join(stuck)} (unused by "
+            "queries) that could not be dropped within lock_timeout either; the next migrate "
+            f"drops them before building again. {done}"
         )
     if dropped:
         return (

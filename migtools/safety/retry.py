@@ -262,21 +262,32 @@ def invalid_leftovers(connection: BaseDatabaseWrapper, build: IndexBuild) -> lis
     return found
 
 
-def drop_invalid_leftovers(connection: BaseDatabaseWrapper, sql: str) -> tuple[list[str], str]:
+def drop_invalid_leftovers(connection: BaseDatabaseWrapper, sql: str) -> list[str]:
     """Drop the INVALID leftovers of the concurrent index build ``sql`` (outside a
-    transaction). Returns (the indexes dropped, an error saying why one could not be)."""
+    transaction; ``DROP INDEX CONCURRENTLY`` waits for the table's writers, so it can hit
+    lock_timeout itself, which then counts as a failed attempt). Returns the names dropped."""
     build = index_build(sql)
     if build is None or connection.in_atomic_block:
-        return [], ""
+        return []
     dropped: list[str] = []
     for name in invalid_leftovers(connection, build):
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-        except Exception as exc:
-            if not is_lock_timeout(exc):
-                raise
-            return dropped, f"dropping the INVALID index {name} hit lock_timeout too"
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
         logger.warning("migtools: dropped INVALID index %s left by a timed-out build", name)
         dropped.append(name)
-    return dropped, ""
+    return dropped
+
+
+def try_drop_invalid_leftovers(
+    connection: BaseDatabaseWrapper, sql: str, dropped: list[str]
+) -> list[str]:
+    """After the last attempt: drop what it left (adding to ``dropped``); the INVALID
+    leftovers that remain because the drop hit lock_timeout too."""
+    try:
+        dropped.extend(drop_invalid_leftovers(connection, sql))
+    except Exception as exc:
+        if not is_lock_timeout(exc):
+            raise
+        build = index_build(sql)
+        return invalid_leftovers(connection, build) if build else []
+    return []
