@@ -57,9 +57,14 @@ def _popen(proj: Any, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _wait_for(db: str, sql: str, timeout: float = 60.0) -> list[tuple[Any, ...]]:
+def _wait_for(
+    db: str, sql: str, proc: subprocess.Popen[str], timeout: float = 60.0
+) -> list[tuple[Any, ...]]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"migrate ended ({proc.returncode}) first:\n{out}{err}")
         rows = query(db, sql)
         if rows:
             return rows
@@ -69,7 +74,7 @@ def _wait_for(db: str, sql: str, timeout: float = 60.0) -> list[tuple[Any, ...]]
 
 BUILDING = (
     "SELECT pid FROM pg_stat_progress_create_index p JOIN pg_database d ON d.oid = p.datid "
-    "WHERE d.datname = current_database() AND p.phase = 'building index'"
+    "WHERE d.datname = current_database() AND p.phase LIKE 'building index%%'"
 )
 
 
@@ -94,13 +99,24 @@ def test_index_build_timed_out_after_building_is_dropped_and_built_again(tmp_pat
     )
     migration(proj, "0002_index", FIRST, INDEX, atomic=False, post=True)
     proc = _popen(proj, "migrate", "shop")
-    _wait_for(db, BUILDING)
-    ready = threading.Event()
-    writer = threading.Thread(target=_writer, args=(db, 4.0, ready))
+    _wait_for(db, BUILDING, proc)
+    ready, stop = threading.Event(), threading.Event()
+    writer = threading.Thread(target=_writer, args=(db, 300.0, ready, stop))
     writer.start()
     ready.wait(10)
+    # The writer stays until the build, done, timed out waiting for it.
+    assert proc.stderr is not None
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if "retrying the statement" in line:
+                break
+    finally:
+        stop.set()
+        writer.join()
     out, err = proc.communicate(timeout=300)
-    writer.join()
+    err = "".join(seen) + err
     assert proc.returncode == 0, out + err
     assert "retrying the statement" in err
     assert 'dropped INVALID index "public"."item_name_ix"' in err
@@ -121,7 +137,7 @@ def test_index_build_gives_up_and_says_truly_what_is_left(tmp_path: Path) -> Non
     )
     migration(proj, "0002_index", FIRST, INDEX, atomic=False, post=True)
     proc = _popen(proj, "migrate", "shop")
-    _wait_for(db, BUILDING)
+    _wait_for(db, BUILDING, proc)
     ready, stop = threading.Event(), threading.Event()
     writer = threading.Thread(target=_writer, args=(db, 120.0, ready, stop))
     writer.start()
@@ -213,7 +229,7 @@ def test_two_deploys_at_once_both_exit_0(tmp_path: Path) -> None:
     proj, db = _project(tmp_path)
     migration(proj, "0002_index", FIRST, INDEX, atomic=False, post=True)
     first = _popen(proj, "migrate", "shop")
-    _wait_for(db, BUILDING)
+    _wait_for(db, BUILDING, first)
     second = _popen(proj, "migrate", "shop")
     out1, err1 = first.communicate(timeout=300)
     out2, err2 = second.communicate(timeout=300)
@@ -267,7 +283,7 @@ def test_backend_terminated_mid_index_build_then_rerun(tmp_path: Path) -> None:
     proj, db = _project(tmp_path)
     migration(proj, "0002_index", FIRST, INDEX, atomic=False, post=True)
     proc = _popen(proj, "migrate", "shop")
-    pid = _wait_for(db, BUILDING)[0][0]
+    pid = _wait_for(db, BUILDING, proc)[0][0]
     query(db, "SELECT pg_terminate_backend(%s)", (pid,))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, out + err
@@ -307,6 +323,7 @@ def test_server_stopped_mid_run_is_one_line(
         _wait_for(
             db,
             "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%%'",
+            proc,
         )
         server._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(server.datadir))
         server.running = False

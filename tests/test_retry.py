@@ -35,7 +35,7 @@ def test_seconds_reads_postgresql_durations(value: str, expected: float) -> None
 
 @pytest.mark.parametrize("value", ["soon", "5 seconds", "-1s", "1.5.2s", ""])
 def test_seconds_refuses_what_is_not_a_duration(value: str) -> None:
-    with pytest.raises(UsageError, match="MIGTOOLS_LOCK_RETRY_MAX = .* is not a PostgreSQL"):
+    with pytest.raises(UsageError, match=r"MIGTOOLS_LOCK_RETRY_MAX = .* is not a PostgreSQL"):
         retry.seconds(value, "MIGTOOLS_LOCK_RETRY_MAX")
 
 

@@ -148,6 +148,11 @@ def translated_run(connection: BaseDatabaseWrapper) -> Iterator[None]:
     except MigtoolsError:
         raise
     except Exception as exc:
+        first = _first_server_gone(exc)
+        if first is not None:
+            # Django's clean-up after the loss (a rollback, re-enabling autocommit on a
+            # reconnect) failed too, and replaced the error that said what happened.
+            raise first from first.__cause__
         if not is_server_gone(exc, connection):
             raise
         raise server_gone(
@@ -157,3 +162,14 @@ def translated_run(connection: BaseDatabaseWrapper) -> Iterator[None]:
             "are recorded as applied, the one in progress (if any) is not; check with "
             "`manage.py showmigrations` once the server is back.",
         ) from exc
+
+
+def _first_server_gone(exc: BaseException) -> ServerGoneError | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ServerGoneError):
+            return current
+        current = current.__context__
+    return None
