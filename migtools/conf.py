@@ -88,6 +88,12 @@ def lock_retry_delay() -> float:
     return float(_get("LOCK_RETRY_DELAY", 0.5))
 
 
+def lock_retry_max() -> str:
+    """``MIGTOOLS_LOCK_RETRY_MAX``: a PostgreSQL duration, the most time lock-timeout retries
+    of one step may spend waiting (for locks and between attempts) before giving up."""
+    return str(_get("LOCK_RETRY_MAX", "1min"))
+
+
 def large_tables() -> frozenset[str]:
     return frozenset(str(t) for t in _get("LARGE_TABLES", ()))
 

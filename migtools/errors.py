@@ -154,3 +154,13 @@ class MigrationTestError(UsageError):
 
 class SnapshotError(MigtoolsError):
     """A migration-test snapshot could not be made or used (wrong backend, busy database, …)."""
+
+
+class StatementTimeoutError(MigtoolsError):
+    """A statement of a migration was cancelled (SQLSTATE 57014), by statement_timeout or by
+    another session; the message names the migration, the setting and the ways out."""
+
+
+class ServerGoneError(MigtoolsError):
+    """The database server went away while migrate ran (stopped, or the session terminated);
+    the message names the alias, host and port and the state the migration was left in."""

@@ -27,7 +27,6 @@ statement tagged with the lock it takes). migtools adds, per migration:
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,13 +37,13 @@ from django.db.backends.ddl_references import Statement
 from django.db.backends.postgresql.schema import (
     DatabaseSchemaEditor as PostgresDatabaseSchemaEditor,
 )
-from django.db.utils import OperationalError
 from django_zero_downtime_migrations.backends.postgres import (  # type: ignore[import-untyped]
     schema as zd,
 )
 
 from migtools import conf as mt_settings
 from migtools.errors import LockTimeoutError, UnsafeMigrationError
+from migtools.safety import faults, retry
 from migtools.safety import policy as enforcement
 
 if TYPE_CHECKING:
@@ -55,7 +54,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("migtools.apply")
 
-LOCK_NOT_AVAILABLE = "55P03"
 
 ZDMixin: Any = zd.DatabaseSchemaEditorMixin
 _ZD_TEMPLATES = [
@@ -63,19 +61,6 @@ _ZD_TEMPLATES = [
     for name, value in vars(zd.DatabaseSchemaEditorMixin).items()
     if name.startswith("sql_") and not isinstance(value, property)
 ]
-
-
-def is_lock_timeout(exc: BaseException) -> bool:
-    """True for PostgreSQL's lock_not_available (what lock_timeout raises)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if code == LOCK_NOT_AVAILABLE:
-            return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
@@ -223,9 +208,16 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             self._statement_timeout = mt_settings.statement_timeout(post)
             self._set("statement_timeout", self._statement_timeout or "0")
             self.IDEMPOTENT_SQL = not self.atomic_migration
-        if collect_sql or not self.atomic_migration:
-            return inner(project_state, self, collect_sql)
-        return self._run_atomic_with_retries(migration, inner, project_state)
+        with faults.translated(
+            self.connection,
+            enforcement.label(migration),
+            atomic=self.atomic_migration,
+            statement_timeout_=self._statement_timeout,
+            post_deployment=post,
+        ):
+            if collect_sql or not self.atomic_migration:
+                return inner(project_state, self, collect_sql)
+            return self._run_atomic_with_retries(migration, inner, project_state)
 
     def _run_atomic_with_retries(
         self,
@@ -233,41 +225,50 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         inner: Callable[[ProjectState, Any, bool], ProjectState],
         project_state: ProjectState,
     ) -> ProjectState:
-        retries = mt_settings.lock_retries()
-        delay = mt_settings.lock_retry_delay()
-        pristine = project_state.clone() if retries else project_state
-        state = project_state
-        for attempt in range(retries + 1):
-            new_tables = set(self.migtools_new_tables)
+        policy = retry.Policy.from_settings()
+        pristine = project_state.clone() if policy.retries else project_state
+        state = [project_state]
+        new_tables = set(self.migtools_new_tables)
+
+        def attempt() -> ProjectState:
             try:
                 with transaction.atomic(self.connection.alias):
-                    result = inner(state, self, False)
+                    result = inner(state[0], self, False)
                     deferred, self.deferred_sql = self.deferred_sql, []
                     for sql in deferred:
                         self.execute(sql, None)
                     return result
-            except Exception as exc:
-                if not is_lock_timeout(exc):
-                    raise
+            except Exception:
                 self.deferred_sql = []
-                self.migtools_new_tables = new_tables
-                if attempt == retries:
-                    raise LockTimeoutError(
-                        _gave_up(migration, retries, "the whole migration (atomic)")
-                    ) from exc
-                wait = delay * 2**attempt
-                logger.warning(
-                    "migtools: %s: lock_timeout (%s) hit; rolled the migration back to release "
-                    "its locks, retrying it in %.1fs (retry %d of %d)",
+                self.migtools_new_tables = set(new_tables)
+                raise
+
+        def again() -> None:
+            state[0] = pristine.clone()
+
+        def say(progress: retry.Progress) -> None:
+            logger.warning(
+                "migtools: %s: lock_timeout (%s) hit; rolled the migration back to release "
+                "its locks, retrying it in %.1fs (retry %d of %d, %.1fs waited so far)",
+                enforcement.label(migration),
+                mt_settings.lock_timeout(),
+                progress.wait,
+                progress.attempt,
+                progress.retries,
+                progress.waited,
+            )
+
+        try:
+            return retry.run(attempt, policy, before_retry=again, on_retry=say)
+        except retry.Exhausted as exhausted:
+            raise LockTimeoutError(
+                retry.gave_up(
                     enforcement.label(migration),
-                    mt_settings.lock_timeout(),
-                    wait,
-                    attempt + 1,
-                    retries,
+                    "the whole migration (atomic)",
+                    exhausted,
+                    "Each attempt was rolled back: nothing of the migration was applied.",
                 )
-                time.sleep(wait)
-                state = pristine.clone()
-        raise AssertionError("unreachable")
+            ) from exhausted.__cause__
 
     def _is_new(self, table: str | None) -> bool:
         return table is not None and table in self.migtools_new_tables
@@ -414,51 +415,69 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             if lock.idempotent_condition is not None:
                 condition = lock.idempotent_condition % statement.parts
             statement = Statement(lock.sql, **statement.parts)
-        if self._skip_applied(condition):
-            return
         with self._no_statement_timeout(light):
-            self._execute_with_retries(statement, params)
+            self._execute_with_retries(statement, params, condition)
 
-    def _execute_with_retries(self, statement: Any, params: Any) -> None:
+    def _execute_with_retries(self, statement: Any, params: Any, condition: Any = None) -> None:
+        """Run one statement; outside a transaction, retry it on lock timeouts. Each attempt
+        first drops the INVALID indexes an earlier timed-out or interrupted concurrent build
+        of it left (this run's or a previous run's), then checks whether it already applied."""
         base_execute = super(zd.DatabaseSchemaEditorMixin, self).execute
         if self.collect_sql or self.connection.in_atomic_block:
-            base_execute(statement, params)
-            return
-        retries = mt_settings.lock_retries()
-        delay = mt_settings.lock_retry_delay()
-        for attempt in range(retries + 1):
-            try:
+            if not self._skip_applied(condition):
                 base_execute(statement, params)
-                return
-            except OperationalError as exc:
-                if not is_lock_timeout(exc):
-                    raise
-                if attempt == retries:
-                    raise LockTimeoutError(
-                        _gave_up(self.migtools_migration, retries, f"statement {statement}")
-                    ) from exc
-                wait = delay * 2**attempt
-                logger.warning(
-                    "migtools: %s: lock_timeout (%s) hit; retrying the statement in %.1fs "
-                    "(retry %d of %d): %s",
-                    enforcement.label(self.migtools_migration),
-                    mt_settings.lock_timeout(),
-                    wait,
-                    attempt + 1,
-                    retries,
-                    statement,
+            return
+        sql = str(statement)
+        label = enforcement.label(self.migtools_migration)
+        dropped: list[str] = []
+
+        def attempt() -> None:
+            dropped.extend(retry.drop_invalid_leftovers(self.connection, sql))
+            if not self._skip_applied(condition):
+                base_execute(statement, params)
+
+        def say(progress: retry.Progress) -> None:
+            logger.warning(
+                "migtools: %s: lock_timeout (%s) hit; retrying the statement in %.1fs "
+                "(retry %d of %d, %.1fs waited so far): %s",
+                label,
+                mt_settings.lock_timeout(),
+                progress.wait,
+                progress.attempt,
+                progress.retries,
+                progress.waited,
+                statement,
+            )
+
+        try:
+            retry.run(attempt, retry.Policy.from_settings(), on_retry=say)
+        except retry.Exhausted as exhausted:
+            stuck = retry.try_drop_invalid_leftovers(self.connection, sql, dropped)
+            raise LockTimeoutError(
+                retry.gave_up(
+                    label, f"statement {statement}", exhausted, _left_behind(dropped, stuck)
                 )
-                time.sleep(wait)
+            ) from exhausted.__cause__
 
 
-def _gave_up(migration: Migration | None, retries: int, what: str) -> str:
-    return (
-        f"{enforcement.label(migration)}: could not get a lock within lock_timeout "
-        f"({mt_settings.lock_timeout()}); {what} was tried {retries + 1} times with backoff. "
-        "Another transaction holds a conflicting lock on the table (find it in "
-        "pg_stat_activity / pg_locks). Nothing was left half-done by the retried step; run "
-        "migrate again when the table is quieter, or raise MIGTOOLS_LOCK_TIMEOUT."
+def _left_behind(dropped: list[str], stuck: list[str]) -> str:
+    """The truth about what the retried statement left (outside a transaction)."""
+    done = (
+        "The migration is not recorded as applied; statements of it that ran before this one "
+        "stay applied."
     )
+    if stuck:
+        return (
+            f"The timed-out index build left INVALID index(es) {', '.join(stuck)} (unused by "
+            "queries) that could not be dropped within lock_timeout either; the next migrate "
+            f"drops them before building again. {done}"
+        )
+    if dropped:
+        return (
+            f"The INVALID index(es) the timed-out build left ({', '.join(sorted(set(dropped)))}) "
+            f"were dropped; nothing of this statement remains. {done}"
+        )
+    return f"The statement changed nothing. {done}"
 
 
 def _exc_info() -> tuple[Any, Any, Any]:
