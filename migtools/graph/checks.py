@@ -16,7 +16,7 @@ from django.core import checks
 from django.core.management import get_commands
 
 from migtools import project
-from migtools.errors import LockfileConflictError, LockfileError, MigtoolsError
+from migtools.errors import LockfileConflictError, LockfileError, MigtoolsError, SettingsError
 from migtools.graph import disk as graph
 from migtools.graph import lockfile
 
@@ -36,6 +36,8 @@ def register() -> None:
 def check_lockfile(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     try:
         disk = graph.load()
+    except SettingsError:
+        return []  # reported by the settings check (migtools.E1xx)
     except MigtoolsError as exc:
         return [checks.Warning(f"Cannot read the migration graph: {exc}", id="migtools.W007")]
     messages: list[checks.CheckMessage] = [
@@ -55,7 +57,10 @@ def check_lockfile(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="migtools.W004",
             )
         )
-    path = project.lockfile_path()
+    try:
+        path = project.lockfile_path()
+    except SettingsError:
+        return messages  # reported by the settings check (migtools.E109)
     try:
         actual = lockfile.read(path)
     except LockfileConflictError:
