@@ -40,6 +40,7 @@ _UNITS_MS = {
     "d": 86_400_000.0,
 }
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(us|ms|s|min|h|d)\s*$")
+_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*$")
 _DURATION_HINT = (
     'Write a PostgreSQL duration string with its unit, e.g. "5s", "500ms", "2min" or "0.5s"'
 )
@@ -63,6 +64,17 @@ def duration_ms(name: str, value: Any, *, none_ok: bool) -> float | None:
             name, value, f"expected a string, not {type(value).__name__}", f"{_DURATION_HINT}."
         )
     match = _DURATION.match(value)
+    if match is None and _NUMBER.match(value):
+        match = _NUMBER.match(value)
+        assert match is not None
+        if float(match.group(1)) != 0:
+            raise _error(
+                name,
+                value,
+                "a number without a unit is ambiguous (PostgreSQL would read it as milliseconds)",
+                f'{_DURATION_HINT}: "{value.strip()}ms" or "{value.strip()}s".',
+            )
+        match = _DURATION.match(f"{value.strip()}ms")
     if match is None:
         raise _error(
             name,

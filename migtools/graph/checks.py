@@ -125,7 +125,11 @@ def check_model_modules(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     """A module in an app's ``models/`` package that defines models but that nothing imports:
     makemigrations would silently miss its models."""
     messages: list[checks.CheckMessage] = []
-    for config in project.managed_apps():
+    try:
+        configs = project.managed_apps()
+    except SettingsError:
+        return []  # reported by the settings check (migtools.E108)
+    for config in configs:
         for path in _unimported_model_modules(config):
             messages.append(
                 checks.Warning(
