@@ -742,6 +742,20 @@ CASES = [
         setup=_non_utf8_lockfile,
     ),
     Case(
+        "lockfile-not-utf8-verify",
+        ("verify_migrations",),
+        0,
+        ("migtools.W002", "not UTF-8"),
+        setup=_non_utf8_lockfile,
+    ),
+    Case(
+        "lockfile-not-utf8-update-migration",
+        ("update_migration",),
+        0,
+        ("conflicts to resolve",),
+        setup=_non_utf8_lockfile,
+    ),
+    Case(
         "lockfile-garbage-line",
         ("migrations_lockfile", "--check"),
         1,
