@@ -57,9 +57,10 @@ def unavailable(alias: str, exc: BaseException) -> DatabaseUnavailableError:
     host = settings_dict.get("HOST") or "localhost (socket)"
     port = settings_dict.get("PORT") or "default port"
     name = settings_dict.get("NAME") or "?"
-    reason = " ".join(str(exc.__cause__ or exc).split()) or type(exc).__name__
+    reason = " ".join(str(exc.__cause__ or exc).split()).rstrip(". ") or type(exc).__name__
+    end = "" if reason.endswith(("?", "!")) else "."
     return DatabaseUnavailableError(
-        f"Database '{alias}' (name {name}, host {host}, port {port}) is unavailable: {reason}. "
+        f"Database '{alias}' (name {name}, host {host}, port {port}) is unavailable: {reason}{end} "
         f"Check that the server is running and DATABASES['{alias}'] is right, then re-run."
     )
 
