@@ -8,6 +8,8 @@ class MigtoolsConfig(AppConfig):
     verbose_name = "migtools"
 
     def ready(self) -> None:
+        from migtools import checks as settings_checks
         from migtools.graph import checks
 
+        settings_checks.register()
         checks.register()

@@ -1,26 +1,108 @@
-"""One exception tree for migtools; commands map it to exit codes in one place."""
+"""One exception tree for migtools; commands map it to exit codes in one place
+(``migtools.management.base.MigtoolsCommandMixin.execute``).
+
+Exit codes, the same in every command (``EXIT_CODES`` is the table the README shows):
+
+====  ==========================================================================================
+0     ok (also: nothing to do)
+1     findings at error level, a failed check (``--check``), a refusal, an unknown migration
+      name, an operational failure (database down or refusing the login, lock timeout, a git
+      command that failed)
+2     bad usage: bad arguments, an unknown app label, an unknown database alias, a git ref that
+      does not exist, a stale lockfile under ``makemigrations --check``
+====  ==========================================================================================
+
+Settings are validated by system checks (``migtools.E1xx`` errors) before any command that
+runs them (``migrate``, ``makemigrations``, ``verify_migrations``...); Django exits 1 then.
+"""
 
 from __future__ import annotations
+
+OK = 0
+FAILED = 1
+USAGE = 2
+
+#: condition -> exit code, in every command.
+EXIT_CODES: dict[str, int] = {
+    "ok, or nothing to do": OK,
+    "error-level findings (verify_migrations, sqlmigrate --check)": FAILED,
+    "a failed check (migrations_lockfile --check, makemigrations --check with changes)": FAILED,
+    "a refusal (an unsafe migration, update_migration refusing)": FAILED,
+    "an unknown migration name": FAILED,
+    "a setting refused by a system check (migtools.E1xx)": FAILED,
+    "database down, refusing the login, or stopped mid-run": FAILED,
+    "a lock timeout after every retry": FAILED,
+    "a git command that failed": FAILED,
+    "bad arguments": USAGE,
+    "an unknown app label": USAGE,
+    "an unknown database alias (--database)": USAGE,
+    "a git ref that does not exist (--since)": USAGE,
+    "a stale lockfile under makemigrations --check": USAGE,
+}
 
 
 class MigtoolsError(Exception):
     """Base of every error migtools raises on bad input or a refused operation.
 
-    ``returncode`` follows Django's convention: 1 for a failed check or a refusal,
-    2 for bad usage (unknown app label, bad arguments).
+    ``returncode`` is the exit code of the table above: 1 for a failed check, a refusal or
+    an operational failure, 2 for bad usage (see :class:`UsageError`).
     """
 
-    returncode = 1
+    returncode = FAILED
 
 
 class UsageError(MigtoolsError):
-    returncode = 2
+    """Bad usage: the command line names something that does not exist (exit 2)."""
+
+    returncode = USAGE
 
 
 class UnknownAppError(UsageError):
     def __init__(self, label: str) -> None:
         super().__init__(f"No installed app with label '{label}'.")
         self.label = label
+
+
+class UnknownDatabaseError(UsageError):
+    """``--database`` names an alias that is not in ``DATABASES``."""
+
+    def __init__(self, alias: str, known: list[str]) -> None:
+        choices = ", ".join(repr(a) for a in known) or "none"
+        super().__init__(
+            f"Unknown database alias {alias!r} (DATABASES defines: {choices}); give one of "
+            "them with --database."
+        )
+        self.alias = alias
+
+
+class SettingsError(MigtoolsError):
+    """A ``MIGTOOLS_*`` setting migtools would misread (the system check reports it as the
+    Error ``check_id`` with ``hint``; read at run time it is this exception, exit 1)."""
+
+    def __init__(
+        self,
+        setting: str,
+        value: object,
+        problem: str,
+        hint: str,
+        check_id: str,
+        returncode: int = FAILED,
+    ) -> None:
+        super().__init__(f"{setting} = {value!r}: {problem}. {hint}")
+        self.returncode = returncode
+        self.setting = setting
+        self.value = value
+        self.problem = problem
+        self.hint = hint
+        self.check_id = check_id
+
+
+class UnknownMigrationError(MigtoolsError):
+    """A migration name that matches no migration of the app (exit 1, as Django's)."""
+
+
+class DatabaseUnavailableError(MigtoolsError):
+    """The database could not be reached, refused the login, or went away mid-run."""
 
 
 class GraphError(MigtoolsError):

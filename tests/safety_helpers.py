@@ -58,7 +58,7 @@ SAFE_SETTINGS = """\
 DATABASES["default"]["ENGINE"] = "migtools.db.backends.postgresql"
 DATABASES["default"]["NAME"] = {db!r}
 MIGTOOLS_APPS = ["shop"]
-MIGTOOLS_LOCK_RETRY_DELAY = 0.1
+MIGTOOLS_LOCK_RETRY_DELAY = "100ms"
 SILENCED_SYSTEM_CHECKS = ["migtools.W001"]
 {extra}
 """

@@ -100,3 +100,92 @@ def test_dynamic_migration_w007(project: MiniProject) -> None:
     result = project.manage("check")
     assert "(migtools.W007)" in result.err
     assert "0002_dyn.py:5: not a literal list or tuple" in result.err
+
+
+# -- Settings (migtools.checks) ----------------------------------------------------------------
+
+
+def test_bad_settings_are_errors_with_ids_and_hints(tmp_path: Path) -> None:
+    proj = make_project(
+        tmp_path / "p",
+        extra_settings=(
+            "MIGTOOLS_LOCK_TIMEOUT = 5\n"
+            'MIGTOOLS_LOCK_RETRIES = "three"\n'
+            'MIGTOOLS_RULES = {"volatile-defualt": "off", "volatile-default": "loud"}\n'
+        ),
+    )
+    result = proj.manage("check")
+    assert result.returncode == 1
+    assert "Traceback" not in result.err
+    assert (
+        "(migtools.E101) MIGTOOLS_LOCK_TIMEOUT = 5: a bare number is ambiguous (PostgreSQL "
+        "would read it as milliseconds)." in result.err
+    )
+    assert 'HINT: Write a PostgreSQL duration string with its unit, e.g. "5s"' in result.err
+    assert "(migtools.E103) MIGTOOLS_LOCK_RETRIES = 'three': expected a whole number." in result.err
+    assert "(migtools.E110) MIGTOOLS_RULES names an unknown rule 'volatile-defualt'." in result.err
+    assert "did you mean 'volatile-default'?" in result.err
+    assert "(migtools.E110) MIGTOOLS_RULES['volatile-default'] = 'loud': not a level." in result.err
+
+
+def test_valid_settings_pass_the_check(tmp_path: Path) -> None:
+    proj = make_project(
+        tmp_path / "p",
+        extra_settings=(
+            'MIGTOOLS_LOCK_TIMEOUT = "0.5s"\nMIGTOOLS_STATEMENT_TIMEOUT = None\n'
+            'MIGTOOLS_LOCK_RETRY_DELAY = "250ms"\nMIGTOOLS_APPS = ["shop"]\n'
+            'MIGTOOLS_RULES = {"volatile-default": "warning"}\n'
+        ),
+    )
+    result = proj.manage("check")
+    assert result.returncode == 0, result.err
+    assert "migtools." not in result.err
+
+
+def test_baseline_names_a_missing_migration_e111(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p", extra_settings='MIGTOOLS_BASELINE = {"shop": "0009_nosuch"}')
+    made = proj.manage("makemigrations", "shop", "-n", "initial")
+    assert made.returncode == 1  # the check runs first: nothing written
+    assert not (proj.root / "shop" / "migrations").exists()
+    assert "(migtools.E111) MIGTOOLS_BASELINE['shop'] = '0009_nosuch'" in made.err
+
+
+def test_unknown_rule_in_ignore_rules_w102(project: MiniProject) -> None:
+    path = project.root / "shop" / "migrations" / "0001_initial.py"
+    original = path.read_text()
+    marker = "class Migration(CheckedMigration):\n"
+    assert marker in original
+    path.write_text(original.replace(marker, marker + '    ignore_rules = {"volatile-default": "ok"}\n'))
+    control = project.manage("check")
+    assert control.returncode == 0
+    assert "W102" not in control.err  # a known id: no warning
+    path.write_text(original.replace(marker, marker + '    ignore_rules = {"volatile-defualt": "x"}\n'))
+    result = project.manage("check")
+    assert result.returncode == 0  # a Warning never blocks
+    line = path.read_text().splitlines().index('    ignore_rules = {"volatile-defualt": "x"}') + 1
+    assert (
+        f"(migtools.W102) {path}:{line}: ignore_rules names an unknown rule 'volatile-defualt'; it "
+        "silences nothing." in result.err
+    )
+
+
+def test_misspelt_setting_w101(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p", extra_settings='MIGTOOLS_LOCK_TIMOUT = "5s"')
+    result = proj.manage("check")
+    assert result.returncode == 0
+    assert "(migtools.W101) MIGTOOLS_LOCK_TIMOUT is not a migtools setting" in result.err
+
+
+def test_lockfile_not_utf8_is_a_warning(project: MiniProject) -> None:
+    project.lockfile.write_bytes(project.lockfile.read_bytes() + b"\nshop: 0001_\xff\n")
+    result = project.manage("check")
+    assert result.returncode == 0
+    assert "Traceback" not in result.err
+    lines = project.lockfile.read_bytes().count(b"\n")
+    assert f"(migtools.W002) {project.lockfile}:{lines}: byte 0xff is not UTF-8" in result.err
+    check = project.manage("migrations_lockfile", "--check")
+    assert check.returncode == 1
+    assert "is not UTF-8" in check.err
+    rewrite = project.manage("migrations_lockfile")
+    assert rewrite.returncode == 0, rewrite.err
+    assert project.manage("migrations_lockfile", "--check").returncode == 0

@@ -560,6 +560,26 @@ def test_conflicts_and_leaf(tmp_path: Path) -> None:
     assert "0002_mine, 0002_theirs in alpha" in str(excinfo.value)
 
 
+def test_migrations_directory_without_init_is_unmigrated_as_for_django(tmp_path: Path) -> None:
+    """A migrations directory without ``__init__.py`` is a namespace package: Django's loader
+    calls the app unmigrated, and so must the reader (and hence the lockfile)."""
+    from migtools.graph import lockfile
+
+    apps = {"alpha": {"0001_initial.py": mig()}, "beta": {"0001_initial.py": mig()}}
+    with temp_migrations_module(tmp_path, apps) as dirs:
+        (dirs["beta"] / "__init__.py").unlink()
+        loader = MigrationLoader(None, ignore_no_migrations=True)
+        disk = graph.load(LABELS)
+        assert "beta" in loader.unmigrated_apps and "alpha" in loader.migrated_apps
+        assert disk.leaf("beta") is None
+        assert disk.leaf("alpha") == "0001_initial"
+        assert lockfile.expected(disk) == {"alpha": "0001_initial"}
+    # Control: the same files with their __init__.py are read as migrated.
+    (tmp_path / "control").mkdir()
+    with temp_migrations_module(tmp_path / "control", apps):
+        assert graph.load(LABELS).leaf("beta") == "0001_initial"
+
+
 def test_reader_records_every_attribute(tmp_path: Path) -> None:
     source = render_migration(
         [SWAPPABLE_USER, ("beta", "0001_initial")],

@@ -122,6 +122,7 @@ def test_unknown_app_in_settings_exits_2(tmp_path: Path) -> None:
 
 def test_lockfile_path_setting(tmp_path: Path) -> None:
     proj = make_project(tmp_path / "p", extra_settings='MIGTOOLS_LOCKFILE_PATH = "locks/ml.txt"')
+    (proj.root / "locks").mkdir()  # a missing directory is refused (tests/test_conf.py)
     assert proj.manage("makemigrations", "shop", "-n", "initial").returncode == 0
     assert lockfile.read(proj.root / "locks/ml.txt") == {"shop": "0001_initial"}
     assert not proj.lockfile.exists()

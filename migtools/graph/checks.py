@@ -16,7 +16,7 @@ from django.core import checks
 from django.core.management import get_commands
 
 from migtools import project
-from migtools.errors import LockfileConflictError, LockfileError, MigtoolsError
+from migtools.errors import LockfileConflictError, LockfileError, MigtoolsError, SettingsError
 from migtools.graph import disk as graph
 from migtools.graph import lockfile
 
@@ -36,6 +36,8 @@ def register() -> None:
 def check_lockfile(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     try:
         disk = graph.load()
+    except SettingsError:
+        return []  # reported by the settings check (migtools.E1xx)
     except MigtoolsError as exc:
         return [checks.Warning(f"Cannot read the migration graph: {exc}", id="migtools.W007")]
     messages: list[checks.CheckMessage] = [
@@ -55,7 +57,10 @@ def check_lockfile(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="migtools.W004",
             )
         )
-    path = project.lockfile_path()
+    try:
+        path = project.lockfile_path()
+    except SettingsError:
+        return messages  # reported by the settings check (migtools.E109)
     try:
         actual = lockfile.read(path)
     except LockfileConflictError:
@@ -120,7 +125,11 @@ def check_model_modules(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     """A module in an app's ``models/`` package that defines models but that nothing imports:
     makemigrations would silently miss its models."""
     messages: list[checks.CheckMessage] = []
-    for config in project.managed_apps():
+    try:
+        configs = project.managed_apps()
+    except SettingsError:
+        return []  # reported by the settings check (migtools.E108)
+    for config in configs:
         for path in _unimported_model_modules(config):
             messages.append(
                 checks.Warning(

@@ -230,6 +230,10 @@ def locate(app_label: str) -> tuple[str | None, Path | None]:
     except ModuleNotFoundError:
         return module, None
     if spec is None or not spec.submodule_search_locations:
+        return module, None  # missing, or a module (``migrations.py``): unmigrated for Django
+    if spec.origin is None or not spec.has_location:
+        # A directory without ``__init__.py`` is a namespace package, which Django's
+        # MigrationLoader (5.2 through 6.1) treats as an unmigrated app: skip it too.
         return module, None
     locations = list(spec.submodule_search_locations)
     return module, Path(locations[0]) if locations else None

@@ -131,10 +131,20 @@ def parse(text: str, path: str = "migrations_lockfile.txt") -> dict[str, str]:
 
 def read(path: Path) -> dict[str, str]:
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise LockfileError(
             f"No lockfile at {path}. Create it with 'python manage.py migrations_lockfile'."
+        ) from None
+    except IsADirectoryError:
+        raise LockfileError(f"{path} is a directory, not a lockfile.") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LockfileError(
+            f"{path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8; rewrite the file with "
+            "'python manage.py migrations_lockfile'."
         ) from None
     return parse(text, str(path))
 
@@ -186,8 +196,8 @@ def write(path: Path, entries: Mapping[str, str]) -> bool:
     try:
         if path.read_text(encoding="utf-8") == text:
             return False
-    except FileNotFoundError:
-        pass
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass  # missing, or not UTF-8: rewritten in our format
     write_atomic(path, text)
     return True
 

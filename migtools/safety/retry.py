@@ -138,7 +138,7 @@ def run(
             if attempt > policy.retries:
                 raise Exhausted(attempt, waited, capped=False) from exc
             wait = policy.backoff(attempt - 1)
-            if waited + wait + policy.lock_timeout > policy.max_wait:
+            if policy.max_wait > 0 and waited + wait + policy.lock_timeout > policy.max_wait:
                 raise Exhausted(attempt, waited, capped=True) from exc
             on_retry(Progress(attempt, policy.retries, wait, waited))
             time.sleep(wait)

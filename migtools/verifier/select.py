@@ -15,7 +15,7 @@ from django.apps import apps as django_apps
 from django.db.migrations.loader import MigrationLoader
 
 from migtools import project
-from migtools.errors import UnknownAppError, UsageError
+from migtools.errors import UnknownAppError, UnknownMigrationError, UsageError
 from migtools.safety.policy import in_baseline
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def select(
         matches = [n for n in nodes if n[1] == name] or [n for n in nodes if n[1].startswith(name)]
         if len(matches) != 1:
             what = "More than one migration matches" if matches else "Cannot find a migration"
-            raise UsageError(f"{what} {name!r} in app {app_label!r}.")
+            raise UnknownMigrationError(f"{what} {name!r} in app {app_label!r}.")
         nodes = set(matches)
     if unapplied:
         nodes -= set(loader.applied_migrations or {})

@@ -10,7 +10,6 @@ auto-generated name is refused with exit code 2.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -111,13 +110,13 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         try:
             mismatches = lockfile.check(path, disk)
         except (LockfileError, ConflictError) as exc:
-            self.stderr.write(str(exc))
-            sys.exit(2)
+            # A missing, unreadable or conflicted lockfile is stale too (exit 2).
+            raise CommandError(str(exc), returncode=2) from None
         if mismatches:
             for mismatch in mismatches:
                 self.stderr.write(mismatch.describe())
-            self.stderr.write(
+            raise CommandError(
                 f"{self.get_relative_path(str(path))} is stale: run 'python manage.py "
-                "makemigrations' or 'python manage.py migrations_lockfile'."
+                "makemigrations' or 'python manage.py migrations_lockfile'.",
+                returncode=2,
             )
-            sys.exit(2)

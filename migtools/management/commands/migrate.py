@@ -27,7 +27,8 @@ from django.db.migrations.loader import AmbiguityError
 from django.db.models.signals import pre_migrate
 
 from migtools.authoring.autodetector import MigrationAutodetector
-from migtools.management.base import MigtoolsCommandMixin
+from migtools.errors import UnknownAppError
+from migtools.management.base import MigtoolsCommandMixin, check_database_alias
 from migtools.safety import policy
 from migtools.safety.deploy import pre_deploy_plan
 from migtools.safety.lock import migrate_lock
@@ -50,6 +51,14 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         database = options["database"]
+        check_database_alias(database)
+        if options.get("app_label"):
+            self._app_label_or_error(options["app_label"])
+        if not options["skip_checks"]:
+            # Settings errors (migtools.E1xx) stop here, before the first SQL statement
+            # (the advisory lock); Django's handle() then skips running them again.
+            self.check(databases=[database])
+            options = {**options, "skip_checks": True}
         connection = connections[database]
         with migrate_lock(connection, self.stderr.write):
             if options["pre_deploy"]:
@@ -153,7 +162,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             raise CommandError(f"Conflicting migrations detected ({names}).")
         app_label = options.get("app_label")
         if app_label:
-            self._app_label_or_error(executor, app_label)
+            self._app_label_or_error(app_label, executor)
             targets: list[tuple[str, str | None]] = [
                 key for key in executor.loader.graph.leaf_nodes() if key[0] == app_label
             ]
@@ -214,12 +223,21 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             for migration, reason in deferred:
                 self.stdout.write(f"  {migration.app_label}.{migration.name} ({reason})")
 
-    def _app_label_or_error(self, executor: MigrationExecutor, app_label: str) -> None:
+    def _app_label_or_error(
+        self, app_label: str, executor: MigrationExecutor | None = None
+    ) -> None:
+        """An unknown app label, or one without migrations, is bad usage: exit 2."""
         from django.apps import apps
 
         try:
             apps.get_app_config(app_label)
-        except LookupError as exc:
-            raise CommandError(str(exc), returncode=2) from None
-        if app_label not in executor.loader.migrated_apps:
+        except LookupError:
+            raise UnknownAppError(app_label) from None
+        if executor is None:
+            from migtools.graph import disk
+
+            migrated = disk.locate(app_label)[1] is not None
+        else:
+            migrated = app_label in executor.loader.migrated_apps
+        if not migrated:
             raise CommandError(f"App '{app_label}' does not have migrations.", returncode=2)

@@ -43,8 +43,12 @@ class Command(MigtoolsCommandMixin, BaseCommand):
             if options["verbosity"] >= 1:
                 self.stdout.write(f"{display_path(path)} is up to date.")
             return
-        if path.exists() and lockfile.has_conflict_markers(path.read_text(encoding="utf-8")):
-            lockfile.parse(path.read_text(encoding="utf-8"), str(path))  # raises, with the hint
+        try:
+            current = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            current = ""  # missing or unreadable: rewritten below
+        if lockfile.has_conflict_markers(current):
+            lockfile.parse(current, str(path))  # raises, with the hint
         if lockfile.write(path, lockfile.expected(disk)):
             self.stdout.write(self.style.SUCCESS(f"Wrote {display_path(path)}"))
         elif options["verbosity"] >= 1:

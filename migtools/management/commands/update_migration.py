@@ -11,10 +11,11 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from migtools import project
 from migtools.errors import MigtoolsError
 from migtools.gitrepo import GitRepo
+from migtools.management.base import MigtoolsCommandMixin
 from migtools.renamer import plan as renumber
 
 
-class Command(BaseCommand):
+class Command(MigtoolsCommandMixin, BaseCommand):
     help = (
         "Resolve migration conflicts after a merge or rebase: renumber your branch's migrations "
         "(the whole chain) after the latest migration on main, rewrite every reference to them, "
