@@ -57,7 +57,7 @@ def check_lockfile(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         )
     path = project.lockfile_path()
     try:
-        actual = lockfile.read(path)
+        actual = lockfile.existing(path, lockfile.directories(disk)).entries
     except LockfileConflictError:
         messages.append(
             checks.Warning(
