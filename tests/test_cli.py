@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -300,3 +301,31 @@ def test_the_cli_imports_neither_django_nor_project_code(mini: MiniProject) -> N
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def test_remembered_leaves_follow_every_file_change(mini: MiniProject) -> None:
+    old = time.time() - 60
+    for path in mini.root.rglob("*.py"):
+        os.utime(path, (old, old))
+    assert cli(mini.root, "lockfile", "--check").returncode == 0
+    remembered = mini.root / ".git" / "migtools" / "cli-graph.marshal"
+    assert remembered.is_file()
+    assert cli(mini.root, "lockfile", "--check").returncode == 0  # from what it remembered
+    # An in-place edit of a migration (new stamp): shop now has two leaves.
+    (mini.root / "shop/migrations/0002_a.py").write_text(
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
+        "    dependencies = [('shop', '0001_initial')]\n    operations = []\n"
+    )
+    os.utime(mini.root / "shop/migrations/0002_a.py", (old, old))
+    result = cli(mini.root, "lockfile", "--check")
+    assert result.returncode == 1
+    assert "shop: lockfile says '0001_initial', latest migration is '0002_a'" in result.stderr
+    second = mini.root / "shop/migrations/0002_b.py"
+    second.write_text((mini.root / "shop/migrations/0002_a.py").read_text())
+    os.utime(second, (old, old))
+    assert "Conflicting migrations" in cli(mini.root, "lockfile", "--check").stderr
+    # A same-size edit with a new mtime is seen too: 0002_b now follows 0002_a.
+    second.write_text(second.read_text().replace("'0001_initial'", "'0002_a'      "))
+    os.utime(second, (old + 1, old + 1))
+    result = cli(mini.root, "lockfile", "--check")
+    assert "latest migration is '0002_b'" in result.stderr

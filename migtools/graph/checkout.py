@@ -20,20 +20,31 @@ what ``AUTH_USER_MODEL`` is, and must not import project code to find out. So:
 Apps are looked for below the project directory (the one holding that ``pyproject.toml``,
 else the repository root). The lockfile defaults to ``migrations_lockfile.txt`` at the
 repository root, as for ``manage.py``.
+
+A hook runs on every commit, so the leaves are remembered in
+``$GIT_DIR/migtools/cli-graph.marshal``, keyed by the config and every migration file's
+(size, mtime) in the repository; a run whose files all match skips parsing and the graph
+build. As in :mod:`migtools.graph.cache`, files changed less than ``RACY_SECONDS`` before the
+run are never trusted, and ``MIGTOOLS_GRAPH_CACHE=0`` turns it off.
 """
 
 from __future__ import annotations
 
 import ast
+import marshal
+import os
 import subprocess
+import time
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migtools.errors import GitRepoError, UsageError
-from migtools.graph.disk import AppMigrations, DiskGraph, read_directory
+from migtools import __version__
+from migtools.errors import ConflictError, GitRepoError, UsageError
+from migtools.graph import cache as parsecache
+from migtools.graph.disk import AppMigrations, DiskGraph, read_directory, stamps
 
 LOCKFILE_NAME = "migrations_lockfile.txt"
 PYPROJECT = "pyproject.toml"
@@ -50,6 +61,7 @@ class Config:
     """Where the project is, and what its settings would have said."""
 
     git_root: Path
+    git_dir: Path
     project_dir: Path
     lockfile: Path
     apps: tuple[str, ...] | None = None
@@ -61,10 +73,11 @@ class Config:
         return self.settings.get(name)
 
 
-def git_root(start: Path) -> Path:
+def git_root(start: Path) -> tuple[Path, Path]:
+    """The work tree's root and its git directory."""
     try:
         proc = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
+            ["git", "rev-parse", "--show-toplevel", "--absolute-git-dir"],
             cwd=start,
             capture_output=True,
             text=True,
@@ -76,7 +89,8 @@ def git_root(start: Path) -> Path:
             f"{start} is not inside a git repository: the migtools CLI finds the migrations "
             "with git's file list."
         )
-    return Path(proc.stdout.strip()).resolve()
+    top, git_dir = proc.stdout.splitlines()[:2]
+    return Path(top).resolve(), Path(git_dir)
 
 
 def _string_list(table: Mapping[str, Any], key: str, where: Path) -> tuple[str, ...] | None:
@@ -91,7 +105,7 @@ def _string_list(table: Mapping[str, Any], key: str, where: Path) -> tuple[str, 
 def read_config(start: Path) -> Config:
     """The config for a run started in ``start`` (see the module docstring)."""
     start = start.resolve()
-    root = git_root(start)
+    root, git_dir = git_root(start)
     table: Mapping[str, Any] = {}
     source: Path | None = None
     for directory in (start, *start.parents):
@@ -135,6 +149,7 @@ def read_config(start: Path) -> Config:
     lockfile = project_dir / lockfile_value if lockfile_value else root / LOCKFILE_NAME
     return Config(
         git_root=root,
+        git_dir=git_dir,
         project_dir=project_dir,
         lockfile=lockfile,
         apps=_string_list(table, "apps", where),
@@ -248,11 +263,93 @@ def _referenced_labels(app: AppMigrations) -> set[str]:
     }
 
 
-def load(config: Config) -> DiskGraph:
+@dataclass(frozen=True)
+class RememberedGraph:
+    """The managed apps' leaves as an earlier run computed them (for the lockfile)."""
+
+    apps: dict[str, AppMigrations]
+    leaves_by_app: dict[str, list[str]]
+
+    def conflicts(self) -> dict[str, list[str]]:
+        return {label: v for label, v in sorted(self.leaves_by_app.items()) if len(v) > 1}
+
+    def leaf(self, app_label: str) -> str | None:
+        leaves = self.leaves_by_app.get(app_label, [])
+        if len(leaves) > 1:
+            raise ConflictError({app_label: leaves})
+        return leaves[0] if leaves else None
+
+
+CACHE_VERSION = 1
+RACY_SECONDS = 2.0
+
+
+def _cache_path(config: Config) -> Path:
+    return config.git_dir / "migtools" / "cli-graph.marshal"
+
+
+CacheKey = tuple[Any, ...]
+
+
+def _cache_key(config: Config, directories: dict[str, Path]) -> tuple[CacheKey, int]:
+    """The key of this run (config, every file's stamp) and the newest mtime_ns in it."""
+    newest = 0
+    files = []
+    for label, directory in directories.items():
+        listed = tuple((n, size, mtime) for n, (size, mtime) in stamps(directory).items())
+        newest = max([newest, *(mtime for _, _, mtime in listed)])
+        files.append((label, str(directory), listed))
+    settings = tuple(sorted(config.settings.items()))
+    return (CACHE_VERSION, __version__, config.apps, settings, tuple(files)), newest
+
+
+def _remembered(config: Config, key: CacheKey) -> dict[str, list[str]] | None:
+    try:
+        data = marshal.loads(_cache_path(config).read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    if isinstance(data, tuple) and len(data) == 2 and data[0] == key:
+        leaves = data[1]
+        return leaves if isinstance(leaves, dict) else None
+    return None
+
+
+def _remember(config: Config, key: CacheKey, newest: int, graph: DiskGraph, started: float) -> None:
+    if newest / 1e9 > started - RACY_SECONDS:
+        return  # too recent to trust the stamps
+    leaves = {label: graph.leaves(label) for label in graph.apps}
+    path = _cache_path(config)
+    try:
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_bytes(marshal.dumps((key, leaves)))
+        os.replace(tmp, path)
+    except OSError:
+        return
+
+
+def load(config: Config) -> DiskGraph | RememberedGraph:
     """The managed apps' graph: ``apps`` (default every app found), with the other apps of
     the repository their migrations reach read as context. Apps outside the repository
-    (``django.contrib.auth``...) are not known here: references to them are trusted."""
+    (``django.contrib.auth``...) are not known here: references to them are trusted.
+    When every file matches the previous run's, its leaves (see the module docstring)."""
+    started = time.time()
     directories = find_apps(config, repository_files(config))
+    key: CacheKey | None = None
+    newest = 0
+    if parsecache.enabled():
+        key, newest = _cache_key(config, directories)
+        leaves = _remembered(config, key)
+        if leaves is not None:
+            apps = {label: AppMigrations(label, None, directories[label]) for label in leaves}
+            return RememberedGraph(apps, leaves)
+    graph = _build(config, directories)
+    if key is not None:
+        _remember(config, key, newest, graph, started)
+    return graph
+
+
+def _build(config: Config, directories: dict[str, Path]) -> DiskGraph:
     if config.apps is None:
         labels = list(directories)
     else:

@@ -274,10 +274,10 @@ def _child(directory: Path, filename: str) -> Path:
     return make(filename) if make is not None else directory / filename
 
 
-def _scan(directory: Path) -> dict[str, tuple[Path, parsecache.Stamp]]:
+def stamps(directory: Path) -> dict[str, parsecache.Stamp]:
     """The migration modules of a directory as Django's loader lists them (``.py`` files not
     starting with ``_`` or ``~``), with their (size, mtime_ns), from one directory listing."""
-    found: dict[str, tuple[Path, parsecache.Stamp]] = {}
+    found: dict[str, parsecache.Stamp] = {}
     packages: set[str] = set()
     with os.scandir(directory) as entries:
         for entry in entries:
@@ -285,13 +285,19 @@ def _scan(directory: Path) -> dict[str, tuple[Path, parsecache.Stamp]]:
             if name.endswith(".py") and name[0] not in "_~" and "." not in name[:-3]:
                 if entry.is_file():
                     stat = entry.stat()
-                    stamp = (stat.st_size, stat.st_mtime_ns)
-                    found[name[:-3]] = (_child(directory, name), stamp)
+                    found[name[:-3]] = (stat.st_size, stat.st_mtime_ns)
             elif "." not in name and entry.is_dir():
                 packages.add(name)
     for name in packages & set(found):
         del found[name]  # a package of that name wins, and packages are not migrations
     return dict(sorted(found.items()))
+
+
+def _scan(directory: Path) -> dict[str, tuple[Path, parsecache.Stamp]]:
+    """:func:`stamps`, with each module's path."""
+    return {
+        name: (_child(directory, f"{name}.py"), stamp) for name, stamp in stamps(directory).items()
+    }
 
 
 def _parse_cached(

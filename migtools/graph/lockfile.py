@@ -18,9 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Protocol
 
 from migtools.errors import ConflictError, LockfileConflictError, LockfileError
-from migtools.graph.disk import DiskGraph
+from migtools.graph.disk import AppMigrations
 
 HEADER = """\
 # migtools migrations lockfile.
@@ -33,6 +34,19 @@ HEADER = """\
 # Do not edit it by hand: `python manage.py makemigrations` keeps it current, and
 # `python manage.py migrations_lockfile --check` verifies it.
 """
+
+
+class Graph(Protocol):
+    """What the lockfile needs of a migration graph (a :class:`~migtools.graph.disk.DiskGraph`,
+    or the settings-free CLI's remembered leaves)."""
+
+    @property
+    def apps(self) -> Mapping[str, AppMigrations]: ...
+
+    def conflicts(self) -> dict[str, list[str]]: ...
+
+    def leaf(self, app_label: str) -> str | None: ...
+
 
 _OURS, _BASE, _SPLIT, _THEIRS = "<<<<<<<", "|||||||", "=======", ">>>>>>>"
 MAX_MIGRATION_FILE = "max_migration.txt"
@@ -233,11 +247,11 @@ def existing(path: Path, directories: Mapping[str, Path | None]) -> Existing:
     return Existing(entries, detect(text), [path])
 
 
-def directories(graph: DiskGraph) -> dict[str, Path | None]:
+def directories(graph: Graph) -> dict[str, Path | None]:
     return {label: app.directory for label, app in graph.apps.items()}
 
 
-def found_other_kind(path: Path, graph: DiskGraph) -> Existing | None:
+def found_other_kind(path: Path, graph: Graph) -> Existing | None:
     """Another tool's lockfile that writing ours will convert (None: ours, or none at all).
     An unreadable file is not an error here: it is about to be replaced."""
     try:
@@ -265,7 +279,7 @@ def converted_message(found: Existing, shown_path: str) -> str:
     return f"Converted {shown_path} from {found.kind.describe()} to migtools' format."
 
 
-def expected(graph: DiskGraph) -> dict[str, str]:
+def expected(graph: Graph) -> dict[str, str]:
     """The entries the lockfile should hold: each read app that has migrations, its leaf.
 
     Several leaves in an app raise :class:`ConflictError` naming every conflict.
@@ -318,7 +332,7 @@ def write(path: Path, entries: Mapping[str, str]) -> bool:
     return True
 
 
-def check(path: Path, graph: DiskGraph) -> list[Mismatch]:
+def check(path: Path, graph: Graph) -> list[Mismatch]:
     """Mismatches between the lockfile at ``path`` (ours, Sentry's, or else the apps'
     ``max_migration.txt`` files) and the graph (raises on a missing, unparsable or conflicted
     lockfile, and on several leaves)."""
