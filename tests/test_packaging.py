@@ -90,7 +90,8 @@ def test_wheel_metadata(dist: Path) -> None:
 
 def test_sdist_leaves_tests_bench_and_example_out(dist: Path) -> None:
     (sdist,) = dist.glob("migtools-*.tar.gz")
-    names = [n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n]
+    with tarfile.open(sdist) as archive:
+        names = [n.split("/", 1)[1] for n in archive.getnames() if "/" in n]
     assert "LICENSE" in names
     assert "migtools/cli.py" in names
     for forbidden in ("tests", "bench", "example_project"):
