@@ -135,11 +135,11 @@ def test_console_script_of_the_wheel_runs_without_any_dependency(
     script = venv / "bin" / "migtools"
     version = subprocess.run([script, "--version"], capture_output=True, text=True, env=env)
     assert version.stdout == "migtools 0.1.0\n"
-    probe = subprocess.run(
-        [python, "-c", "import django"], capture_output=True, text=True, env=env
-    )
+    probe = subprocess.run([python, "-c", "import django"], capture_output=True, text=True, env=env)
     assert probe.returncode != 0  # Django really is absent
-    wrote = subprocess.run([script, "lockfile"], cwd=project, capture_output=True, text=True, env=env)
+    wrote = subprocess.run(
+        [script, "lockfile"], cwd=project, capture_output=True, text=True, env=env
+    )
     assert wrote.returncode == 0, wrote.stderr
     assert wrote.stdout == "Wrote migrations_lockfile.txt\n"
     check = subprocess.run(

@@ -81,9 +81,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.skipif(PRE_COMMIT is None, reason="pre-commit is in the test extra")
 def test_try_repo_lockfile_hook(tmp_path: Path, hook_repo: Path, wheelhouse: Path) -> None:
     project = generate(tmp_path / "proj", 3, 4, git=True, cross_app_fks=True)
-    subprocess.run(
-        [sys.executable, "-m", "migtools.cli", "lockfile"], cwd=project.root, check=True
-    )
+    subprocess.run([sys.executable, "-m", "migtools.cli", "lockfile"], cwd=project.root, check=True)
     env = {
         **{k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)},
         **GIT_IDENTITY,
