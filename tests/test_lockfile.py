@@ -104,3 +104,61 @@ def test_write_is_atomic_and_reports_change(tmp_path: Path) -> None:
     assert lockfile.write(path, {"shop": "0001_a"}) is False
     assert lockfile.read(path) == {"shop": "0001_a"}
     assert [p.name for p in tmp_path.iterdir()] == ["lock.txt"]
+
+
+# -- other tools' lockfiles (adoption) -----------------------------------------------------
+
+# The shape of Sentry's own migrations_lockfile.txt: a prose header, then `app: name` lines.
+SENTRY_LOCKFILE = """\
+Django migrations lock file. This helps us avoid migration conflicts on master.
+If you have a conflict in this file, it means that someone has committed a migration
+ahead of you.
+
+To resolve this, rebase against latest master and regenerate your migration. This file
+will then be regenerated, and you should be able to merge without conflicts.
+
+billing: 0002_invoice
+
+shop: 0001_initial
+"""
+
+
+def test_sentry_lockfile_is_read_as_sentry_format() -> None:
+    assert lockfile.parse(SENTRY_LOCKFILE) == {"billing": "0002_invoice", "shop": "0001_initial"}
+    assert lockfile.detect(SENTRY_LOCKFILE) is lockfile.Kind.SENTRY
+    assert lockfile.detect(lockfile.render({"shop": "0001_initial"})) is lockfile.Kind.MIGTOOLS
+    # Sentry's older files have no blank line between entries.
+    assert lockfile.parse(SENTRY_LOCKFILE.replace("\n\nshop", "\nshop"))["shop"] == "0001_initial"
+
+
+def test_sentry_header_ends_at_the_first_entry() -> None:
+    with pytest.raises(LockfileError, match=r"lock.txt:12: expected 'app_label: migration_name'"):
+        lockfile.parse(SENTRY_LOCKFILE + "\nsome trailing prose\n", "lock.txt")
+
+
+def test_max_migration_files_are_read_per_app(tmp_path: Path) -> None:
+    shop = tmp_path / "shop" / "migrations"
+    billing = tmp_path / "billing" / "migrations"
+    shop.mkdir(parents=True)
+    billing.mkdir(parents=True)
+    (shop / "max_migration.txt").write_text("0003_third\n")
+    found = lockfile.read_max_migration({"shop": shop, "billing": billing, "none": None})
+    assert found is not None
+    assert found.kind is lockfile.Kind.MAX_MIGRATION
+    assert found.entries == {"shop": "0003_third"}
+    assert found.sources == [shop / "max_migration.txt"]
+    assert lockfile.read_max_migration({"billing": billing}) is None
+    (billing / "max_migration.txt").write_text("0001_a\n0002_b\n")
+    with pytest.raises(LockfileError, match="expected one migration name"):
+        lockfile.read_max_migration({"billing": billing})
+
+
+def test_existing_prefers_the_lockfile_over_max_migration(tmp_path: Path) -> None:
+    shop = tmp_path / "shop" / "migrations"
+    shop.mkdir(parents=True)
+    (shop / "max_migration.txt").write_text("0003_third\n")
+    path = tmp_path / "migrations_lockfile.txt"
+    assert lockfile.existing(path, {"shop": shop}).entries == {"shop": "0003_third"}
+    path.write_text(SENTRY_LOCKFILE)
+    found = lockfile.existing(path, {"shop": shop})
+    assert (found.kind, found.entries["shop"]) == (lockfile.Kind.SENTRY, "0001_initial")

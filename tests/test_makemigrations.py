@@ -189,3 +189,14 @@ def test_unsafe_model_change_is_refused_with_the_edit(project: MiniProject) -> N
     assert "shop.Item.qty: NOT NULL column with only a Python default=" in result.err
     assert "add db_default=0 next to default=0" in result.err
     assert project.snapshot() == before
+
+
+def test_new_apps_first_migration_needs_no_name(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p", apps=("shop", "newapp"))
+    result = proj.manage("makemigrations", "newapp")
+    assert result.returncode == 0, result.err
+    assert (proj.root / "newapp/migrations/0001_initial.py").exists()
+    assert lockfile.parse(proj.lockfile.read_text()) == {"newapp": "0001_initial"}
+    # Later migrations still need a name.
+    proj.add_model_field("newapp", "qty = models.IntegerField(null=True)")
+    assert proj.manage("makemigrations", "newapp").returncode == 2

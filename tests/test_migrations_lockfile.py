@@ -133,3 +133,62 @@ def test_default_path_is_git_root(tmp_path: Path) -> None:
     proj = make_project(tmp_path / "src" / "p")
     assert proj.manage("makemigrations", "shop", "-n", "initial").returncode == 0
     assert lockfile.read(tmp_path / "migrations_lockfile.txt") == {"shop": "0001_initial"}
+
+
+# -- adoption: Sentry's lockfile and django-linear-migrations' max_migration.txt ------------
+
+SENTRY_HEADER = (
+    "Django migrations lock file. This helps us avoid migration conflicts on master.\n"
+    "If you have a conflict in this file, it means that someone has committed a migration\n"
+    "ahead of you.\n\n"
+)
+
+
+def test_sentry_lockfile_for_the_same_graph_passes_check(project: MiniProject) -> None:
+    project.lockfile.write_text(SENTRY_HEADER + "billing: 0001_initial\nshop: 0001_initial\n")
+    result = project.manage("migrations_lockfile", "--check")
+    assert result.returncode == 0, result.err
+    assert "is up to date." in result.out
+    assert project.manage("check").err.count("migtools.W00") == 0
+
+
+def test_stale_sentry_lockfile_fails_check(project: MiniProject) -> None:
+    project.lockfile.write_text(SENTRY_HEADER + "billing: 0001_initial\nshop: 0000_old\n")
+    result = project.manage("migrations_lockfile", "--check")
+    assert result.returncode == 1
+    assert "shop: lockfile says '0000_old', latest migration is '0001_initial'" in result.err
+
+
+def test_sentry_lockfile_is_converted_in_one_step(project: MiniProject) -> None:
+    project.lockfile.write_text(SENTRY_HEADER + "billing: 0001_initial\nshop: 0001_initial\n")
+    result = project.manage("migrations_lockfile")
+    assert result.returncode == 0, result.err
+    assert result.out.splitlines() == [
+        "Wrote migrations_lockfile.txt",
+        "Converted migrations_lockfile.txt from Sentry's format to migtools' format.",
+    ]
+    assert project.lockfile.read_text() == lockfile.render(
+        {"billing": "0001_initial", "shop": "0001_initial"}
+    )
+
+
+def test_max_migration_files_are_checked_then_converted(project: MiniProject) -> None:
+    project.lockfile.unlink()
+    for app in ("shop", "billing"):
+        (project.root / app / "migrations" / "max_migration.txt").write_text("0001_initial\n")
+    result = project.manage("migrations_lockfile", "--check")
+    assert result.returncode == 0, result.err
+    (project.root / "shop/migrations/max_migration.txt").write_text("0000_old\n")
+    result = project.manage("migrations_lockfile", "--check")
+    assert result.returncode == 1
+    assert "shop: lockfile says '0000_old', latest migration is '0001_initial'" in result.err
+    result = project.manage("migrations_lockfile")
+    assert result.returncode == 0, result.err
+    assert result.out.splitlines()[1] == (
+        "Converted 2 max_migration.txt file(s) (django-linear-migrations) into "
+        "migrations_lockfile.txt. Remove them and django-linear-migrations once you commit it."
+    )
+    assert lockfile.parse(project.lockfile.read_text()) == {
+        "billing": "0001_initial",
+        "shop": "0001_initial",
+    }

@@ -64,6 +64,17 @@ def attributes_of(migration: object) -> dict[str, object]:
     return result
 
 
+def needs_name(changes: Mapping[str, Iterable[object]]) -> bool:
+    """Whether ``MIGTOOLS_REQUIRE_NAME`` asks for ``-n``: some migration got a name Django
+    made up from its operations. An app's first migrations (``0001_initial``, and the further
+    ``initial`` ones of a new app with circular foreign keys) are named for what they are."""
+    return any(
+        not (getattr(m, "initial", False) or getattr(m, "name", "") == "0001_initial")
+        for migrations in changes.values()
+        for m in migrations
+    )
+
+
 def needs_non_atomic(operations: Iterable[object]) -> bool:
     """True when the operations build lock-light DDL on a table they do not create: indexes
     (built CONCURRENTLY), FK/CHECK/unique constraints (NOT VALID, then VALIDATE), NOT NULL (via

@@ -19,10 +19,9 @@ import marshal
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from django.conf import settings
 
 VERSION = 2
 FILENAME = "migtools-graph.marshal"
@@ -53,12 +52,14 @@ class ParseCache:
         if valid and isinstance(data[1], dict):
             self.entries = data[1]
 
-    def get(self, name: str, stamp: Stamp) -> Entry | None:
+    def get(self, name: str, stamp: Stamp, setting: Callable[[str], object]) -> Entry | None:
+        """The entry for ``name`` if its stamp and every setting it used (``setting(NAME)``
+        gives the current value) still match."""
         entry = self.entries.get(name)
         if entry is None or entry[0] != stamp:
             return None
         for key, value in entry[1].items():
-            if getattr(settings, key, None) != value:
+            if setting(key) != value:
                 return None
         return entry
 

@@ -62,7 +62,7 @@ def check_lockfile(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     except SettingsError:
         return messages  # reported by the settings check (migtools.E109)
     try:
-        actual = lockfile.read(path)
+        actual = lockfile.existing(path, lockfile.directories(disk)).entries
     except LockfileConflictError:
         messages.append(
             checks.Warning(

@@ -16,15 +16,11 @@ import importlib
 import importlib.util
 import os
 import pkgutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
-from django.apps import apps as django_apps
-from django.conf import settings
-from django.db.migrations.loader import MigrationLoader
-
-from migtools import project
 from migtools.errors import (
     ConflictError,
     DynamicMigrationError,
@@ -37,8 +33,25 @@ Key = tuple[str, str]
 
 _READ_ATTRS = ("dependencies", "replaces", "run_before", "initial")
 _KNOWN_BASES = {"Migration", "CheckedMigration"}
-# Django 6.0 replaces squashes of squashes inner-first; 5.2 replaces in load order.
-_NESTED_REPLACEMENTS = hasattr(MigrationLoader, "replace_migration")
+
+# Where ``settings.X`` in a migration file is looked up: Django's settings for manage.py, the
+# ``[tool.migtools]`` table for the settings-free CLI (:mod:`migtools.graph.checkout`). Django
+# is imported only when Django's settings are asked, so the CLI never imports it for reading.
+SettingLookup = Callable[[str], object]
+
+
+def django_setting(name: str) -> object:
+    from django.conf import settings
+
+    return getattr(settings, name, None)
+
+
+@cache
+def _nested_replacements() -> bool:
+    """Django 6.0 replaces squashes of squashes inner-first; 5.2 replaces in load order."""
+    import django
+
+    return django.VERSION >= (6, 0)
 
 
 @dataclass(frozen=True)
@@ -73,8 +86,10 @@ class AppMigrations:
 # --------------------------------------------------------------------------- reading
 
 
-# Settings read while parsing the current file (recorded for the parse cache).
+# Settings read while parsing the current file (recorded for the parse cache), and where the
+# current file's ``settings.X`` are looked up.
 _settings_used: dict[str, str] | None = None
+_lookup: SettingLookup = django_setting
 
 
 def _key_tuple(node: ast.expr, path: Path) -> Key:
@@ -111,7 +126,7 @@ def _setting_value(node: ast.expr, path: Path) -> str:
         and isinstance(node.value, ast.Name)
         and node.value.id == "settings"
     ):
-        value = getattr(settings, node.attr, None)
+        value = _lookup(node.attr)
         if isinstance(value, str):
             if _settings_used is not None:
                 _settings_used[node.attr] = value
@@ -136,8 +151,24 @@ def _base_name(node: ast.expr) -> str | None:
     return None
 
 
-def parse_migration_source(source: str, path: Path, app_label: str, name: str) -> MigrationFile:
-    """Read one migration's graph attributes from its source text."""
+def parse_migration_source(
+    source: str,
+    path: Path,
+    app_label: str,
+    name: str,
+    lookup: SettingLookup = django_setting,
+) -> MigrationFile:
+    """Read one migration's graph attributes from its source text (``settings.X`` from
+    ``lookup``)."""
+    global _lookup
+    previous, _lookup = _lookup, lookup
+    try:
+        return _parse_migration_source(source, path, app_label, name)
+    finally:
+        _lookup = previous
+
+
+def _parse_migration_source(source: str, path: Path, app_label: str, name: str) -> MigrationFile:
     try:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
@@ -222,6 +253,8 @@ def migration_names(directory: Path) -> list[str]:
 
 def locate(app_label: str) -> tuple[str | None, Path | None]:
     """The app's migrations module name and directory, without importing the package."""
+    from django.db.migrations.loader import MigrationLoader
+
     module, _explicit = MigrationLoader.migrations_module(app_label)
     if module is None:
         return None, None
@@ -245,10 +278,10 @@ def _child(directory: Path, filename: str) -> Path:
     return make(filename) if make is not None else directory / filename
 
 
-def _scan(directory: Path) -> dict[str, tuple[Path, parsecache.Stamp]]:
+def stamps(directory: Path) -> dict[str, parsecache.Stamp]:
     """The migration modules of a directory as Django's loader lists them (``.py`` files not
     starting with ``_`` or ``~``), with their (size, mtime_ns), from one directory listing."""
-    found: dict[str, tuple[Path, parsecache.Stamp]] = {}
+    found: dict[str, parsecache.Stamp] = {}
     packages: set[str] = set()
     with os.scandir(directory) as entries:
         for entry in entries:
@@ -256,13 +289,19 @@ def _scan(directory: Path) -> dict[str, tuple[Path, parsecache.Stamp]]:
             if name.endswith(".py") and name[0] not in "_~" and "." not in name[:-3]:
                 if entry.is_file():
                     stat = entry.stat()
-                    stamp = (stat.st_size, stat.st_mtime_ns)
-                    found[name[:-3]] = (_child(directory, name), stamp)
+                    found[name[:-3]] = (stat.st_size, stat.st_mtime_ns)
             elif "." not in name and entry.is_dir():
                 packages.add(name)
     for name in packages & set(found):
         del found[name]  # a package of that name wins, and packages are not migrations
     return dict(sorted(found.items()))
+
+
+def _scan(directory: Path) -> dict[str, tuple[Path, parsecache.Stamp]]:
+    """:func:`stamps`, with each module's path."""
+    return {
+        name: (_child(directory, f"{name}.py"), stamp) for name, stamp in stamps(directory).items()
+    }
 
 
 def _parse_cached(
@@ -271,17 +310,20 @@ def _parse_cached(
     stamp: parsecache.Stamp,
     app_label: str,
     name: str,
+    lookup: SettingLookup = django_setting,
 ) -> MigrationFile:
     global _settings_used
     if cache is not None:
-        entry = cache.get(name, stamp)
+        entry = cache.get(name, stamp, lookup)
         if entry is not None:
             return MigrationFile(
                 app_label, name, path, entry[2], entry[3], entry[4], entry[5], entry[6]
             )
     _settings_used = {}
     try:
-        parsed = parse_migration_source(path.read_text(encoding="utf-8"), path, app_label, name)
+        parsed = parse_migration_source(
+            path.read_text(encoding="utf-8"), path, app_label, name, lookup
+        )
         used = _settings_used
     finally:
         _settings_used = None
@@ -305,15 +347,29 @@ def read_app(app_label: str) -> AppMigrations:
     Parsed results are remembered per file (see :mod:`migtools.graph.cache`).
     """
     module, directory = locate(app_label)
+    return read_directory(app_label, module, directory)
+
+
+def read_directory(
+    app_label: str,
+    module: str | None,
+    directory: Path | None,
+    lookup: SettingLookup = django_setting,
+) -> AppMigrations:
+    """:func:`read_app` for a known migrations directory. With ``module`` None (the
+    settings-free CLI, which imports nothing), a file too dynamic to read raises
+    :class:`DynamicMigrationError` instead of importing the app's migrations."""
     app = AppMigrations(label=app_label, module=module, directory=directory)
-    if directory is None or module is None or not directory.is_dir():
+    if directory is None or not directory.is_dir():
         return app
     listing = _scan(directory)
     cache = parsecache.ParseCache(directory) if parsecache.enabled() else None
     for name, (path, stamp) in listing.items():
         try:
-            app.files[name] = _parse_cached(cache, path, stamp, app_label, name)
+            app.files[name] = _parse_cached(cache, path, stamp, app_label, name, lookup)
         except DynamicMigrationError as exc:
+            if module is None:
+                raise
             app.warnings.append(
                 f"{exc}; imported the migrations of app '{app_label}' to read the graph instead."
             )
@@ -346,12 +402,14 @@ class DiskGraph:
         context: Iterable[AppMigrations] = (),
         *,
         strict: bool = False,
+        registry: Sequence[str] | None = None,
     ) -> None:
         self.apps: dict[str, AppMigrations] = {app.label: app for app in apps}
         self.context: dict[str, AppMigrations] = {
             app.label: app for app in context if app.label not in self.apps
         }
         self.strict = strict
+        self._registry = registry
         self._all: dict[str, AppMigrations] = {**self.apps, **self.context}
         self.files: dict[Key, MigrationFile] = {
             f.key: f for app in self._all.values() for f in app.files.values()
@@ -413,7 +471,12 @@ class DiskGraph:
         an app the iteration order of the set of names it builds (order decides how
         ``__first__``/``__latest__`` resolve mid-build and, before Django 6.0, whether a
         squash of a squash loads)."""
-        registry = {config.label: i for i, config in enumerate(django_apps.get_app_configs())}
+        labels_in_order = self._registry
+        if labels_in_order is None:
+            from django.apps import apps as django_apps
+
+            labels_in_order = [config.label for config in django_apps.get_app_configs()]
+        registry = {label: i for i, label in enumerate(labels_in_order)}
         labels = sorted(self._all, key=lambda label: (registry.get(label, len(registry)), label))
         order: list[Key] = []
         for label in labels:
@@ -442,7 +505,7 @@ class DiskGraph:
                 if resolved is not None:
                     self._add_edge(resolved, key, key)
         replacements = [key for key in order if self.files[key].replaces]
-        if _NESTED_REPLACEMENTS:
+        if replacements and _nested_replacements():
             progress: dict[Key, bool] = {}
             for key in replacements:
                 self._replace_nested(key, progress)
@@ -587,6 +650,10 @@ def load(app_labels: Iterable[str] | None = None) -> DiskGraph:
     as context, so a dependency on a missing migration of, say, ``auth`` is an error here
     as it is in Django; a reference to an app that is not installed is one too.
     """
+    from django.apps import apps as django_apps
+
+    from migtools import project
+
     if app_labels is None:
         labels = [c.label for c in project.managed_apps()]
     else:

@@ -3,6 +3,11 @@
 Two branches that each add a migration to one app both change that app's line, so git reports
 a conflict on merge instead of production finding two leaves. Entries are separated by a blank
 line so that changes to neighbouring apps never touch the same hunk.
+
+Reading is tolerant of what other tools wrote, and says which it was (:class:`Existing`):
+Sentry's ``migrations_lockfile.txt`` (a prose header, then ``app: migration`` lines) and
+django-linear-migrations' per-app ``migrations/max_migration.txt``. Writing always produces
+ours.
 """
 
 from __future__ import annotations
@@ -10,11 +15,13 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
+from typing import Protocol
 
 from migtools.errors import ConflictError, LockfileConflictError, LockfileError
-from migtools.graph.disk import DiskGraph
+from migtools.graph.disk import AppMigrations
 
 HEADER = """\
 # migtools migrations lockfile.
@@ -28,7 +35,45 @@ HEADER = """\
 # `python manage.py migrations_lockfile --check` verifies it.
 """
 
+
+class Graph(Protocol):
+    """What the lockfile needs of a migration graph (a :class:`~migtools.graph.disk.DiskGraph`,
+    or the settings-free CLI's remembered leaves)."""
+
+    @property
+    def apps(self) -> Mapping[str, AppMigrations]: ...
+
+    def conflicts(self) -> dict[str, list[str]]: ...
+
+    def leaf(self, app_label: str) -> str | None: ...
+
+
 _OURS, _BASE, _SPLIT, _THEIRS = "<<<<<<<", "|||||||", "=======", ">>>>>>>"
+MAX_MIGRATION_FILE = "max_migration.txt"
+
+
+class Kind(Enum):
+    """Who wrote the lockfile that was read."""
+
+    MIGTOOLS = "migtools"
+    SENTRY = "sentry"
+    MAX_MIGRATION = "max_migration"
+
+    def describe(self) -> str:
+        return {
+            Kind.MIGTOOLS: "migtools' format",
+            Kind.SENTRY: "Sentry's format",
+            Kind.MAX_MIGRATION: f"django-linear-migrations' {MAX_MIGRATION_FILE} files",
+        }[self]
+
+
+@dataclass(frozen=True)
+class Existing:
+    """The lockfile as found: its entries, who wrote it, and the files it was read from."""
+
+    entries: dict[str, str]
+    kind: Kind
+    sources: list[Path] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -65,18 +110,47 @@ def has_conflict_markers(text: str) -> bool:
     return any(line.startswith((_OURS, _THEIRS)) for line in text.splitlines())
 
 
+def _entry(line: str) -> tuple[str, str] | None:
+    label, sep, name = line.partition(":")
+    label, name = label.strip(), name.strip()
+    if not sep or not label or not name or " " in name or " " in label:
+        return None
+    return label, name
+
+
+def _first_line(lines: list[tuple[int, str]]) -> str:
+    return next((raw.strip() for _, raw in lines if raw.strip()), "")
+
+
+def _is_prose(line: str) -> bool:
+    """A first line that is neither a comment nor an entry: Sentry's prose header."""
+    return bool(line) and not line.startswith("#") and _entry(line) is None
+
+
+def detect(text: str) -> Kind:
+    """Sentry's lockfile opens with prose; ours with a ``#`` comment (or an entry)."""
+    if _is_prose(_first_line(list(enumerate(text.splitlines(), start=1)))):
+        return Kind.SENTRY
+    return Kind.MIGTOOLS
+
+
 def _parse_lines(lines: list[tuple[int, str]], path: str) -> dict[str, str]:
     entries: dict[str, str] = {}
+    # A file that opens with prose (Sentry's) has a header up to its first entry.
+    in_header = _is_prose(_first_line(lines))
     for lineno, raw in lines:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        label, sep, name = line.partition(":")
-        label, name = label.strip(), name.strip()
-        if not sep or not label or not name or " " in name or " " in label:
+        entry = _entry(line)
+        if entry is None and in_header:
+            continue
+        in_header = False
+        if entry is None:
             raise LockfileError(
                 f"{path}:{lineno}: expected 'app_label: migration_name', got {raw!r}"
             )
+        label, name = entry
         if label in entries:
             raise LockfileError(f"{path}:{lineno}: app '{label}' is listed twice")
         entries[label] = name
@@ -149,7 +223,73 @@ def read(path: Path) -> dict[str, str]:
     return parse(text, str(path))
 
 
-def expected(graph: DiskGraph) -> dict[str, str]:
+def read_max_migration(directories: Mapping[str, Path | None]) -> Existing | None:
+    """django-linear-migrations' ``max_migration.txt`` of each app (label -> its migrations
+    directory), or None when no app has one."""
+    entries: dict[str, str] = {}
+    sources: list[Path] = []
+    for label in sorted(directories):
+        directory = directories[label]
+        if directory is None:
+            continue
+        path = directory / MAX_MIGRATION_FILE
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+        if len(names) != 1 or " " in names[0]:
+            raise LockfileError(f"{path}: expected one migration name, got {text!r}")
+        entries[label] = names[0]
+        sources.append(path)
+    return Existing(entries, Kind.MAX_MIGRATION, sources) if sources else None
+
+
+def existing(path: Path, directories: Mapping[str, Path | None]) -> Existing:
+    """The lockfile at ``path`` (ours or Sentry's), else the apps' ``max_migration.txt``
+    files; raises :class:`LockfileError` when there is neither (or it cannot be parsed)."""
+    if not path.exists():
+        linear = read_max_migration(directories)
+        if linear is not None:
+            return linear
+    entries = read(path)
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    return Existing(entries, detect(text), [path])
+
+
+def directories(graph: Graph) -> dict[str, Path | None]:
+    return {label: app.directory for label, app in graph.apps.items()}
+
+
+def found_other_kind(path: Path, graph: Graph) -> Existing | None:
+    """Another tool's lockfile that writing ours will convert (None: ours, or none at all).
+    An unreadable file is not an error here: it is about to be replaced."""
+    try:
+        found = existing(path, directories(graph))
+    except LockfileError:
+        return None
+    return None if found.kind is Kind.MIGTOOLS else found
+
+
+def stale_message(shown_path: str, count: int) -> str:
+    return (
+        f"{shown_path} is stale ({count} app(s)). Run "
+        "'python manage.py migrations_lockfile' to rewrite it."
+    )
+
+
+def converted_message(found: Existing, shown_path: str) -> str:
+    """What ``migrations_lockfile`` says after rewriting another tool's lockfile as ours."""
+    if found.kind is Kind.MAX_MIGRATION:
+        return (
+            f"Converted {len(found.sources)} {MAX_MIGRATION_FILE} file(s) "
+            f"(django-linear-migrations) into {shown_path}. Remove them and "
+            "django-linear-migrations once you commit it."
+        )
+    return f"Converted {shown_path} from {found.kind.describe()} to migtools' format."
+
+
+def expected(graph: Graph) -> dict[str, str]:
     """The entries the lockfile should hold: each read app that has migrations, its leaf.
 
     Several leaves in an app raise :class:`ConflictError` naming every conflict.
@@ -202,7 +342,8 @@ def write(path: Path, entries: Mapping[str, str]) -> bool:
     return True
 
 
-def check(path: Path, graph: DiskGraph) -> list[Mismatch]:
-    """Mismatches between the lockfile at ``path`` and the graph (raises on a missing,
-    unparsable or conflicted lockfile, and on several leaves)."""
-    return compare(read(path), expected(graph))
+def check(path: Path, graph: Graph) -> list[Mismatch]:
+    """Mismatches between the lockfile at ``path`` (ours, Sentry's, or else the apps'
+    ``max_migration.txt`` files) and the graph (raises on a missing, unparsable or conflicted
+    lockfile, and on several leaves)."""
+    return compare(existing(path, directories(graph)).entries, expected(graph))

@@ -1,7 +1,9 @@
-"""What a verifier run found, and every output format of it (text, json, github)."""
+"""What a verifier run found, and every output format of it (text, json, github, gitlab,
+markdown)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +12,16 @@ from pathlib import Path
 from migtools.rules.catalogue import Finding, Level
 
 Node = tuple[str, str]
+
+# Where each rule is documented: docs/rules.md in the repository named in pyproject's
+# [project.urls] (a heading per rule id, so the id is its anchor).
+DOCS_URL = "https://github.com/migtools/migtools/blob/main/docs/rules.md"
+# The first line of the markdown body, for a CI job to find its own comment and update it.
+MARKDOWN_MARKER = "<!-- migtools:verify_migrations -->"
+
+
+def docs_url(rule_id: str) -> str:
+    return f"{DOCS_URL}#{rule_id}"
 
 
 @dataclass
@@ -106,12 +118,16 @@ def summary(report: Report) -> str:
 def where(f: Finding) -> str:
     """``path:line`` (relative to the current directory when below it), else ``app.name``."""
     if f.path:
-        try:
-            path = str(Path(f.path).relative_to(Path.cwd()))
-        except ValueError:
-            path = f.path
-        return f"{path}:{f.line or 1}"
+        return f"{shown(f.path)}:{f.line or 1}"
     return f"{f.app_label}.{f.migration_name}"
+
+
+def shown(path: str) -> str:
+    """``path`` relative to the current directory when below it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def as_text(
@@ -134,6 +150,7 @@ def as_text(
         if verbosity >= 2:
             lines.append(f"    why: {f.rule.why}")
             lines.extend(f"    {n}. {step}" for n, step in enumerate(f.rule.recipe, 1))
+        lines.append(f"    docs: {docs_url(f.rule_id)}")
     lines.append(summary(report))
     return lines
 
@@ -166,9 +183,77 @@ def as_github(report: Report) -> list[str]:
         if f.path:
             props.insert(0, f"file={_github_escape(where(f).rsplit(':', 1)[0], prop=True)}")
             props.insert(1, f"line={f.line or 1}")
-        body = f"{f.message}\n{f.rule.recipe[0]}"
+        body = f"{f.message}\nSafe recipe:\n{_steps(f)}"
         if f.sql:
             body += f"\nSQL: {f.sql}"
+        body += f"\nDocs: {docs_url(f.rule_id)}"
         lines.append(f"::{kind} {','.join(props)}::{_github_escape(body)}")
     lines.append(summary(report))
     return lines
+
+
+def _steps(f: Finding, indent: str = "") -> str:
+    return "\n".join(f"{indent}{n}. {step}" for n, step in enumerate(f.rule.recipe, 1))
+
+
+def as_gitlab(report: Report) -> str:
+    """A GitLab code-quality report (``artifacts: reports: codequality``): one issue per
+    finding, with a fingerprint stable across runs (rule, migration, operation)."""
+    issues = []
+    for f in ordered(report):
+        path = where(f).rsplit(":", 1)[0] if f.path else f"{f.app_label}.{f.migration_name}"
+        identity = f"{f.rule_id}:{f.app_label}.{f.migration_name}:{f.operation_index}:{f.sql}"
+        issues.append(
+            {
+                "type": "issue",
+                "check_name": f.rule_id,
+                "description": f"{f.app_label}.{f.migration_name}: {f.message}",
+                "content": {
+                    "body": f"{f.rule.why}\n\nSafe recipe:\n{_steps(f)}\n\n{docs_url(f.rule_id)}"
+                },
+                "categories": ["Bug Risk"],
+                "severity": "major" if f.level is Level.ERROR else "minor",
+                "fingerprint": hashlib.sha256(identity.encode()).hexdigest(),
+                "location": {"path": path, "lines": {"begin": f.line or 1}},
+            }
+        )
+    return json.dumps(issues, indent=2)
+
+
+def _fence(text: str, language: str = "") -> list[str]:
+    """``text`` in a code block whose fence no line of it can close."""
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return [f"{fence}{language}", text, fence]
+
+
+def as_markdown(report: Report) -> str:
+    """A pull-request comment body: the summary, then per migration its SQL (with the
+    findings as ``-- migtools:`` comments where they apply) and each finding with why, the
+    full recipe and the rule's docs. Starts with :data:`MARKDOWN_MARKER`."""
+    lines = [MARKDOWN_MARKER, f"### migtools: {summary(report)}", ""]
+    if not report.migrations:
+        lines.append("No migrations to verify.")
+    for m in sorted(report.migrations, key=lambda m: m.node):
+        label, name = m.node
+        lines.append(f"#### `{label}.{name}`")
+        if m.path:
+            lines.append(f"`{shown(m.path)}`")
+        lines.append("")
+        sql = "\n".join(m.annotated()).strip() or "-- (no SQL)"
+        lines.extend(_fence(sql, "sql"))
+        lines.append("")
+        if not m.findings:
+            lines.extend(["No findings.", ""])
+        for f in sorted(m.findings, key=lambda f: (f.operation_index or -1, f.rule_id)):
+            op = (
+                f" (operation {(f.operation_index or 0) + 1}: {f.operation})" if f.operation else ""
+            )
+            lines.append(f"- **{f.level}** [`{f.rule_id}`]({docs_url(f.rule_id)}){op}: {f.message}")
+            lines.append(f"  - Why: {f.rule.why}")
+            lines.append("  - Safe recipe:")
+            lines.append(_steps(f, indent="    "))
+        if m.findings:
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

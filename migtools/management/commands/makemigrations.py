@@ -67,6 +67,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             and not self.migration_name
             and not update_previous_migration_paths
             and mt_settings.require_name()
+            and writer.needs_name(changes)
         ):
             labels = " ".join(sorted(changes))
             raise CommandError(

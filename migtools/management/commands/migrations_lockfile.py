@@ -36,10 +36,7 @@ class Command(MigtoolsCommandMixin, BaseCommand):
             if mismatches:
                 for mismatch in mismatches:
                     self.stderr.write(mismatch.describe())
-                raise CommandError(
-                    f"{display_path(path)} is stale ({len(mismatches)} app(s)). Run "
-                    "'python manage.py migrations_lockfile' to rewrite it."
-                )
+                raise CommandError(lockfile.stale_message(display_path(path), len(mismatches)))
             if options["verbosity"] >= 1:
                 self.stdout.write(f"{display_path(path)} is up to date.")
             return
@@ -49,7 +46,10 @@ class Command(MigtoolsCommandMixin, BaseCommand):
             current = ""  # missing or unreadable: rewritten below
         if lockfile.has_conflict_markers(current):
             lockfile.parse(current, str(path))  # raises, with the hint
+        found = lockfile.found_other_kind(path, disk)
         if lockfile.write(path, lockfile.expected(disk)):
             self.stdout.write(self.style.SUCCESS(f"Wrote {display_path(path)}"))
+            if found is not None:
+                self.stdout.write(lockfile.converted_message(found, display_path(path)))
         elif options["verbosity"] >= 1:
             self.stdout.write(f"{display_path(path)} is up to date.")

@@ -31,7 +31,12 @@ class Command(MigtoolsCommandMixin, BaseCommand):
             "--unapplied", action="store_true", help="Only migrations not applied yet."
         )
         parser.add_argument(
-            "--format", choices=("text", "json", "github"), default="text", dest="fmt"
+            "--format",
+            choices=("text", "json", "github", "gitlab", "markdown"),
+            default="text",
+            dest="fmt",
+            help="text (default); json; github (Actions annotations); gitlab (code-quality "
+            "report); markdown (a pull-request comment body).",
         )
         parser.add_argument(
             "--database",
@@ -74,6 +79,10 @@ class Command(MigtoolsCommandMixin, BaseCommand):
             self.stdout.write(report_formats.as_json(report))
         elif fmt == "github":
             self.stdout.write("\n".join(report_formats.as_github(report)))
+        elif fmt == "gitlab":
+            self.stdout.write(report_formats.as_gitlab(report))
+        elif fmt == "markdown":
+            self.stdout.write(report_formats.as_markdown(report), ending="")
         else:
             lines = report_formats.as_text(
                 report,

@@ -1,0 +1,112 @@
+"""``migtools``: the settings-free console script (``migtools lockfile [--check]``).
+
+Runs in a repository without Django settings, project code or Django itself: the apps are
+the repository's migration packages and the rest comes from ``[tool.migtools]`` in
+``pyproject.toml`` (:mod:`migtools.graph.checkout`). Same lockfile, messages and exit codes
+as ``manage.py migrations_lockfile``; errors are one line (``error: ...``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from migtools import __version__
+from migtools.errors import DynamicMigrationError, MigtoolsError
+from migtools.graph import checkout, lockfile
+
+DYNAMIC_HINT = (
+    "the settings-free CLI reads migration files without importing them: use literal "
+    "dependencies, or run 'python manage.py migrations_lockfile'"
+)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when below it (as the command prints it)."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def _lockfile(check: bool, verbosity: int) -> int:
+    config = checkout.read_config(Path.cwd())
+    try:
+        graph = checkout.load(config)
+    except DynamicMigrationError as exc:
+        raise DynamicMigrationError(exc.path, exc.line, f"{exc.reason}; {DYNAMIC_HINT}") from None
+    path = config.lockfile
+    if check:
+        mismatches = lockfile.check(path, graph)
+        if mismatches:
+            for mismatch in mismatches:
+                print(mismatch.describe(), file=sys.stderr)
+            print(
+                f"error: {lockfile.stale_message(_shown(path), len(mismatches))}", file=sys.stderr
+            )
+            return 1
+        if verbosity >= 1:
+            print(f"{_shown(path)} is up to date.")
+        return 0
+    if path.exists():
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        if lockfile.has_conflict_markers(text):
+            lockfile.parse(text, str(path))  # raises, with the hint
+    found = lockfile.found_other_kind(path, graph)
+    if lockfile.write(path, lockfile.expected(graph)):
+        print(f"Wrote {_shown(path)}")
+        if found is not None:
+            print(lockfile.converted_message(found, _shown(path)))
+    elif verbosity >= 1:
+        print(f"{_shown(path)} is up to date.")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="migtools",
+        description="migtools without Django settings (for pre-commit hooks and CI).",
+    )
+    top.add_argument("--version", action="version", version=f"migtools {__version__}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    lock = commands.add_parser(
+        "lockfile",
+        help="Write migrations_lockfile.txt, or check it with --check.",
+        description=(
+            "Write migrations_lockfile.txt: one line per app naming its latest migration. "
+            "With --check, verify it instead (exit 1 when it is stale)."
+        ),
+    )
+    lock.add_argument(
+        "--check",
+        action="store_true",
+        help="Exit 1, listing each wrong, missing or extra app, when the lockfile is stale.",
+    )
+    lock.add_argument(
+        "-v",
+        "--verbosity",
+        type=int,
+        choices=(0, 1, 2, 3),
+        default=1,
+        help="0 prints nothing when all is well.",
+    )
+    # pre-commit passes the changed file names; the whole graph is checked anyway.
+    lock.add_argument("files", nargs="*", help=argparse.SUPPRESS)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return _lockfile(args.check, args.verbosity)
+    except MigtoolsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.returncode
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
