@@ -98,3 +98,18 @@ def baseline() -> dict[str, str]:
     """``MIGTOOLS_BASELINE = {app: name}``: history up to and including that migration is
     left unchecked (adopting migtools in an existing project)."""
     return {str(k): str(v) for k, v in dict(_get("BASELINE", {})).items()}
+
+
+# -- Backfills -------------------------------------------------------------------------------
+
+BACKFILL_RUNNERS = ("inline", "tasks")
+
+
+def backfill_runner() -> str:
+    """``MIGTOOLS_BACKFILL_RUNNER``: ``"inline"`` (default) or ``"tasks"`` (Django Tasks)."""
+    value = _get("BACKFILL_RUNNER", "inline")
+    if value not in BACKFILL_RUNNERS:
+        from migtools.errors import UsageError
+
+        raise UsageError(f"MIGTOOLS_BACKFILL_RUNNER must be 'inline' or 'tasks', not {value!r}.")
+    return str(value)

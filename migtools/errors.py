@@ -142,3 +142,8 @@ class MigrationTestError(UsageError):
 
 class SnapshotError(MigtoolsError):
     """A migration-test snapshot could not be made or used (wrong backend, busy database, …)."""
+
+
+class BackfillError(MigtoolsError):
+    """A ``RunBackfill`` cannot run (atomic migration, unsupported key) or a batch failed;
+    ``EnsureBackfilled`` found a backfill not done; ``backfills --run`` names no backfill."""

@@ -28,6 +28,8 @@ from django.db.migrations.operations import DeleteModel, RemoveField, RunSQL
 from django.db.migrations.operations.base import Operation
 
 from migtools import conf as mt_settings
+from migtools.backfill.operation import EnsureBackfilled as EnsureBackfilled
+from migtools.backfill.operation import RunBackfill as RunBackfill
 from migtools.errors import PendingDeletionError, UnroutedTableError, UnsafeMigrationError
 
 if TYPE_CHECKING:
