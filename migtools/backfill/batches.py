@@ -85,8 +85,8 @@ def next_range(
     where = f"WHERE {col} > %s::{keys.cast} " if after is not None else ""
     params: list[Any] = [after] if after is not None else []
     cursor.execute(
-        f"SELECT count(*), max(k)::text FROM (SELECT {col} AS k FROM {table} {where}"
-        f"ORDER BY {col} LIMIT %s) s",
+        f"SELECT count(*) OVER (), s.key::text FROM (SELECT {col} AS key FROM {table} {where}"
+        f"ORDER BY {col} LIMIT %s) s ORDER BY s.key DESC LIMIT 1",
         [*params, size],
     )
     row = cursor.fetchone()
@@ -101,16 +101,16 @@ def all_ranges(
     """Every range ``(lo, hi, count)`` of ``size`` keys, in one pass over the key index."""
     col, table = quote(keys.column), quote(keys.table)
     cursor.execute(
-        f"SELECT max(k)::text, count(*) FROM "
-        f"(SELECT {col} AS k, (row_number() OVER (ORDER BY {col}) - 1) / %s AS b "
-        f"FROM {table}) s GROUP BY b ORDER BY b",
+        f"SELECT k::text, rn FROM (SELECT {col} AS k, row_number() OVER (ORDER BY {col}) AS rn, "
+        f"count(*) OVER () AS total FROM {table}) s WHERE rn %% %s = 0 OR rn = total ORDER BY rn",
         [size],
     )
     out: list[tuple[str | None, str, int]] = []
     previous: str | None = None
-    for last, count in cursor.fetchall():
-        out.append((previous, str(last), int(count)))
-        previous = str(last)
+    previous_rn = 0
+    for last, rn in cursor.fetchall():
+        out.append((previous, str(last), int(rn) - previous_rn))
+        previous, previous_rn = str(last), int(rn)
     return out
 
 
