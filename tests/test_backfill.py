@@ -169,7 +169,7 @@ def test_statement_timeout_bounds_every_batch_and_fails_clearly(tmp_path: Path) 
 
 
 def test_backfills_on_empty_database_and_unknown_names(tmp_path: Path) -> None:
-    proj, db = backfill_project(tmp_path / "p")
+    proj, _db = backfill_project(tmp_path / "p")
     assert proj.manage("migrate", "shop", "0001").returncode == 0
     listed = proj.manage("backfills")
     assert (listed.returncode, listed.out.strip()) == (0, "No backfills recorded.")

@@ -272,6 +272,11 @@ def all_backfills(connection: BaseDatabaseWrapper) -> list[Backfill]:
         return out
 
 
+def find(connection: BaseDatabaseWrapper, name: str) -> Backfill | None:
+    """One backfill as ``all_backfills`` reports it (a tasks backfill's rows summed)."""
+    return next((b for b in all_backfills(connection) if b.name == name), None)
+
+
 def for_migration(
     connection: BaseDatabaseWrapper, app_label: str, migration: str
 ) -> list[Backfill]:

@@ -270,8 +270,8 @@ def finish(job: Job, stream: Any = None) -> progress.Backfill:
         done += rows
         display.update(done)
     with connection.cursor() as cursor:
-        final = progress.get(cursor, job.name)
         left = progress.ranges_left(cursor, job.name)
+    final = progress.find(connection, job.name)
     assert final is not None
     if left:
         raise BackfillError(
