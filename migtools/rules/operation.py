@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 from django.db.migrations import operations as ops
 
+from migtools.rules import data
 from migtools.rules.catalogue import CATALOGUE, Finding, Level, Stage, effective_level, stage_of
 from migtools.rules.sql import Hit, SqlContext, check, is_data_statement
 
@@ -236,6 +237,9 @@ def judge_operation(
     ctx.old_types = _old_types(operation, app_label, from_state, connection)
     new_before = frozenset(ctx.new_tables)
     op_hits = operation_hits(migration, app_label, operation, from_state, new_before)
+    op_hits += [
+        OpHit(r, m) for r, m in data.hits(migration, operation, from_state, ctx.large_tables)
+    ]
     sql_hits, parsed = check(sql, ctx)
     result = OperationResult(
         has_data=isinstance(operation, ops.RunPython)
