@@ -4,6 +4,7 @@ migration, or in an atomic one, is a finding too."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from io import StringIO
 from types import SimpleNamespace
@@ -25,10 +26,9 @@ pytestmark = pytest.mark.django_db
 
 def _findings(*args: str) -> list[dict[str, Any]]:
     out = StringIO()
-    try:
+    # Findings at error level exit 1; the JSON is written first.
+    with contextlib.suppress(CommandError):
         call_command("verify_migrations", *args, "--format", "json", stdout=out)
-    except CommandError:
-        pass  # findings at error level exit 1; the JSON is written first
     text = out.getvalue()
     payload = json.loads(text[text.index("{") :] if "{" in text else text)
     return list(payload["findings"] if isinstance(payload, dict) else payload)

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF012
 from django.db.models import F
 
 from migtools import CheckedMigration
