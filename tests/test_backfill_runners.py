@@ -20,17 +20,21 @@ from migtools.backfill.display import Display, line
 from migtools.errors import BackfillError
 from tests.safety_helpers import server_conninfo
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
 
 @pytest.fixture
-def counters() -> Iterator[Any]:
+def counters(django_db_setup: None, django_db_blocker: Any) -> Iterator[Any]:
+    """40 rows on the test database in autocommit (the runner commits batch by batch), removed
+    afterwards: no flush, which would also empty what the test apps' migrations seeded."""
     model = global_apps.get_model("tally", "Counter")
-    model.objects.bulk_create([model() for _ in range(40)])
-    yield model
-    progress.ensure(connection)
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {progress.TABLE} WHERE name LIKE 'test.%%'")
+    with django_db_blocker.unblock():
+        model.objects.bulk_create([model() for _ in range(40)])
+        try:
+            yield model
+        finally:
+            model.objects.all().delete()
+            progress.ensure(connection)
+            with connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {progress.TABLE} WHERE name LIKE 'test.%%'")
 
 
 def _job(model: Any, function: Any, name: str, **kwargs: Any) -> runners.Job:

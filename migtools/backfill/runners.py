@@ -282,9 +282,20 @@ def finish(job: Job, stream: Any = None) -> progress.Backfill:
     return final
 
 
+_located: dict[tuple[str, str], Job] = {}
+
+
 def locate(name: str, alias: str = "default") -> Job:
     """The job of a recorded backfill: its migration loaded, the historical apps just before
-    its operation (for workers and ``backfills --run``)."""
+    its operation (for workers and ``backfills --run``). A worker process loads the migration
+    graph once per backfill, not once per range."""
+    job = _located.get((name, alias))
+    if job is None:
+        job = _located[name, alias] = _locate(name, alias)
+    return job
+
+
+def _locate(name: str, alias: str) -> Job:
     from django.db.migrations.loader import MigrationLoader
 
     connection = connections[alias]
