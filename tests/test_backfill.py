@@ -201,3 +201,14 @@ def test_reverse_walks_batches_and_forgets_progress(tmp_path: Path) -> None:
     again = proj.manage("migrate", "shop")
     assert again.returncode == 0
     assert counts(db) == {1: 100}
+
+
+def test_backfills_with_the_database_down_is_one_line(tmp_path: Path) -> None:
+    proj, _db = backfill_project(
+        tmp_path / "p", settings='DATABASES["default"].update(HOST="127.0.0.1", PORT="1")'
+    )
+    result = proj.manage("backfills")
+    assert result.returncode == 1
+    assert "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert result.err.startswith("CommandError: Database 'default' (127.0.0.1:1) is unreachable: ")
