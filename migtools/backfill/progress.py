@@ -277,14 +277,6 @@ def find(connection: BaseDatabaseWrapper, name: str) -> Backfill | None:
     return next((b for b in all_backfills(connection) if b.name == name), None)
 
 
-def for_migration(
-    connection: BaseDatabaseWrapper, app_label: str, migration: str
-) -> list[Backfill]:
-    return [
-        b for b in all_backfills(connection) if (b.app_label, b.migration) == (app_label, migration)
-    ]
-
-
 # -- who runs what ---------------------------------------------------------------------------
 
 _RUN_LOCK = 0x6D74_6272  # first key of a backfill run's session advisory lock ("mtbr")
