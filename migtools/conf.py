@@ -407,6 +407,22 @@ def pg_version() -> int | None:
     return value
 
 
+BACKFILL_RUNNERS = ("inline", "tasks")
+
+
+def backfill_runner() -> str:
+    """``MIGTOOLS_BACKFILL_RUNNER``: ``"inline"`` (default) or ``"tasks"`` (Django Tasks)."""
+    value = _raw("BACKFILL_RUNNER", "inline")
+    if value not in BACKFILL_RUNNERS:
+        raise _error(
+            "BACKFILL_RUNNER",
+            value,
+            "expected 'inline' or 'tasks'",
+            'Write MIGTOOLS_BACKFILL_RUNNER = "inline" (in the migrate process) or "tasks".',
+        )
+    return str(value)
+
+
 # -- The table -----------------------------------------------------------------------------
 
 #: name (without ``MIGTOOLS_``) -> (check id, validator). One line per setting.
@@ -429,10 +445,11 @@ SETTINGS: dict[str, tuple[str, Callable[[], object]]] = {
     "DEFAULT_APP": ("migtools.E116", default_app),
     "PG_VERSION": ("migtools.E117", pg_version),
     "FAST_PATHS": ("migtools.E118", fast_paths),
+    "BACKFILL_RUNNER": ("migtools.E119", backfill_runner),
 }
 
 #: Settings read elsewhere (by name) that the unknown-name warning must not flag.
-OTHER_SETTINGS = frozenset({"BACKFILL_RUNNER", "GRAPH_CACHE"})
+OTHER_SETTINGS = frozenset({"GRAPH_CACHE"})
 
 
 def check_id(name: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from migtools.backfill.operation import EnsureBackfilled as EnsureBackfilled
+from migtools.backfill.operation import RunBackfill as RunBackfill
 from migtools.safety.deletion import DeletionAction as DeletionAction
 from migtools.safety.deletion import SafeDeleteModel as SafeDeleteModel
 from migtools.safety.deletion import SafeRemoveField as SafeRemoveField
@@ -10,6 +12,8 @@ from migtools.safety.runsql import SafeRunSQL as SafeRunSQL
 
 __all__ = [
     "DeletionAction",
+    "EnsureBackfilled",
+    "RunBackfill",
     "SafeDeleteModel",
     "SafeRemoveField",
     "SafeRunSQL",

@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "tests.testapps.gamma",
     # Real migrations (incl. a seed and a backfill) for the migration-testing tests.
     "tests.testapps.ledger",
+    "tests.testapps.tally",  # a RunBackfill migration under TestMigrations
 ]
 
 DATABASES = {"default": dj_database_url.parse(ensure_database_url())}

@@ -419,6 +419,46 @@ _RULES: tuple[Rule, ...] = (
         lock="ACCESS EXCLUSIVE",
         sql=True,
     ),
+    Rule(
+        "run-python-on-large-table",
+        Level.WARNING,
+        "RunPython writes to a large table",
+        "A RunPython that updates a large table in one go holds the row locks of every row it "
+        "touched until the migration commits: application writes to those rows wait for the "
+        "whole backfill (seconds to hours), and a kill or a statement timeout throws all the "
+        "work away.",
+        (
+            'Replace it with `migtools.operations.RunBackfill("app_label.Model", function, '
+            "batch_size=...)`: `function(apps, batch)` gets one primary-key range at a time, "
+            "each committed with its progress, resumable after a kill.",
+            "Put it in its own migration with `atomic = False` and `is_post_deployment = True`.",
+            "If a later migration needs the rows filled (e.g. NOT NULL), add "
+            '`EnsureBackfilled("app_label", "migration_name")` to it.',
+        ),
+        lock="ROW EXCLUSIVE (row locks on every updated row)",
+    ),
+    Rule(
+        "backfill-not-post-deployment",
+        Level.WARNING,
+        "RunBackfill in a pre-deploy migration",
+        "A backfill walks the whole table: in a pre-deploy migration it holds the deploy back "
+        "for as long as it takes, and the old code is still writing rows the new column "
+        "expects.",
+        (
+            "Set `is_post_deployment = True` on the migration (`migrate --pre-deploy` defers it).",
+            'With `MIGTOOLS_BACKFILL_RUNNER = "tasks"` the batches run on workers instead.',
+        ),
+        allowed_in=frozenset({Stage.POST_DEPLOYMENT}),
+    ),
+    Rule(
+        "backfill-in-atomic-migration",
+        Level.ERROR,
+        "RunBackfill in an atomic migration",
+        "RunBackfill commits each batch on its own, so that progress survives a kill and row "
+        "locks are held for one batch only; inside the migration's transaction it cannot, and "
+        "it refuses to run.",
+        ("Set `atomic = False` on the migration (keep other operations out of it).",),
+    ),
 )
 
 CATALOGUE: dict[str, Rule] = {r.id: r for r in _RULES}

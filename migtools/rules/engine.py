@@ -28,6 +28,7 @@ from django.db.migrations import operations as ops
 from django.db.utils import NotSupportedError
 
 from migtools.errors import PendingDeletionError, UnsafeMigrationError
+from migtools.rules import data
 from migtools.rules import operation as oprules
 from migtools.rules.catalogue import CATALOGUE, Finding, Level, configured_levels, effective_level
 from migtools.rules.sql import Hit, SqlContext, check, is_data_statement
@@ -238,6 +239,10 @@ class Engine:
         ctx.stage = stage
         ctx.old_types = oprules.old_types(operation, app_label, from_state, self.connection)
         op_hits = oprules.operation_hits(operation)
+        op_hits += [
+            oprules.OpHit(rule_id, message)
+            for rule_id, message in data.hits(migration, operation, from_state, ctx.large_tables)
+        ]
         sql_hits, parsed = check(sql, ctx)
         has_data = isinstance(operation, ops.RunPython) or any(
             is_data_statement(s.node) for s in parsed

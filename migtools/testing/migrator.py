@@ -30,6 +30,7 @@ from django.db.backends.base.creation import TEST_DATABASE_PREFIX
 from django.db.migrations.migration import Migration
 from django.db.migrations.state import ProjectState, StateApps
 
+from migtools.backfill.runners import inline_only
 from migtools.conf import default_app
 from migtools.errors import MigrationTestError
 from migtools.testing import history, snapshot, walk
@@ -172,7 +173,8 @@ class Migrator:
         executor = walk.executor(wrapper, graph.loader, progress)
         pre_state = self._state.clone()
         emit_pre_migrate_signal(0, False, self.alias, apps=pre_state.apps, plan=plan)
-        state = executor.migrate([node], plan=plan, state=pre_state)
+        with inline_only():  # a RunBackfill runs here and now, as a RunPython would
+            state = executor.migrate([node], plan=plan, state=pre_state)
         state.clear_delayed_apps_cache()
         post_apps = state.apps
         emit_post_migrate_signal(0, False, self.alias, apps=post_apps, plan=plan)

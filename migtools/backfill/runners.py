@@ -1,0 +1,322 @@
+"""Running a backfill: inline (batch after batch in this process) or on a worker fleet
+(key ranges recorded once, one Django Task per range, claimed with ``SKIP LOCKED``).
+
+Every batch is one short transaction: ``SET LOCAL`` lock and statement timeouts (nothing leaks
+past the batch), the user's function on one key range, the progress row or the range row
+updated, commit. A killed process loses at most the batch it was in, and no batch is applied
+twice: the next run starts after the last committed key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections, transaction
+
+from migtools import conf as mt_settings
+from migtools.backfill import batches, progress
+from migtools.backfill.display import Display
+from migtools.errors import BackfillError
+
+if TYPE_CHECKING:
+    from django.apps.registry import Apps
+    from django.db.backends.utils import CursorWrapper
+    from django.db.models import Model, Q
+
+REVERSE = "~reverse"  # suffix of the name of a backfill's reverse walk
+
+_inline = contextvars.ContextVar("migtools_backfill_inline", default=False)
+
+
+@contextlib.contextmanager
+def inline_only() -> Iterator[None]:
+    """Run every backfill inline and synchronously, whatever ``MIGTOOLS_BACKFILL_RUNNER``
+    says (``TestMigrations`` does this, so a backfill is tested like a ``RunPython``)."""
+    token = _inline.set(True)
+    try:
+        yield
+    finally:
+        _inline.reset(token)
+
+
+def runner() -> str:
+    return "inline" if _inline.get() else mt_settings.backfill_runner()
+
+
+@dataclass
+class Job:
+    """One backfill, ready to run: the historical model and apps, the function, the knobs."""
+
+    name: str
+    app_label: str
+    migration: str
+    model: type[Model]
+    apps: Apps
+    function: Callable[[Apps, Any], Any]
+    filter: Q | None
+    batch_size: int
+    pause: float
+    batch_time: float | None
+    alias: str
+
+    @property
+    def keys(self) -> batches.Keys:
+        return batches.keys_of(self.model, self.name)
+
+    @property
+    def label(self) -> str:
+        return str(self.model._meta.label)
+
+
+def _timeouts(cursor: CursorWrapper) -> None:
+    """The batch's lock and statement timeouts, for this transaction only."""
+    cursor.execute("SELECT set_config('lock_timeout', %s, true)", [mt_settings.lock_timeout()])
+    statement = mt_settings.statement_timeout(False) or "0"
+    cursor.execute("SELECT set_config('statement_timeout', %s, true)", [statement])
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    while exc is not None:
+        code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        if code:
+            return str(code)
+        exc = exc.__cause__  # type: ignore[assignment]
+    return None
+
+
+def _explain(job: Job, exc: BaseException, after: str | None) -> str:
+    state = _sqlstate(exc)
+    where = f"after key {after}" if after is not None else "from the first key"
+    if state == "57014":
+        cause = (
+            f"the batch hit statement_timeout ({mt_settings.statement_timeout(False)}): "
+            "lower batch_size= or set batch_time= so batches stay short"
+        )
+    elif state == "55P03":
+        cause = f"the batch could not get its row locks within lock_timeout ({mt_settings.lock_timeout()})"
+    else:
+        cause = f"{type(exc).__name__}: {exc}".strip()
+    return (
+        f"Backfill {job.name} ({job.label}): the batch {where} failed: {cause}. Every earlier "
+        f"batch is committed; run migrate again (or `manage.py backfills --run {job.name}`) "
+        "to resume after the last committed key."
+    )
+
+
+def _fail(job: Job, message: str) -> None:
+    with transaction.atomic(using=job.alias), connections[job.alias].cursor() as cursor:
+        progress.set_state(cursor, job.name, progress.FAILED, error=message)
+
+
+def _with_retries(job: Job, attempt: Callable[[], Any], after: Callable[[], str | None]) -> Any:
+    """Run one batch; lock timeouts are retried with backoff, anything else fails the run."""
+    retries = mt_settings.lock_retries()
+    delay = mt_settings.lock_retry_delay()
+    for n in range(retries + 1):
+        try:
+            return attempt()
+        except Exception as exc:
+            if _sqlstate(exc) == "55P03" and n < retries:
+                time.sleep(delay * 2**n)
+                continue
+            message = _explain(job, exc, after())
+            _fail(job, message)
+            raise BackfillError(message) from exc
+    raise AssertionError("unreachable")
+
+
+def _adapt(job: Job, size: int, seconds: float) -> int:
+    """The next batch size for ``batch_time``: towards the target, at most doubling or halving."""
+    if job.batch_time is None or seconds <= 0:
+        return size
+    wanted = int(size * job.batch_time / seconds)
+    return max(1, min(size * 2, max(size // 2, wanted)))
+
+
+# -- inline --------------------------------------------------------------------------------
+
+
+def run_inline(job: Job, stream: Any = None) -> progress.Backfill:
+    """Walk the key from the last committed key to the end, batch by batch."""
+    connection = connections[job.alias]
+    keys = job.keys
+    quote = connection.ops.quote_name
+    progress.ensure(connection)
+    with transaction.atomic(using=job.alias), connection.cursor() as cursor:
+        progress.start(
+            cursor,
+            name=job.name,
+            app_label=job.app_label,
+            migration=job.migration,
+            model=job.label,
+            runner="inline",
+            total=batches.estimate_rows(cursor, keys, quote),
+        )
+    with connection.cursor() as cursor:
+        progress.lock_run(cursor, job.name)
+    try:
+        return _walk(job, keys, stream)
+    finally:
+        with connection.cursor() as cursor:
+            progress.unlock_run(cursor, job.name)
+
+
+def _walk(job: Job, keys: batches.Keys, stream: Any) -> progress.Backfill:
+    connection = connections[job.alias]
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        record = progress.get(cursor, job.name)
+    assert record is not None
+    if record.state == progress.DONE:
+        return record
+    display = Display(job.name, record.total, stream)
+    size = job.batch_size
+    rows = record.rows
+    last: list[str | None] = [record.last_key]
+
+    def one() -> tuple[int, float]:
+        with transaction.atomic(using=job.alias), connection.cursor() as cursor:
+            _timeouts(cursor)
+            row = progress.get(cursor, job.name, lock=True)
+            assert row is not None
+            last[0] = row.last_key
+            count, hi = batches.next_range(cursor, keys, row.last_key, size, quote)
+            if count == 0 or hi is None:
+                progress.set_state(cursor, job.name, progress.DONE)
+                return 0, 0.0
+            started = time.monotonic()
+            job.function(
+                job.apps, batches.batch(job.model, keys, row.last_key, hi, job.alias, job.filter)
+            )
+            seconds = time.monotonic() - started
+            progress.advance(cursor, job.name, hi, count, seconds)
+            return count, seconds
+
+    while True:
+        count, seconds = _with_retries(job, one, lambda: last[0])
+        if count == 0:
+            break
+        rows += count
+        display.update(rows)
+        size = _adapt(job, size, seconds)
+        if job.pause:
+            time.sleep(job.pause)
+    display.finish(rows, progress.DONE)
+    with connection.cursor() as cursor:
+        final = progress.get(cursor, job.name)
+    assert final is not None
+    return final
+
+
+# -- tasks: one range per call ---------------------------------------------------------------
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_range(job: Job) -> int:
+    """Claim one pending range (``SKIP LOCKED``: two workers never take the same one), run it
+    and mark it done in the same transaction. Returns the rows of the range (0: none left)."""
+    connection = connections[job.alias]
+    keys = job.keys
+    claimed: list[str | None] = [None]
+
+    def one() -> int:
+        with transaction.atomic(using=job.alias), connection.cursor() as cursor:
+            _timeouts(cursor)
+            claim = progress.claim_range(cursor, job.name)
+            if claim is None:
+                return 0
+            seq, lo, hi, rows = claim
+            claimed[0] = lo
+            started = time.monotonic()
+            job.function(job.apps, batches.batch(job.model, keys, lo, hi, job.alias, job.filter))
+            progress.finish_range(cursor, job.name, seq, time.monotonic() - started, worker_id())
+            return rows
+
+    rows = int(_with_retries(job, one, lambda: claimed[0]))
+    with transaction.atomic(using=job.alias), connection.cursor() as cursor:
+        if progress.ranges_left(cursor, job.name) == 0:
+            progress.set_state(cursor, job.name, progress.DONE)
+    if job.pause and rows:
+        time.sleep(job.pause)
+    return rows
+
+
+def finish(job: Job, stream: Any = None) -> progress.Backfill:
+    """Finish a backfill here and now (``manage.py backfills --run``): the inline walk, or
+    every range no worker holds."""
+    connection = connections[job.alias]
+    with connection.cursor() as cursor:
+        record = progress.get(cursor, job.name)
+    if record is None or record.runner == "inline":
+        return run_inline(job, stream)
+    display = Display(job.name, record.total, stream)
+    done = record.rows
+    with transaction.atomic(using=job.alias), connection.cursor() as cursor:
+        progress.set_state(cursor, job.name, progress.RUNNING)
+    while True:
+        rows = run_range(job)
+        if rows == 0:
+            break
+        done += rows
+        display.update(done)
+    with connection.cursor() as cursor:
+        left = progress.ranges_left(cursor, job.name)
+    final = progress.find(connection, job.name)
+    assert final is not None
+    if left:
+        raise BackfillError(
+            f"Backfill {job.name}: {left} range(s) are held by running workers; they will "
+            "finish them (or run this again once they stop)."
+        )
+    display.finish(done, final.state)
+    return final
+
+
+_located: dict[tuple[str, str], Job] = {}
+
+
+def locate(name: str, alias: str = "default") -> Job:
+    """The job of a recorded backfill: its migration loaded, the historical apps just before
+    its operation (for workers and ``backfills --run``). A worker process loads the migration
+    graph once per backfill, not once per range."""
+    job = _located.get((name, alias))
+    if job is None:
+        job = _located[name, alias] = _locate(name, alias)
+    return job
+
+
+def _locate(name: str, alias: str) -> Job:
+    from django.db.migrations.loader import MigrationLoader
+
+    connection = connections[alias]
+    records = {b.name: b for b in progress.all_backfills(connection)}
+    record = records.get(name)
+    if record is None:
+        known = ", ".join(sorted(records)) or "none recorded"
+        raise BackfillError(f"No backfill named {name!r} on database {alias!r} ({known}).")
+    loader = MigrationLoader(connection, ignore_no_migrations=True)
+    key = (record.app_label, record.migration)
+    if key not in loader.graph.nodes:
+        raise BackfillError(f"Backfill {name}: migration {key[0]}.{key[1]} is not on disk.")
+    migration = loader.graph.nodes[key]
+    state = loader.project_state(key, at_end=False)
+    reverse = name.endswith(REVERSE)
+    for op in migration.operations:
+        if getattr(op, "migtools_backfill", False):
+            base = op.backfill_name(*key)
+            if base == name or (reverse and base + REVERSE == name):
+                if reverse:
+                    return op.job(*key, state.apps, alias, op.reverse, REVERSE)  # type: ignore[no-any-return]
+                return op.job(*key, state.apps, alias)  # type: ignore[no-any-return]
+        op.state_forwards(record.app_label, state)
+    raise BackfillError(f"Backfill {name}: {key[0]}.{key[1]} no longer holds it.")
