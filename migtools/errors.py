@@ -246,6 +246,8 @@ class StatementTimeoutError(MigtoolsError):
 class ServerGoneError(MigtoolsError):
     """The database server went away while migrate ran (stopped, or the session terminated);
     the message names the alias, host and port and the state the migration was left in."""
+
+
 class BackfillError(MigtoolsError):
     """A ``RunBackfill`` cannot run (atomic migration, unsupported key) or a batch failed;
     ``EnsureBackfilled`` found a backfill not done; ``backfills --run`` names no backfill."""
