@@ -90,7 +90,7 @@ class Policy:
         return float(full / 2 + self.random() * full / 2)
 
 
-@dataclass
+@dataclass(eq=False)
 class Exhausted(Exception):
     """Every allowed attempt hit lock_timeout (raised from the last one's error)."""
 
