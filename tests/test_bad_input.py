@@ -524,9 +524,9 @@ CASES = [
     ),
     Case(
         "baseline-unknown-migration",
-        ("migrate",),
-        1,
-        ("migtools.E111", "0099_nosuch"),
+        ("check",),
+        0,
+        ("migtools.W103", "0099_nosuch"),
         'MIGTOOLS_BASELINE = {"shop": "0099_nosuch"}',
     ),
     Case(
