@@ -8,7 +8,8 @@ rule catalogue or the migration files.
 
 - ``E101``-``E117``: one per setting (``conf.SETTINGS``);
 - ``W101``: a ``MIGTOOLS_*`` name migtools does not read (a typo);
-- ``W102``: a migration's ``ignore_rules`` names a rule that does not exist.
+- ``W102``: a migration's ``ignore_rules`` names a rule that does not exist;
+- ``W103``: ``MIGTOOLS_BASELINE`` names a migration that does not exist.
 """
 
 from __future__ import annotations
@@ -76,12 +77,14 @@ def _baseline() -> list[checks.CheckMessage]:
         except MigtoolsError:
             continue  # the graph checks report an unreadable graph
         if (label, name) not in graph.files:
+            # A Warning: it exempts nothing (the safe direction), and a project may name its
+            # baseline before the file lands.
             messages.append(
-                checks.Error(
+                checks.Warning(
                     f"MIGTOOLS_BASELINE[{label!r}] = {name!r}: app '{label}' has no such "
-                    "migration.",
+                    "migration, so none of its history is exempted.",
                     hint="Give the full name of an existing migration, e.g. '0042_last_unchecked'.",
-                    id=conf.check_id("BASELINE"),
+                    id="migtools.W103",
                 )
             )
     return messages

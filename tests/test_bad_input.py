@@ -316,6 +316,27 @@ class Migration(CheckedMigration):
     return setup
 
 
+LEAF = """\
+from django.db import migrations
+
+from migtools import CheckedMigration
+
+
+class Migration(CheckedMigration):
+    is_post_deployment = False
+    dependencies = [("shop", "0002_item_note")]
+    operations = []
+"""
+
+
+def _two_leaves(root: Path) -> None:
+    """main added 0003_theirs (committed); this branch adds 0003_mine (not on main)."""
+    (root / "shop" / "migrations" / "0003_theirs.py").write_text(LEAF)
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "main: 0003_theirs")
+    (root / "shop" / "migrations" / "0003_mine.py").write_text(LEAF)
+
+
 def _port_closed(server: str, database: str) -> str:
     return f"postgres://postgres@127.0.0.1:{_closed_port()}/{database}"
 
@@ -503,9 +524,9 @@ CASES = [
     ),
     Case(
         "baseline-unknown-migration",
-        ("migrate",),
-        1,
-        ("migtools.E111", "0099_nosuch"),
+        ("check",),
+        0,
+        ("migtools.W103", "0099_nosuch"),
         'MIGTOOLS_BASELINE = {"shop": "0099_nosuch"}',
     ),
     Case(
@@ -697,12 +718,27 @@ CASES = [
         xfail=OFFLINE,
     ),
     Case(
-        "update-databases-empty",
+        "update-dry-run-two-leaves",  # the control of the next case: with a database
+        ("update_migration", "--dry-run"),
+        0,
+        ("0004_mine", "Dry run: nothing was changed."),
+        setup=_two_leaves,
+    ),
+    Case(
+        "update-dry-run-databases-empty",
+        ("update_migration", "--dry-run"),
+        0,
+        ("0004_mine", "Dry run: nothing was changed."),
+        "DATABASES = {}",
+        setup=_two_leaves,
+        xfail=RENAMER,
+    ),
+    Case(
+        "update-databases-empty-nothing-to-do",
         ("update_migration",),
         0,
         ("conflicts to resolve",),
         "DATABASES = {}",
-        xfail=RENAMER,
     ),
     Case(
         "verify-since-missing-ref",

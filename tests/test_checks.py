@@ -142,12 +142,15 @@ def test_valid_settings_pass_the_check(tmp_path: Path) -> None:
     assert "migtools." not in result.err
 
 
-def test_baseline_names_a_missing_migration_e111(tmp_path: Path) -> None:
+def test_baseline_names_a_missing_migration_w103(tmp_path: Path) -> None:
     proj = make_project(tmp_path / "p", extra_settings='MIGTOOLS_BASELINE = {"shop": "0009_nosuch"}')
-    made = proj.manage("makemigrations", "shop", "-n", "initial")
-    assert made.returncode == 1  # the check runs first: nothing written
-    assert not (proj.root / "shop" / "migrations").exists()
-    assert "(migtools.E111) MIGTOOLS_BASELINE['shop'] = '0009_nosuch'" in made.err
+    assert proj.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    result = proj.manage("check")
+    assert result.returncode == 0  # it exempts nothing: a Warning
+    assert "(migtools.W103) MIGTOOLS_BASELINE['shop'] = '0009_nosuch'" in result.err
+    fixed = make_project(tmp_path / "q", extra_settings='MIGTOOLS_BASELINE = {"shop": "0001_initial"}')
+    assert fixed.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    assert "W103" not in fixed.manage("check").err
 
 
 def test_unknown_rule_in_ignore_rules_w102(project: MiniProject) -> None:
