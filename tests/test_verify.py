@@ -223,6 +223,13 @@ MIGRATIONS: list[tuple[str, str, str, str, str]] = [
         "",
         "",
     ),
+    (
+        "0030_backfill_pre",
+        'RunBackfill("shop.Item", fill),',
+        "",
+        "",
+        "from migtools.operations import RunBackfill\n\n\ndef fill(apps, batch):\n    batch.update(qty=1)\n",
+    ),
 ]
 
 EXPECTED: dict[str, set[str]] = {
@@ -251,7 +258,7 @@ EXPECTED: dict[str, set[str]] = {
         "run-python-imports-model",
         "data-migration-without-test",
     },
-    "0022_python_ok": set(),
+    "0022_python_ok": {"run-python-on-large-table"},  # it updates shop_item, a large table
     "0023_mixed": {"schema-and-data-mixed", "data-migration-without-test"},
     "0024_plain": {"missing-is-post-deployment"},
     "0025_unchecked": set(),
@@ -259,6 +266,7 @@ EXPECTED: dict[str, set[str]] = {
     "0027_ignored": set(),
     "0028_large_index_post": set(),
     "0029_exclusion": {"exclusion-constraint"},
+    "0030_backfill_pre": {"backfill-in-atomic-migration", "backfill-not-post-deployment"},
 }
 
 MIGRATION_TEST = """\
