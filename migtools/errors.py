@@ -142,3 +142,16 @@ class MigrationTestError(UsageError):
 
 class SnapshotError(MigtoolsError):
     """A migration-test snapshot could not be made or used (wrong backend, busy database, …)."""
+
+
+class GitRefError(UsageError):
+    """A git ref given on the command line (``--since``) does not exist."""
+
+
+class JournalError(RenumberError):
+    """An interrupted update_migration run cannot be completed or undone automatically."""
+
+
+class DatabaseUnavailableError(MigtoolsError):
+    """A command that needs the database (``update_migration --update-applied``) cannot reach
+    it, or none is configured."""
