@@ -50,10 +50,10 @@ def _project(root: Path) -> MigRepo:
     return mig
 
 
-def _manage(root: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _manage(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "django", "update_migration"], cwd=root, capture_output=True,
-        text=True, env=_env(root, env))
+        [sys.executable, "-m", "django", "update_migration", *args], cwd=root,
+        capture_output=True, text=True, env=_env(root, env))
 
 
 def _env(root: Path, extra: dict[str, str]) -> dict[str, str]:
@@ -129,3 +129,17 @@ def test_a_kill_before_the_journal_changes_nothing(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL
     assert base.snapshot() == before
     assert not (base.root / ".git" / "migtools" / "journal.json").exists()
+
+
+def test_no_database_configured_only_update_applied_needs_one(tmp_path: Path) -> None:
+    base = _project(tmp_path / "base")
+    before = base.snapshot()
+
+    proc = _manage(base.root, "--update-applied")
+
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "CommandError: --update-applied needs the database, but database 'default' is not "
+        "configured (DATABASES is empty). Nothing was changed.\n"
+    )
+    assert base.snapshot() == before
