@@ -313,6 +313,9 @@ class GitRepo:
             self._git(
                 "update-index", "--index-info", stdin="".join(f"{x}\n" for x in lines).encode()
             )
+            # entries set from blobs carry no stat data: refresh them, or `git merge --abort`
+            # and `git reset --merge` take them for modified files
+            self._run("update-index", "-q", "--refresh")
 
     @property
     def state_dir(self) -> Path:

@@ -309,3 +309,14 @@ def test_a_pending_journal_with_foreign_edits_is_refused(repo: MigRepo) -> None:
                           "0004_update, alpha.0004_update -> 0005_update), and these files "
                           f"changed since:\n  {repo.package}/beta/0001_initial.py\n")
     assert target.read_text() == "# someone rewrote this meanwhile\n"
+
+
+def test_git_can_still_abort_the_merge_afterwards(repo: MigRepo) -> None:
+    """Index entries set from blobs are refreshed: git does not take them for modified files."""
+    _conflicted(repo)
+    _out, err, code = repo.run()
+    assert (err, code) == ("", 0)
+
+    assert repo.git("status", "--porcelain").stdout.count("??") == 0
+    repo.git("merge", "--abort")
+    assert repo.names("alpha") == ["0001_step1", "0002_step2", "0003_feature"]

@@ -24,6 +24,7 @@ class Applied:
     alias: str
     applied: list[Key] = field(default_factory=list)
     unavailable: str | None = None  # why the database could not be asked (None: it was)
+    configured: bool = True  # False: DATABASES is empty (Django's dummy backend)
 
 
 def connection_for(alias: str) -> BaseDatabaseWrapper:
@@ -65,6 +66,7 @@ def applied_moved(moved: Iterable[Key], connection: BaseDatabaseWrapper) -> Appl
         recorded = set(recorder.applied_migrations())
     except (DatabaseError, ImproperlyConfigured) as exc:
         result.unavailable = _describe(connection, exc)
+        result.configured = connection.settings_dict.get("ENGINE") != "django.db.backends.dummy"
         return result
     result.applied = [key for key in moved if key in recorded]
     return result

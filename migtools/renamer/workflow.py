@@ -98,14 +98,23 @@ def run(options: Options, report: Report) -> None:
     if found.unavailable is not None:
         if options.update_applied:
             db.require(found)
-        report(
-            Message(
-                f"Database '{options.database}' is unreachable: not checked whether the moved "
-                "migrations are applied there. If they are, roll them back (migrate APP "
-                f"<migration before them>) before you migrate again. ({found.unavailable})",
-                WARNING,
+        if not found.configured:
+            report(
+                Message(
+                    "No database is configured (DATABASES is empty): not checked whether the "
+                    "moved migrations are applied anywhere.",
+                    NOTICE,
+                )
             )
-        )
+        else:
+            report(
+                Message(
+                    f"Database '{options.database}' is unreachable: not checked whether the moved "
+                    "migrations are applied there. If they are, roll them back (migrate APP "
+                    f"<migration before them>) before you migrate again. ({found.unavailable})",
+                    WARNING,
+                )
+            )
     steps: list[db.Step] = []
     if found.applied:
         if options.dry_run:
