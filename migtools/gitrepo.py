@@ -1,4 +1,5 @@
-"""The git repository holding the project, as update_migration needs it (GitPython).
+"""The git repository holding the project: the one way migtools reaches git (the ``git``
+command; reads never take git's optional locks, index writes go through git).
 
 "Mine" are the migration files that main's side does not have: files absent from the tree of
 the main branch (and, during a rebase, of the commit being rebased onto). That rule needs no
@@ -13,8 +14,6 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import git
 
 from migtools.errors import GitRefError, GitRepoError, NotAGitRepoError
 
@@ -46,12 +45,9 @@ class Stages:
 class GitRepo:
     """One working tree: its root, its merge/rebase state, and the index operations we use."""
 
-    def __init__(self, repo: git.Repo) -> None:
-        self.repo = repo
-        if repo.working_tree_dir is None:
-            raise GitRepoError(f"{repo.git_dir} is a bare repository.")
-        self.root = Path(repo.working_tree_dir).resolve()
-        self.git_dir = Path(repo.git_dir).resolve()
+    def __init__(self, root: Path, git_dir: Path) -> None:
+        self.root = root.resolve()
+        self.git_dir = git_dir.resolve()
 
     @classmethod
     def find(cls, path: Path) -> GitRepo:
@@ -62,9 +58,33 @@ class GitRepo:
         if start.is_file():
             start = start.parent
         try:
-            return cls(git.Repo(start, search_parent_directories=True))
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise NotAGitRepoError(str(path)) from None
+            proc = subprocess.run(
+                ["git", "rev-parse", "--is-bare-repository", "--absolute-git-dir"],
+                cwd=start,
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "LC_ALL": "C"},
+            )
+        except OSError as exc:
+            raise GitRepoError(f"cannot run git: {exc}") from None
+        if proc.returncode != 0:
+            if "not a git repository" in proc.stderr:
+                raise NotAGitRepoError(str(path))
+            raise GitRepoError(f"git rev-parse failed in {start}: {proc.stderr.strip()}")
+        bare, git_dir = proc.stdout.splitlines()[:2]
+        if bare == "true":
+            raise GitRepoError(f"{git_dir} is a bare repository.")
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=start,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if top.returncode != 0 or not top.stdout.strip():
+            raise GitRepoError(f"{start} is not in a git work tree: {top.stderr.strip()}")
+        return cls(Path(top.stdout.strip()), Path(git_dir))
 
     # ------------------------------------------------------------------ refs
 
