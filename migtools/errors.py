@@ -102,7 +102,8 @@ class UnknownMigrationError(MigtoolsError):
 
 
 class DatabaseUnavailableError(MigtoolsError):
-    """The database could not be reached, refused the login, or went away mid-run."""
+    """The database could not be reached, refused the login, or went away mid-run (or a
+    command that needs one, such as ``update_migration --update-applied``, has none)."""
 
 
 class GraphError(MigtoolsError):
@@ -251,3 +252,12 @@ class ServerGoneError(MigtoolsError):
 class BackfillError(MigtoolsError):
     """A ``RunBackfill`` cannot run (atomic migration, unsupported key) or a batch failed;
     ``EnsureBackfilled`` found a backfill not done; ``backfills --run`` names no backfill."""
+
+
+class GitRefError(UsageError):
+    """A git ref given on the command line (``--since``) does not exist."""
+
+
+class JournalError(RenumberError):
+    """An interrupted update_migration run cannot be completed or undone automatically."""
+

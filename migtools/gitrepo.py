@@ -1,4 +1,5 @@
-"""The git repository holding the project, as update_migration needs it (GitPython).
+"""The git repository holding the project: the one way migtools reaches git (the ``git``
+command; reads never take git's optional locks, index writes go through git).
 
 "Mine" are the migration files that main's side does not have: files absent from the tree of
 the main branch (and, during a rebase, of the commit being rebased onto). That rule needs no
@@ -8,19 +9,28 @@ merged into main, and the upstream during a rebase.
 
 from __future__ import annotations
 
-import json
+import os
+import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import git
-
-from migtools.errors import GitRepoError, NotAGitRepoError
+from migtools.errors import GitRefError, GitRepoError, NotAGitRepoError
 
 MERGE = "merge"
 REBASE = "rebase"
-RENAME_MAP = "migtools-renames.json"
+STATE_DIR = "migtools"  # $GIT_DIR/migtools/: the renamer's journal and rebase rename map
 _MAIN_CANDIDATES = ("origin/HEAD", "main", "master")
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One index entry as ``git ls-files -s`` shows it (stage 0 when merged)."""
+
+    mode: str
+    sha: str
+    stage: int
+    path: str  # relative to the work tree, posix
 
 
 @dataclass(frozen=True)
@@ -35,12 +45,9 @@ class Stages:
 class GitRepo:
     """One working tree: its root, its merge/rebase state, and the index operations we use."""
 
-    def __init__(self, repo: git.Repo) -> None:
-        self.repo = repo
-        if repo.working_tree_dir is None:
-            raise GitRepoError(f"{repo.git_dir} is a bare repository.")
-        self.root = Path(repo.working_tree_dir).resolve()
-        self.git_dir = Path(repo.git_dir).resolve()
+    def __init__(self, root: Path, git_dir: Path) -> None:
+        self.root = root.resolve()
+        self.git_dir = git_dir.resolve()
 
     @classmethod
     def find(cls, path: Path) -> GitRepo:
@@ -51,24 +58,78 @@ class GitRepo:
         if start.is_file():
             start = start.parent
         try:
-            return cls(git.Repo(start, search_parent_directories=True))
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-            raise NotAGitRepoError(str(path)) from None
+            proc = subprocess.run(
+                ["git", "rev-parse", "--is-bare-repository", "--absolute-git-dir"],
+                cwd=start,
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "LC_ALL": "C"},
+            )
+        except OSError as exc:
+            raise GitRepoError(f"cannot run git: {exc}") from None
+        if proc.returncode != 0:
+            if "not a git repository" in proc.stderr:
+                raise NotAGitRepoError(str(path))
+            raise GitRepoError(f"git rev-parse failed in {start}: {proc.stderr.strip()}")
+        bare, git_dir = proc.stdout.splitlines()[:2]
+        if bare == "true":
+            raise GitRepoError(f"{git_dir} is a bare repository.")
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=start,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if top.returncode != 0 or not top.stdout.strip():
+            raise GitRepoError(f"{start} is not in a git work tree: {top.stderr.strip()}")
+        return cls(Path(top.stdout.strip()), Path(git_dir))
 
     # ------------------------------------------------------------------ refs
 
-    def _git(self, *args: str) -> str:
+    def _run(self, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        # reads never refresh the index behind our back (GIT_OPTIONAL_LOCKS=0)
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_OPTIONAL_LOCKS": "0"}
         try:
-            return str(self.repo.git.execute(["git", *args], strip_newline_in_stdout=False))
-        except git.GitCommandError as exc:
-            detail = (exc.stderr or "").strip().removeprefix("stderr:").strip().strip("'")
-            raise GitRepoError(f"git {' '.join(args)} failed: {detail}") from None
+            return subprocess.run(
+                ["git", *args],
+                cwd=self.root,
+                input=stdin,
+                capture_output=True,
+                env=env,
+                check=False,
+            )
+        except OSError as exc:
+            raise GitRepoError(f"cannot run git: {exc}") from None
+
+    def _git(self, *args: str, stdin: bytes | None = None) -> str:
+        proc = self._run(*args, stdin=stdin)
+        if proc.returncode != 0:
+            detail = proc.stderr.decode("utf-8", "replace").strip()
+            raise GitRepoError(f"git {' '.join(args)} failed: {detail}")
+        return proc.stdout.decode("utf-8", "surrogateescape")
 
     def resolve(self, ref: str) -> str | None:
-        try:
-            return str(self.repo.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}"))
-        except git.GitCommandError:
-            return None
+        proc = self._run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+    def require_commit(self, ref: str) -> str:
+        """The commit ``ref`` names; :class:`GitRefError` (exit 2) with git's reason if none."""
+        sha = self.resolve(ref)
+        if sha is not None:
+            return sha
+        proc = self._run("rev-parse", "--end-of-options", ref, "--")
+        reason = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        detail = reason[0] if reason else f"'{ref}' is not a commit"
+        raise GitRefError(f"Git ref '{ref}' does not exist in {self.root}: {detail}")
+
+    def changed_since(self, ref: str) -> set[Path]:
+        """Files added or changed since ``ref`` (committed, staged, unstaged or untracked)."""
+        self.require_commit(ref)
+        out = self._git("diff", "-z", "--name-only", "--diff-filter=AMR", ref, "--")
+        out += self._git("ls-files", "-z", "--others", "--exclude-standard")
+        return {(self.root / name).resolve() for name in out.split("\0") if name}
 
     def main_branch(self, configured: str | None = None) -> str:
         """The main branch: ``configured`` (MIGTOOLS_MAIN_BRANCH), else origin/HEAD, main,
@@ -89,17 +150,11 @@ class GitRepo:
         )
 
     def merge_base(self, a: str, b: str = "HEAD") -> str | None:
-        try:
-            return str(self.repo.git.merge_base(a, b)) or None
-        except git.GitCommandError:
-            return None
+        proc = self._run("merge-base", a, b)
+        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        try:
-            self.repo.git.merge_base("--is-ancestor", ancestor, descendant)
-        except git.GitCommandError:
-            return False
-        return True
+        return self._run("merge-base", "--is-ancestor", ancestor, descendant).returncode == 0
 
     # ------------------------------------------------------------------ state
 
@@ -120,12 +175,22 @@ class GitRepo:
             return MERGE
         return None
 
-    def rebase_onto(self) -> str | None:
+    def _rebase_file(self, name: str) -> str | None:
         directory = self._rebase_dir()
         if directory is None:
             return None
-        onto = directory / "onto"
-        return onto.read_text().strip() if onto.is_file() else None
+        path = directory / name
+        return path.read_text().strip() if path.is_file() else None
+
+    def rebase_onto(self) -> str | None:
+        return self._rebase_file("onto")
+
+    def rebase_key(self) -> tuple[str, str] | None:
+        """``(onto, orig-head)`` of the rebase in progress: what identifies that rebase."""
+        onto, orig_head = self._rebase_file("onto"), self._rebase_file("orig-head")
+        if self.state() != REBASE or not onto or not orig_head:
+            return None
+        return onto, orig_head
 
     def main_side_refs(self, main: str) -> list[str]:
         """Commits whose trees are main's side: main, plus the rebase's upstream."""
@@ -136,12 +201,18 @@ class GitRepo:
         return refs
 
     def next_step(self) -> str | None:
+        """The git command that continues the merge or rebase in progress (None: neither)."""
         state = self.state()
         if state == MERGE:
             return "git merge --continue"
         if state == REBASE:
             return "git rebase --continue"
         return None
+
+    def unmerged_paths(self) -> list[str]:
+        """Files still conflicted in the index (relative, sorted)."""
+        out = self._git("ls-files", "-u", "-z")
+        return sorted({e.partition("\t")[2] for e in out.split("\0") if e})
 
     # ------------------------------------------------------------------ trees and index
 
@@ -210,44 +281,63 @@ class GitRepo:
 
         return Stages(base=text(1), ours=text(2), theirs=text(3))
 
-    def move(self, old: Path, new: Path) -> None:
-        """``git mv old new`` (the file must be tracked)."""
-        self._git("mv", "--", self.relative(old), self.relative(new))
-
     def stage(self, paths: Iterable[Path]) -> None:
         """``git add`` every path (deletions included)."""
         rels = sorted({self.relative(p) for p in paths})
         if rels:
             self._git("add", "-A", "--", *rels)
 
-    @property
-    def index_path(self) -> Path:
-        return self.git_dir / "index"
+    def index_entries(self, paths: Iterable[Path]) -> list[IndexEntry]:
+        """The index entries (every stage) of ``paths``."""
+        rels = sorted({self.relative(p) for p in paths})
+        if not rels:
+            return []
+        entries = []
+        for line in self._git("ls-files", "-s", "-z", "--", *rels).split("\0"):
+            if not line:
+                continue
+            info, _tab, name = line.partition("\t")
+            mode, sha, stage = info.split()
+            entries.append(IndexEntry(mode, sha, int(stage), name))
+        return entries
 
-    # ------------------------------------------------------------------ rename map
+    def modified(self, paths: Iterable[Path]) -> set[Path]:
+        """Of ``paths``, the merged tracked files whose working tree differs from the index
+        (by content: ``git hash-object``, which, unlike ``git diff``, never rewrites the
+        index)."""
+        by_rel = {self.relative(p): p for p in paths}
+        staged = {e.path: e.sha for e in self.index_entries(by_rel.values()) if e.stage == 0}
+        unmerged = {e.path for e in self.index_entries(by_rel.values()) if e.stage != 0}
+        present = [rel for rel in sorted(staged) if rel not in unmerged and by_rel[rel].is_file()]
+        found = {by_rel[rel] for rel in staged if rel not in unmerged and rel not in present}
+        if present:
+            shas = self._git("hash-object", "--", *present).split()
+            found |= {
+                by_rel[rel] for rel, sha in zip(present, shas, strict=True) if sha != staged[rel]
+            }
+        return found
 
-    @property
-    def rename_map_path(self) -> Path:
-        return self.git_dir / RENAME_MAP
+    def blob_text(self, sha: str) -> str:
+        return self._git("cat-file", "blob", sha)
 
-    def read_rename_map(self) -> dict[str, dict[str, str]]:
-        """Renames done at earlier stops of a rebase: ``{app: {old: new}}``."""
-        try:
-            data = json.loads(self.rename_map_path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
-            return {}
-        if not isinstance(data, dict):
-            return {}
-        return {
-            str(app): {str(k): str(v) for k, v in names.items()}
-            for app, names in data.items()
-            if isinstance(names, dict)
-        }
+    def store_blob(self, data: bytes) -> str:
+        """``git hash-object -w``: the object id of ``data``, written to the object store."""
+        return self._git("hash-object", "-w", "--stdin", stdin=data).strip()
 
-    def rename_map_text(self, renames: Mapping[str, Mapping[str, str]]) -> str:
-        return (
-            json.dumps(
-                {app: dict(names) for app, names in renames.items()}, indent=2, sort_keys=True
+    def set_index(self, remove: Iterable[str], entries: Iterable[IndexEntry]) -> None:
+        """Drop every stage of ``remove`` (relative paths), then add ``entries``, in one
+        ``git update-index --index-info`` (git takes the index lock)."""
+        lines = [f"0 {'0' * 40}\t{rel}" for rel in remove]
+        lines += [f"{e.mode} {e.sha} {e.stage}\t{e.path}" for e in entries]
+        if lines:
+            self._git(
+                "update-index", "--index-info", stdin="".join(f"{x}\n" for x in lines).encode()
             )
-            + "\n"
-        )
+            # entries set from blobs carry no stat data: refresh them, or `git merge --abort`
+            # and `git reset --merge` take them for modified files
+            self._run("update-index", "-q", "--refresh")
+
+    @property
+    def state_dir(self) -> Path:
+        """``$GIT_DIR/migtools/``, where the renamer keeps its journal and rename map."""
+        return self.git_dir / STATE_DIR

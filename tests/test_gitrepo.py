@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from migtools.errors import GitRepoError, NotAGitRepoError
-from migtools.gitrepo import MERGE, REBASE, GitRepo
+from migtools.errors import GitRefError, GitRepoError, NotAGitRepoError
+from migtools.gitrepo import MERGE, REBASE, GitRepo, IndexEntry
 
 ENV = {**os.environ, "GIT_EDITOR": "true"}
 
@@ -119,27 +119,73 @@ def test_rebase_state_and_upstream(root: Path) -> None:
     assert sorted(p.name for p in repo.mine("main", migration_files(root))) == ["0002_mine.py"]
 
 
-def test_move_stage_and_tracked(root: Path) -> None:
+def test_stage_tracked_and_index_entries(root: Path) -> None:
     repo = GitRepo.find(root)
     old = root / "app" / "migrations" / "0001_initial.py"
     new = root / "app" / "migrations" / "0002_initial.py"
     untracked = root / "notes.txt"
     untracked.write_text("n\n")
     assert repo.tracked([old, untracked]) == {old}
-    repo.move(old, new)
+    [entry] = repo.index_entries([old])
+    assert (entry.mode, entry.stage, entry.path) == ("100644", 0, "app/migrations/0001_initial.py")
+    assert repo.blob_text(entry.sha) == "x\n"
+
+    old.rename(new)
+    sha = repo.store_blob(b"x\n")
+    assert sha == entry.sha
+    repo.set_index(["app/migrations/0001_initial.py"],
+                   [IndexEntry("100644", sha, 0, "app/migrations/0002_initial.py")])
     other = root / "lock.txt"
     other.write_text("a: 9\n\nb: 1\n")
-    repo.stage([new, other])
+    repo.stage([other])
     status = git(root, "status", "--porcelain").stdout
     assert "R  app/migrations/0001_initial.py -> app/migrations/0002_initial.py" in status
     assert "M  lock.txt" in status
     assert "?? notes.txt" in status
 
 
-def test_rename_map_round_trip(root: Path) -> None:
+def test_index_writes_go_through_git_and_its_lock(root: Path) -> None:
     repo = GitRepo.find(root)
-    assert repo.read_rename_map() == {}
-    repo.rename_map_path.write_text(repo.rename_map_text({"alpha": {"0003_a": "0004_a"}}))
-    assert repo.read_rename_map() == {"alpha": {"0003_a": "0004_a"}}
-    repo.rename_map_path.write_text("not json")
-    assert repo.read_rename_map() == {}
+    (root / ".git" / "index.lock").write_text("")
+    with pytest.raises(GitRepoError, match=r"index\.lock"):
+        repo.set_index(["lock.txt"], [])
+    (root / ".git" / "index.lock").unlink()
+    assert repo.tracked([root / "lock.txt"]) == {root / "lock.txt"}
+
+
+def test_modified_lists_only_working_tree_edits_of_merged_files(root: Path) -> None:
+    repo = GitRepo.find(root)
+    lock, migration = root / "lock.txt", root / "app" / "migrations" / "0001_initial.py"
+    assert repo.modified([lock, migration]) == set()
+    migration.write_text("edited\n")
+    assert repo.modified([lock, migration]) == {migration}
+    git(root, "add", "-A")
+    assert repo.modified([lock, migration]) == set()  # staged: not "dirty"
+
+
+def test_unmerged_paths(root: Path) -> None:
+    diverge(root)
+    repo = GitRepo.find(root)
+    assert repo.unmerged_paths() == []
+    git(root, "merge", "feature", check=False)
+    assert repo.unmerged_paths() == ["lock.txt"]
+    assert repo.modified([root / "lock.txt"]) == set()
+
+
+def test_a_ref_that_does_not_exist_says_git_s_reason(root: Path) -> None:
+    repo = GitRepo.find(root)
+    with pytest.raises(GitRefError) as info:
+        repo.require_commit("nosuch")
+    assert info.value.returncode == 2
+    assert str(info.value) == (
+        f"Git ref 'nosuch' does not exist in {root.resolve()}: fatal: bad revision 'nosuch'"
+    )
+    assert repo.require_commit("HEAD") == git(root, "rev-parse", "HEAD").stdout.strip()
+
+
+def test_changed_since(root: Path) -> None:
+    repo = GitRepo.find(root)
+    write_commit(root, {"app/migrations/0002_next.py": "y\n"}, "next")
+    (root / "scratch.py").write_text("s\n")
+    assert repo.changed_since("HEAD~1") == {
+        (root / "app" / "migrations" / "0002_next.py").resolve(), (root / "scratch.py").resolve()}

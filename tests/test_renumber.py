@@ -11,7 +11,9 @@ import pytest
 
 from migtools.errors import RenumberError, RenumberWriteError
 from migtools.gitrepo import GitRepo
+from migtools.renamer import apply as renamer
 from migtools.renamer import plan as renumber
+from migtools.renamer.inputs import gather
 from tests.test_update_migration import MigRepo, base_history
 
 pytestmark = pytest.mark.django_db
@@ -55,7 +57,7 @@ def busy_conflict(repo: MigRepo) -> None:
 
 def make_plan(repo: MigRepo) -> tuple[GitRepo, renumber.Plan]:
     git_repo = GitRepo.find(repo.lockfile)
-    return git_repo, renumber.plan(renumber.gather(git_repo))
+    return git_repo, renumber.plan(gather(git_repo))
 
 
 def test_plan_of_a_busy_conflict(repo: MigRepo) -> None:
@@ -96,7 +98,7 @@ def test_a_failure_at_every_write_step_restores_every_byte(repo: MigRepo) -> Non
                 raise Boom(f"injected at {description}")
 
         try:
-            renumber.apply(plan, git_repo, before_step=fail_at)
+            renamer.apply(plan, git_repo, before_step=fail_at)
         except RenumberWriteError as exc:
             assert str(exc) == (
                 f"Writing the changes failed (Boom: injected at {calls[-1]}); every file was "
@@ -107,19 +109,18 @@ def test_a_failure_at_every_write_step_restores_every_byte(repo: MigRepo) -> Non
             index += 1
             continue
         break
+    alpha, beta = f"{repo.package}/alpha", f"{repo.package}/beta"
     assert steps == [
-        "rename 0003_update.py -> .migtools-move-0003_update.py",
-        "rename 0004_update.py -> .migtools-move-0004_update.py",
-        "rename test_0003_update.py -> .migtools-move-test_0003_update.py",
-        "rename .migtools-move-0003_update.py -> 0004_update.py",
-        "rename .migtools-move-0004_update.py -> 0005_update.py",
-        "rename .migtools-move-test_0003_update.py -> test_0004_update.py",
-        "write 0004_update.py",
-        "write 0005_update.py",
-        "write 0001_initial.py",
-        "write test_0004_update.py",
+        "journal",
         "write migrations_lockfile.txt",
-        "stage",
+        f"write {alpha}/0004_update.py",
+        f"write {alpha}/0005_update.py",
+        f"write {beta}/0001_initial.py",
+        "write tests/test_0004_update.py",
+        f"delete {alpha}/0003_update.py",
+        "delete tests/test_0003_update.py",
+        "index",
+        "finish",
     ]
     assert renumber.verify(plan) == []
     repo.check_resolved()
@@ -134,11 +135,11 @@ def test_a_real_git_failure_restores_every_byte(repo: MigRepo) -> None:
 
     def lock_index_before_staging(description: str) -> None:
         calls.append(description)
-        if description == "stage":
+        if description == "index":
             lock.write_text("")  # another git process holds the index
 
     with pytest.raises(RenumberWriteError, match=r"index\.lock"):
-        renumber.apply(plan, git_repo, before_step=lock_index_before_staging)
+        renamer.apply(plan, git_repo, before_step=lock_index_before_staging)
     lock.unlink()
     assert repo.snapshot() == before
 
@@ -151,7 +152,7 @@ def test_a_file_changed_after_planning_is_refused(repo: MigRepo) -> None:
     before = repo.snapshot()
 
     with pytest.raises(RenumberError, match=r"0001_initial\.py changed while update_migration ran"):
-        renumber.apply(plan, git_repo)
+        renamer.apply(plan, git_repo)
     assert repo.snapshot() == before
 
 
@@ -162,7 +163,7 @@ def test_an_existing_target_name_is_refused(repo: MigRepo) -> None:
     before = repo.snapshot()
 
     with pytest.raises(RenumberError, match=r"test_0004_update\.py already exists"):
-        renumber.apply(plan, git_repo)
+        renamer.apply(plan, git_repo)
     assert repo.snapshot() == before
 
 

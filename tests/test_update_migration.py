@@ -112,14 +112,16 @@ class MigRepo:
         return sorted(p.stem for p in self.directory(app).glob("*.py") if p.stem != "__init__")
 
     def snapshot(self) -> dict[str, bytes]:
-        """Every byte of the working tree and the git index."""
+        """Every byte of the working tree, and every entry of the git index."""
         out = {}
         for path in sorted(self.root.rglob("*")):
             parts = path.relative_to(self.root).parts
             # __pycache__ holds the graph reader's parse cache, not part of the tree
             if path.is_file() and parts[0] != ".git" and "__pycache__" not in parts:
                 out[str(path.relative_to(self.root))] = path.read_bytes()
-        out[".git/index"] = (self.root / ".git" / "index").read_bytes()
+        # the index by its entries (every stage), not its bytes: index writes go through git,
+        # which rewrites cached stat data and extensions even when no entry changes
+        out[".git/index"] = self.git("ls-files", "--stage").stdout.encode()
         return out
 
     # -- git
@@ -326,7 +328,7 @@ def test_rebase_of_several_commits_keeps_the_rename_map(repo: MigRepo) -> None:
     out, _err, code = repo.run()
     assert code == 0
     assert "  0003_first -> 0004_first\n" in out
-    assert (repo.root / ".git" / "migtools-renames.json").is_file()
+    assert (repo.root / ".git" / "migtools" / "renames.json").is_file()
     assert repo.git("rebase", "--continue", check=False).returncode != 0  # second stop
 
     out, err, code = repo.run()
@@ -639,8 +641,10 @@ def test_update_applied_refuses_an_irreversible_migration(repo: MigRepo) -> None
         "Cannot roll back the applied migrations before renaming them: these operations are "
         "irreversible:\n"
         "  alpha.0003_feature: Raw SQL operation\n"
-        "Nothing was changed. Unapply them by hand (or restore the database), then run "
-        "update_migration again."
+        "Nothing was changed. Undo what they did by hand (or restore the database), then "
+        "record them as unapplied:\n"
+        "  python manage.py migrate alpha 0002_step2 --fake\n"
+        "and run update_migration again."
     )
     assert repo.snapshot() == before
     assert _applied("alpha") == ["0001_step1", "0002_step2", "0003_feature"]

@@ -1,49 +1,40 @@
-"""Renumber a branch's migrations after main's: plan every edit first, then apply them all or none.
+"""The renamer's plan: every edit, computed in memory before anything is written, and its diff.
 
-A :class:`Plan` is computed entirely in memory: which migrations move (the branch's whole chain in
+A :class:`Plan` says which migrations move (the branch's whole chain in
 each app, in order, after the leaf of main's side), their new names (same number width, growing
 when needed: ``0099`` -> ``0100``, ``9999`` -> ``10000``), the new source of every file that names a
 moved migration (any app, migration tests included), test files named after a moved migration,
 and the lockfile. The graph the plan leaves behind is built and checked (one leaf per app, no
-cycle) before anything is written. :func:`apply` then validates that nothing changed on disk
-since, writes, and restores every byte (index included) if any step fails.
+cycle) before anything is written; :mod:`migtools.renamer.apply` writes it.
 """
 
 from __future__ import annotations
 
 import difflib
 import itertools
-import json
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
-from migtools import conf as mt_settings
 from migtools import project
 from migtools.errors import (
-    AppliedMigrationsError,
     ConflictError,
+    DynamicMigrationError,
     GraphError,
-    LockfileError,
     MigtoolsError,
     RenumberError,
-    RenumberWriteError,
     UsageError,
 )
-from migtools.gitrepo import REBASE, GitRepo
 from migtools.graph import lockfile
 from migtools.graph.disk import (
     AppMigrations,
     DiskGraph,
     MigrationFile,
     parse_migration_source,
-    read_app,
 )
-from migtools.project import find_test_files
-from migtools.renamer import rewrite
+from migtools.renamer import renamemap, rewrite
+from migtools.renamer.inputs import Inputs
 
 Key = tuple[str, str]
 
@@ -89,10 +80,19 @@ class Change:
     old_text: str | None
     new_text: str | None
     stage: bool = True
+    # the same edits applied to another version of the file (the index's, under --allow-dirty);
+    # None: the file's new content is ``new_text`` whatever the version
+    redo: Callable[[str], str] | None = field(default=None, compare=False)
 
     @property
     def moved(self) -> bool:
         return self.source != self.path
+
+    def new_version_of(self, text: str) -> str | None:
+        """What this change makes of ``text`` (another version of the source)."""
+        if self.new_text is None:
+            return None
+        return self.redo(text) if self.redo is not None else self.new_text
 
 
 @dataclass
@@ -171,88 +171,12 @@ class Plan:
         return "".join(chunks)
 
 
-# --------------------------------------------------------------------------- inputs
-
-
-@dataclass
-class Inputs:
-    """Everything a plan is computed from (read once)."""
-
-    apps: dict[str, AppMigrations]
-    mine: set[Key]
-    lockfile_path: Path
-    lockfile_text: str | None
-    lockfile_sides: lockfile.ConflictSides | None
-    lockfile_unmerged: bool
-    test_files: list[Path]
-    rename_map: dict[str, dict[str, str]]
-    in_rebase: bool
-    rename_map_path: Path | None
-    main: str = "main"
-    root: Path | None = None
-
-
 def number_of(name: str) -> tuple[int, int] | None:
     """(number, width) of a migration name's numeric prefix."""
     match = _NUMBER.match(name)
     if match is None:
         return None
     return int(match.group(1)), len(match.group(1))
-
-
-def gather(repo: GitRepo, main: str | None = None) -> Inputs:
-    """Read the managed apps, the git state, the lockfile and the test files."""
-    main_ref = repo.main_branch(main if main is not None else mt_settings.main_branch())
-    apps = {c.label: read_app(c.label) for c in project.managed_apps()}
-    files: dict[Path, dict[str, Key]] = {}
-    for app in apps.values():
-        if app.directory is None or not app.files:
-            continue
-        directory = app.directory.resolve()
-        repo.relative(directory)  # outside the repository: refuse early
-        names = files.setdefault(directory, {})
-        for mig in app.files.values():
-            names[f"{mig.name}.py"] = mig.key
-    mine_files = repo.mine_names(main_ref, files)
-    mine = {files[d][n] for d, names in mine_files.items() for n in names}
-    lock_path = project.lockfile_path().resolve()
-    try:
-        lock_text: str | None = lock_path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        lock_text = None
-    sides = None
-    unmerged = False
-    if lock_text is not None and lockfile.has_conflict_markers(lock_text):
-        sides = lockfile.split_conflict(lock_text, str(lock_path))
-    stages = repo.unmerged_stages(lock_path)
-    if stages is not None:
-        unmerged = True
-        if sides is None and stages.ours is not None and stages.theirs is not None:
-            sides = lockfile.ConflictSides(
-                ours=_parse_side(stages.ours), theirs=_parse_side(stages.theirs), base=None
-            )
-    state = repo.state()
-    return Inputs(
-        apps=apps,
-        mine=mine,
-        lockfile_path=lock_path,
-        lockfile_text=lock_text,
-        lockfile_sides=sides,
-        lockfile_unmerged=unmerged,
-        test_files=find_test_files(mt_settings.migration_test_dirs(), repo.root),
-        rename_map=repo.read_rename_map(),
-        in_rebase=state == REBASE,
-        rename_map_path=repo.rename_map_path,
-        main=main_ref,
-        root=repo.root,
-    )
-
-
-def _parse_side(text: str) -> dict[str, str]:
-    try:
-        return lockfile.split_conflict(text).ours
-    except LockfileError:
-        return {}
 
 
 # --------------------------------------------------------------------------- selecting
@@ -290,10 +214,10 @@ def select(inputs: Inputs, migration: str, app_label: str | None) -> Key:
         raise RenumberError(f"No migration matches '{migration}'{where}.")
     if len(candidates) > 1:
         listing = "\n".join(f"  {fmt(k)}" for k in candidates)
-        raise RenumberError(
-            f"'{migration}' matches several migrations{where}; give the full name or the app "
-            f"label:\n{listing}"
+        hint = (
+            "give the full name" if app_label is not None else "give the full name or the app label"
         )
+        raise RenumberError(f"'{migration}' matches several migrations{where}; {hint}:\n{listing}")
     key = candidates[0]
     if key not in inputs.mine:
         raise RenumberError(
@@ -327,6 +251,7 @@ class _Workspace:
         }
         self.original: dict[Path, str] = {}
         self.text: dict[Path, str] = {}
+        self.edits: dict[Path, list[tuple[Mapping[Key, Key], Mapping[Key, Key] | None]]] = {}
 
     def source(self, path: Path) -> str:
         if path not in self.text:
@@ -336,13 +261,50 @@ class _Workspace:
     def edit(self, key: Key, renames: Mapping[Key, Key], relinks: Mapping[Key, Key] | None) -> bool:
         mig = self.files[key]
         source = self.source(mig.path)
+        wanted = [ref for ref in _refs(mig) if ref in renames or (relinks and ref in relinks)]
+        try:
+            parse_migration_source(source, mig.path, key[0], key[1])
+        except DynamicMigrationError as exc:
+            if not wanted:
+                return False
+            names = ", ".join(fmt(ref) for ref in wanted)
+            raise RenumberError(
+                f"{self.relative(mig.path)}:{exc.line}: {fmt(key)} names {names}, but this "
+                f"line is computed ({exc.reason}), so update_migration cannot rewrite it. Make "
+                "it a literal ('app_label', 'migration_name') pair, then run update_migration "
+                "again. Nothing was changed."
+            ) from None
         edits = rewrite.migration_edits(source, renames, relinks)
         if not edits:
             return False
         new = rewrite.apply(source, edits)
         self.text[mig.path] = new
+        self.edits.setdefault(mig.path, []).append((renames, relinks))
         self.files[key] = parse_migration_source(new, mig.path, key[0], key[1])
         return True
+
+    def relative(self, path: Path) -> str:
+        root = self.inputs.root
+        if root is not None:
+            try:
+                return path.resolve().relative_to(root).as_posix()
+            except ValueError:
+                pass
+        return str(path)
+
+    def redo(self, path: Path) -> Callable[[str], str]:
+        """The edits made to ``path``, as a function of another version of its text."""
+        steps = list(self.edits.get(path, []))
+
+        def again(text: str) -> str:
+            for renames, relinks in steps:
+                try:
+                    text = rewrite.apply(text, rewrite.migration_edits(text, renames, relinks))
+                except SyntaxError:
+                    break
+            return text
+
+        return again
 
     def graph(self, renames: Mapping[Key, Rename] | None = None) -> DiskGraph:
         apps = []
@@ -559,12 +521,12 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
         old_text = work.original[path]
         dest = next((r.new_path for r in renames.values() if r.old_path == path), path)
         if new_text != old_text or dest != path:
-            changes.append(Change(path, dest, old_text, new_text))
+            changes.append(Change(path, dest, old_text, new_text, redo=work.redo(path)))
     done = {c.source for c in changes}
     for rename in renames.values():
         if rename.old_path not in done:
             text = rename.old_path.read_text(encoding="utf-8")
-            changes.append(Change(rename.old_path, rename.new_path, text, text))
+            changes.append(Change(rename.old_path, rename.new_path, text, text, redo=_same))
     changes.extend(_test_changes(inputs, table, new_parents))
 
     new_lock = lockfile.render(expected)
@@ -632,160 +594,43 @@ def _test_changes(
                 target = path.with_name(path.name.replace(old, new))
                 break
         if new_text != text or target != path:
-            changes.append(Change(path, target, text, new_text))
+            changes.append(
+                Change(path, target, text, new_text, redo=_test_redo(table, new_parents))
+            )
     return changes
 
 
+def _same(text: str) -> str:
+    return text
+
+
+def _test_redo(
+    table: Mapping[Key, Key], new_parents: Mapping[Key, tuple[Key, Key]]
+) -> Callable[[str], str]:
+    def again(text: str) -> str:
+        try:
+            return rewrite.apply(text, rewrite.test_edits(text, table, new_parents))
+        except SyntaxError:
+            return text
+
+    return again
+
+
 def _rename_map_change(inputs: Inputs, table: Mapping[Key, Key]) -> list[Change]:
+    """Record this stop's renames for the later stops of the rebase in progress."""
     path = inputs.rename_map_path
-    if path is None:
+    if path is None or not inputs.in_rebase or not table:
+        return []
+    new_text = renamemap.text(inputs.rebase_key, renamemap.merged(inputs.rename_map, table))
+    if new_text is None:
         return []
     try:
         old_text: str | None = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         old_text = None
-    if not inputs.in_rebase:
-        return [Change(path, path, old_text, None, stage=False)] if old_text is not None else []
-    merged = {label: dict(names) for label, names in inputs.rename_map.items()}
-    for (label, old), (_label, new) in table.items():
-        names = merged.setdefault(label, {})
-        for earlier, later in list(names.items()):
-            if later == old:
-                names[earlier] = new
-        names[old] = new
-    new_text = json.dumps(merged, indent=2, sort_keys=True) + "\n"
     if new_text == old_text:
         return []
     return [Change(path, path, old_text, new_text, stage=False)]
-
-
-# --------------------------------------------------------------------------- applying
-
-
-Step = Callable[[str], None]
-
-
-def _write(path: Path, data: bytes, mode: int | None) -> None:
-    tmp = path.with_name(f".{path.name}.migtools-tmp")
-    tmp.write_bytes(data)
-    if mode is not None:
-        os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
-def _check_unchanged(plan: Plan) -> None:
-    sources = {c.source for c in plan.changes}
-    for change in plan.changes:
-        try:
-            current: str | None = change.source.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            current = None
-        if current != change.old_text:
-            raise RenumberError(
-                f"{change.source} changed while update_migration ran; nothing "
-                "was changed. Run it again."
-            )
-        if change.moved and change.path.exists() and change.path not in sources:
-            raise RenumberError(
-                f"Cannot rename {change.source.name} to {change.path.name}: "
-                f"{change.path} already exists. Nothing was changed."
-            )
-
-
-def apply(plan: Plan, repo: GitRepo | None, before_step: Step | None = None) -> None:
-    """Write the plan, all or nothing. ``before_step(description)`` runs before each write
-    (tests make it raise to prove that every byte is restored)."""
-    _check_unchanged(plan)
-    step = before_step or (lambda _description: None)
-    touched: set[Path] = set()
-    for change in plan.changes:
-        touched.add(change.source)
-        touched.add(change.path)
-    snapshot: dict[Path, tuple[bytes, int] | None] = {}
-    for path in touched:
-        try:
-            snapshot[path] = (path.read_bytes(), path.stat().st_mode & 0o7777)
-        except FileNotFoundError:
-            snapshot[path] = None
-    index: bytes | None = None
-    if repo is not None and repo.index_path.exists():
-        index = repo.index_path.read_bytes()
-    try:
-        _apply_steps(plan, repo, step)
-    except BaseException as exc:
-        _restore(snapshot, repo, index)
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
-        raise RenumberWriteError(
-            f"Writing the changes failed ({type(exc).__name__}: {exc}); every file was "
-            "restored, nothing changed."
-        ) from exc
-
-
-def _apply_steps(plan: Plan, repo: GitRepo | None, step: Step) -> None:
-    tracked: set[Path] = set()
-    if repo is not None:
-        tracked = repo.tracked([c.source for c in plan.changes if c.stage])
-    moves = [c for c in plan.changes if c.moved]
-    sources = {c.source for c in moves}
-    collide = any(c.path in sources for c in moves)
-    pending: list[tuple[Change, Path]] = []
-    for change in moves:
-        via = change.path
-        if collide:
-            via = change.source.with_name(f".migtools-move-{change.source.name}")
-        step(f"rename {change.source.name} -> {via.name}")
-        _move(repo if change.source in tracked else None, change.source, via)
-        pending.append((change, via))
-    for change, via in pending:
-        if via != change.path:
-            step(f"rename {via.name} -> {change.path.name}")
-            _move(repo if change.source in tracked else None, via, change.path)
-    for change in plan.changes:
-        if change.new_text is None:
-            step(f"delete {change.path.name}")
-            change.path.unlink(missing_ok=True)
-        elif change.new_text != change.old_text:
-            step(f"write {change.path.name}")
-            mode = change.path.stat().st_mode & 0o7777 if change.path.exists() else 0o644
-            _write(change.path, change.new_text.encode("utf-8"), mode)
-    if repo is not None:
-        # `git mv` staged the renames; stage the content of every tracked file written.
-        stage = [c.path for c in plan.changes if c.source in tracked]
-        if plan.stage_lockfile or plan.lockfile_path in tracked:
-            stage.append(plan.lockfile_path)
-        if stage:
-            step("stage")
-            repo.stage(stage)
-
-
-def _move(repo: GitRepo | None, old: Path, new: Path) -> None:
-    if repo is not None:
-        repo.move(old, new)
-    else:
-        os.replace(old, new)
-
-
-def _restore(
-    snapshot: Mapping[Path, tuple[bytes, int] | None], repo: GitRepo | None, index: bytes | None
-) -> None:
-    for path, saved in snapshot.items():
-        if saved is None:
-            path.unlink(missing_ok=True)
-            continue
-        data, mode = saved
-        try:
-            if path.read_bytes() == data and path.stat().st_mode & 0o7777 == mode:
-                continue
-        except FileNotFoundError:
-            pass
-        _write(path, data, mode)
-    for path in snapshot:
-        leftover = path.with_name(f".migtools-move-{path.name}")
-        leftover.unlink(missing_ok=True)
-        path.with_name(f".{path.name}.migtools-tmp").unlink(missing_ok=True)
-    if repo is not None and index is not None:
-        _write(repo.index_path, index, None)
 
 
 # --------------------------------------------------------------------------- verifying
@@ -825,78 +670,3 @@ def verify(plan: Plan) -> list[str]:
         return [*problems, str(exc)]
     problems += [m.describe() for m in lockfile.compare(actual_lock, wanted)]
     return problems
-
-
-# --------------------------------------------------------------------------- applied migrations
-
-
-def applied_moved(plan: Plan, connection: Any) -> list[Key] | None:
-    """Moved migrations that the database records as applied; None when the database cannot
-    be reached (the caller says so: nothing was checked)."""
-    from django.db import DatabaseError
-    from django.db.migrations.recorder import MigrationRecorder
-
-    if not plan.moved:
-        return []
-    try:
-        recorder = MigrationRecorder(connection)
-        if not recorder.has_table():
-            return []
-        applied = set(recorder.applied_migrations())
-    except DatabaseError:
-        return None
-    return [key for key in plan.moved if key in applied]
-
-
-def rollback_plan(plan: Plan, connection: Any) -> list[tuple[Any, bool]]:
-    """The backwards plan that unapplies the moved migrations (and what depends on them) with
-    the graph as it is on disk now; refuses when one of them is irreversible."""
-    from django.db.migrations.executor import MigrationExecutor
-
-    applied = applied_moved(plan, connection)
-    if not applied:
-        return []
-    executor = MigrationExecutor(connection)
-    graph = executor.loader.graph
-    recorded = executor.loader.applied_migrations
-    steps: list[tuple[Any, bool]] = []
-    seen: set[Key] = set()
-    for key in applied:
-        for node in graph.backwards_plan(key):
-            if node in recorded and node not in seen:
-                seen.add(node)
-                steps.append((graph.nodes[node], True))
-    blocked = []
-    for migration, _backwards in steps:
-        for operation in migration.operations:
-            if not operation.reversible:
-                blocked.append(f"  {migration.app_label}.{migration.name}: {operation.describe()}")
-    if blocked:
-        raise AppliedMigrationsError(
-            "Cannot roll back the applied migrations before renaming them: these operations "
-            "are irreversible:\n" + "\n".join(blocked) + "\nNothing was changed. Unapply them "
-            "by hand (or restore the database), then run update_migration again."
-        )
-    return steps
-
-
-def roll_back(steps: list[tuple[Any, bool]], connection: Any) -> None:
-    from django.db.migrations.executor import MigrationExecutor
-
-    if not steps:
-        return
-    executor = MigrationExecutor(connection)
-    executor.migrate([], plan=steps)
-
-
-def refuse_applied(applied: list[Key]) -> AppliedMigrationsError:
-    names = "\n".join(f"  {fmt(k)}" for k in applied)
-    return AppliedMigrationsError(
-        "These migrations are recorded as applied in the database:\n"
-        f"{names}\n"
-        "Renaming them would leave the migration history inconsistent (they would depend on "
-        "main's migrations, which are not applied) and 'migrate' would refuse to run. Nothing "
-        "was changed.\nRun again with --update-applied to roll them back first (their reverse "
-        "operations), then rename them; 'python manage.py migrate' then applies them in the new "
-        "order."
-    )

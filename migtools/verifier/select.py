@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import functools
 import os
-import subprocess
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.apps import apps as django_apps
@@ -93,22 +91,11 @@ def select(
 
 def changed_files(ref: str) -> set[str]:
     """Absolute paths of files added or changed since ``ref`` (committed, staged, unstaged or
-    untracked), from the git checkout holding the project."""
-    root = project.root()
+    untracked), from the git checkout holding the project. A ref that does not exist is a
+    :class:`~migtools.errors.GitRefError` (exit 2) carrying git's reason."""
+    from migtools.gitrepo import GitRepo
 
-    def git(*args: str) -> list[str]:
-        proc = subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
-        )
-        if proc.returncode != 0:
-            raise UsageError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
-        return [line for line in proc.stdout.splitlines() if line]
-
-    top = Path(git("rev-parse", "--show-toplevel")[0])
-    git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    names = git("diff", "--name-only", "--diff-filter=AMR", ref)
-    names += git("ls-files", "--others", "--exclude-standard")
-    return {str((top / n).resolve()) for n in names}
+    return {str(path) for path in GitRepo.find(project.root()).changed_since(ref)}
 
 
 def path_of(migration: Migration) -> str | None:
