@@ -260,4 +260,3 @@ class GitRefError(UsageError):
 
 class JournalError(RenumberError):
     """An interrupted update_migration run cannot be completed or undone automatically."""
-

@@ -55,7 +55,7 @@ def gather(repo: GitRepo, main: str | None = None) -> Inputs:
     mine = {files[d][n] for d, names in mine_files.items() for n in names}
     lock_path = project.lockfile_path().resolve()
     try:
-        lock_text: str | None = lock_path.read_text(encoding="utf-8", errors="replace")
+        lock_text: str | None = lock_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         lock_text = None
     except UnicodeDecodeError:

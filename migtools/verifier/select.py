@@ -13,7 +13,7 @@ from django.apps import apps as django_apps
 from django.db.migrations.loader import MigrationLoader
 
 from migtools import project
-from migtools.errors import UnknownAppError, UnknownMigrationError, UsageError
+from migtools.errors import UnknownAppError, UnknownMigrationError
 from migtools.safety.policy import in_baseline
 
 if TYPE_CHECKING:
