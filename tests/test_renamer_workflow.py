@@ -242,7 +242,7 @@ def test_an_unknown_database_alias_exits_2_even_with_nothing_to_resolve(repo: Mi
     out, err, code = repo.run("--database", "nosuch")
 
     assert (out, code) == ("", 2)
-    assert err.startswith("Unknown database alias 'nosuch' (DATABASES has: ")
+    assert err.startswith("Unknown database alias 'nosuch' (DATABASES defines: ")
 
 
 def test_since_a_ref_that_does_not_exist_exits_2_with_gits_reason() -> None:
