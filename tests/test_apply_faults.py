@@ -95,7 +95,7 @@ def test_index_build_timed_out_after_building_is_dropped_and_built_again(tmp_pat
     proj, db = _project(
         tmp_path,
         extra='MIGTOOLS_LOCK_TIMEOUT = "300ms"\nMIGTOOLS_LOCK_RETRIES = 8\n'
-        "MIGTOOLS_LOCK_RETRY_DELAY = 0.2",
+        "MIGTOOLS_LOCK_RETRY_DELAY = '200ms'",
     )
     migration(proj, "0002_index", FIRST, INDEX, atomic=False, post=True)
     proc = _popen(proj, "migrate", "shop")
@@ -133,7 +133,7 @@ def test_index_build_gives_up_and_says_truly_what_is_left(tmp_path: Path) -> Non
     proj, db = _project(
         tmp_path,
         extra='MIGTOOLS_LOCK_TIMEOUT = "200ms"\nMIGTOOLS_LOCK_RETRIES = 2\n'
-        "MIGTOOLS_LOCK_RETRY_DELAY = 0.1",
+        "MIGTOOLS_LOCK_RETRY_DELAY = '100ms'",
     )
     migration(proj, "0002_index", FIRST, INDEX, atomic=False, post=True)
     proc = _popen(proj, "migrate", "shop")
@@ -181,7 +181,7 @@ def test_reindex_retries_do_not_pile_up_ccnew_indexes(tmp_path: Path) -> None:
     proj, db = _indexed_project(
         tmp_path,
         'MIGTOOLS_LOCK_TIMEOUT = "200ms"\nMIGTOOLS_LOCK_RETRIES = 2\n'
-        "MIGTOOLS_LOCK_RETRY_DELAY = 0.1",
+        "MIGTOOLS_LOCK_RETRY_DELAY = '100ms'",
     )
     migration(proj, "0003_reindex", [("shop", "0002_index")], REINDEX, atomic=False)
     ready = threading.Event()
@@ -207,7 +207,7 @@ def test_reindex_retried_once_the_writer_is_gone(tmp_path: Path) -> None:
     proj, db = _indexed_project(
         tmp_path,
         'MIGTOOLS_LOCK_TIMEOUT = "200ms"\nMIGTOOLS_LOCK_RETRIES = 10\n'
-        "MIGTOOLS_LOCK_RETRY_DELAY = 0.2",
+        "MIGTOOLS_LOCK_RETRY_DELAY = '200ms'",
     )
     migration(proj, "0003_reindex", [("shop", "0002_index")], REINDEX, atomic=False)
     ready = threading.Event()
@@ -317,7 +317,7 @@ def test_server_stopped_mid_run_is_one_line(
     url = server.start()
     try:
         monkeypatch.setenv("DATABASE_URL", url)
-        proj, db = _project(tmp_path, extra='MIGTOOLS_STATEMENT_TIMEOUT = "0"', rows=10)
+        proj, db = _project(tmp_path, extra='MIGTOOLS_STATEMENT_TIMEOUT = None', rows=10)
         migration(proj, "0002_slow", FIRST, SLEEPY, atomic=True)
         proc = _popen(proj, "migrate", "shop")
         _wait_for(

@@ -117,14 +117,18 @@ def test_filter_restricts_every_batch(tmp_path: Path) -> None:
     ]
 
 
-def test_atomic_migration_refused_in_one_line(tmp_path: Path) -> None:
+def test_atomic_migration_refused_before_anything_runs(tmp_path: Path) -> None:
     proj, db = backfill_project(tmp_path / "p", atomic=True)
     assert proj.manage("migrate", "shop", "0001").returncode == 0
     seed(db, "shop_item", 10)
     result = proj.manage("migrate", "shop")
     assert result.returncode == 1
     assert "Traceback" not in result.err
-    assert "shop.0002_backfill: RunBackfill(shop.Item) cannot run inside a transaction: set `atomic = False`" in result.err
+    # migrate's preflight refuses it before anything runs (the operation's own refusal is the
+    # backstop), naming the migration and the rule, with the recipe.
+    assert "shop.0002_backfill" in result.err
+    assert "[backfill-in-atomic-migration]" in result.err, result.err
+    assert "Set `atomic = False` on the migration" in result.err
     assert counts(db) == {0: 10}
 
 

@@ -76,7 +76,9 @@ def test_timeouts_are_local_to_each_batch(counters: Any) -> None:
     assert (_setting("statement_timeout"), _setting("lock_timeout")) == before
 
 
-@override_settings(MIGTOOLS_LOCK_TIMEOUT="100ms", MIGTOOLS_LOCK_RETRIES=1, MIGTOOLS_LOCK_RETRY_DELAY=0.05)
+@override_settings(
+    MIGTOOLS_LOCK_TIMEOUT="100ms", MIGTOOLS_LOCK_RETRIES=1, MIGTOOLS_LOCK_RETRY_DELAY="50ms"
+)
 def test_row_lock_held_elsewhere_fails_clearly_then_resumes(counters: Any) -> None:
     ids = list(counters.objects.order_by("pk").values_list("pk", flat=True))
     job = _job(counters, lambda apps, batch: batch.update(n=1), "locked")
@@ -86,7 +88,10 @@ def test_row_lock_held_elsewhere_fails_clearly_then_resumes(counters: Any) -> No
             runners.run_inline(job, io.StringIO())
         other.rollback()
     message = str(caught.value)
-    assert f"the batch after key {ids[19]} failed: the batch could not get its row locks within lock_timeout (100ms)" in message
+    assert (
+        f"the batch after key {ids[19]} failed: the batch could not get its row locks within lock_timeout (100ms)"
+        in message
+    )
     assert sorted(counters.objects.values_list("n", flat=True)) == [0] * 20 + [1] * 20
     with connection.cursor() as cursor:
         failed = progress.get(cursor, job.name)
@@ -121,11 +126,15 @@ class _Tty(io.StringIO):
 
 
 def test_display_bar_on_a_tty_and_lines_otherwise() -> None:
-    assert line("app.0002", 500, 2000, 2.0) == "app.0002: 500 / 2,000 rows (25.0%), 250 rows/s, ETA 6s"
+    assert (
+        line("app.0002", 500, 2000, 2.0) == "app.0002: 500 / 2,000 rows (25.0%), 250 rows/s, ETA 6s"
+    )
     tty = _Tty()
     bar = Display("app.0002", 100, tty)
     bar.update(50)
-    assert tty.getvalue().startswith("\r  [###############---------------] app.0002: 50 / 100 rows (50.0%)")
+    assert tty.getvalue().startswith(
+        "\r  [###############---------------] app.0002: 50 / 100 rows (50.0%)"
+    )
     plain = io.StringIO()
     lines = Display("app.0002", 100, plain)
     lines.update(10)

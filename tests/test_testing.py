@@ -460,10 +460,10 @@ def test_copy_for_a_committing_test_comes_from_the_warm_copy(
     migtools_migrator.before(DEEP, app="ledger")
     migtools_migrator.reset()
     store = snapshot.store_for(connections["default"])
-    from migtools.testing.migrator import _graph
+    from migtools.testing import history
 
     # This test's snapshot (other migration tests of the session may have made theirs).
-    template = store.snapshot_name(_graph().fingerprint, f"ledger.{DEEP}")
+    template = store.snapshot_name(history.load().fingerprint, f"ledger.{DEEP}")
     assert store.warm_name(template) in store.existing()
     store.copy_snapshot(template, store.run_name)
     try:
