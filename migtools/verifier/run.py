@@ -21,12 +21,13 @@ from django.db.migrations.state import ProjectState
 
 from migtools import conf as mt_settings
 from migtools import project
-from migtools.rules.catalogue import configured_levels
+from migtools.rules import edits
+from migtools.rules.catalogue import Finding, Level, configured_levels, effective_level
 from migtools.rules.engine import Engine, large_tables
 from migtools.verifier import offline
 from migtools.verifier.fast import one_client_cursor, step
 from migtools.verifier.report import MigrationReport, Report
-from migtools.verifier.select import default_apps, full_plan, load, path_of, select
+from migtools.verifier.select import default_apps, full_plan, load, path_of, selection
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 Node = tuple[str, str]
 Progress = Callable[[int, int], None]
+EDITED = "migration-edited-after-merge"
 
 
 # -- the pass ----------------------------------------------------------------------------
@@ -89,6 +91,7 @@ class Verifier:
         *,
         one_deploy: bool = False,
         deployed: Collection[Node] | None = None,
+        deploy: Collection[Node] | None = None,
     ) -> Report:
         """Verify ``selected`` in plan order, in one linear pass: the state of the migrations
         before the first selected one is built without rendering a model; from there on the
@@ -101,7 +104,9 @@ class Verifier:
         without it (a full run) each migration is judged as production meets it, with every
         earlier migration deployed: a table is new only in the migration that creates it.
         ``deployed``: the unselected migrations the state is built from (default: every
-        earlier node of the plan; the preflight passes the applied ones)."""
+        earlier node of the plan; the preflight passes the applied ones). ``deploy``: only
+        these selected nodes deploy together (``--files``: those not committed yet); the
+        others are judged as in a full run."""
         if not selected:
             return Report()
         plan = full_plan(self.loader)
@@ -118,7 +123,8 @@ class Verifier:
             for node in plan[: positions[-1] + 1]:
                 migration = nodes[node]
                 if node in wanted:
-                    new_tables = deploy_tables if one_deploy else set()
+                    together = node in deploy if deploy is not None else one_deploy
+                    new_tables = deploy_tables if together else set()
                     out.append(self.verify_migration(migration, state, new_tables))
                     if progress is not None:
                         progress(len(out), len(positions))
@@ -153,13 +159,76 @@ def verify(
     app_label: str | None = None,
     name: str | None = None,
     since: str | None = None,
+    until: str | None = None,
+    files: Collection[str] | None = None,
     unapplied: bool = False,
     progress: Progress | None = None,
 ) -> Report:
-    loader = load(connection)
-    selected = select(loader, app_label=app_label, name=name, since=since, unapplied=unapplied)
-    one_deploy = since is not None or unapplied
-    return Verifier(connection, loader).run(selected, progress, one_deploy=one_deploy)
+    """The findings of a selection (``migtools.verifier.select``); with ``since``, a merged
+    migration whose file changed since is a ``migration-edited-after-merge`` finding."""
+    keep = None
+    if files is not None or until is not None:
+        keep = set(files or ())
+    loader = load(connection, keep=keep)
+    chosen = selection(
+        loader,
+        app_label=app_label,
+        name=name,
+        since=since,
+        until=until,
+        files=files,
+        unapplied=unapplied,
+    )
+    verifier = Verifier(connection, loader)
+    report = verifier.run(
+        chosen.nodes, progress, one_deploy=chosen.one_deploy, deploy=chosen.deploy
+    )
+    if chosen.base is not None and since is not None:
+        _edited_after_merge(report, loader, chosen.base, since, until, verifier.levels)
+    return report
+
+
+def _edited_after_merge(
+    report: Report,
+    loader: MigrationLoader,
+    base: str,
+    since: str,
+    until: str | None,
+    levels: dict[str, Level],
+) -> None:
+    """Add a finding to each selected migration that ``base`` already holds and whose
+    meaning (``migtools.rules.edits``) changed since."""
+    from migtools.gitrepo import GitRepo
+
+    repo = GitRepo.find(project.root())
+    for item in report.migrations:
+        if item.path is None or not Path(item.path).is_relative_to(repo.root):
+            continue
+        before = repo.show(base, Path(item.path))
+        if before is None:
+            continue  # added since: not merged
+        after = repo.show(until, Path(item.path)) if until is not None else None
+        if after is None:
+            after = Path(item.path).read_text(encoding="utf-8", errors="replace")
+        if not edits.edited(before, after):
+            continue
+        migration = loader.graph.nodes[item.node]
+        level = effective_level(EDITED, migration, levels=levels)
+        if level is Level.OFF:
+            continue
+        item.findings.insert(
+            0,
+            Finding(
+                EDITED,
+                level,
+                f"Edited after it was merged: what it does differs from its version at "
+                f"{since} ({base[:10]}); Django never re-runs an applied migration.",
+                app_label=item.node[0],
+                migration_name=item.node[1],
+                path=item.path,
+                line=migration_file_line(migration),
+            ),
+        )
 
 
 def findings_for_files(paths: Iterable[str | Path], connection: BaseDatabaseWrapper) -> Report:
