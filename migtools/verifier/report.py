@@ -416,14 +416,16 @@ def _compact_markdown(report: Report, paths: Paths, limit: int, full: int) -> st
     if len(text) > limit:  # findings alone overflow: keep what fits, count the rest
         return _cut_lines([*head, *findings], limit, "finding lines")
     room = limit - len(text) - 300  # kept for the note on what was left out
-    blocks: list[str] = []
-    left_out: list[str] = []
-    for m in migrations:
+    # Room goes first to the SQL of migrations with findings, then to the rest; the blocks
+    # are printed in plan order.
+    blocks: dict[Node, str] = {}
+    notes: dict[Node, str] = {}
+    for m in sorted(migrations, key=lambda m: not m.findings):
         label = f"{m.node[0]}.{m.node[1]}"
         sql = "\n".join(m.annotated()).strip() or "-- (no SQL)"
         block = _details(label, sql)
         if len(block) + 1 <= room:
-            blocks.append(block)
+            blocks[m.node] = block
             room -= len(block) + 1
             continue
         statements = sql.splitlines()
@@ -436,14 +438,16 @@ def _compact_markdown(report: Report, paths: Paths, limit: int, full: int) -> st
             size += len(line) + 1
         if len(kept) >= 3:
             cut = len(statements) - len(kept)
-            blocks.append(_details(label, "\n".join([*kept, f"-- ... {cut} more lines cut"])))
+            blocks[m.node] = _details(label, "\n".join([*kept, f"-- ... {cut} more lines cut"]))
             note = f"`{label}` (cut after {len(kept)} of {len(statements)} lines)"
             room -= size
         else:
             note = f"`{label}` ({len(statements)} lines)"
-        left_out.append(note)
+        notes[m.node] = note
         room -= len(note) + 2
-    tail = ["#### SQL", "", *blocks]
+    order = [m.node for m in migrations]
+    left_out = [notes[n] for n in order if n in notes]
+    tail = ["#### SQL", "", *(blocks[n] for n in order if n in blocks)]
     if left_out:
         tail += [
             "",
