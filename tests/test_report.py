@@ -335,3 +335,30 @@ def test_gitlab_fingerprints_are_unique_per_occurrence_and_stable(big: MiniProje
     b = json.loads(formats.as_gitlab(relocated(report, cwd, "/elsewhere/checkout"), paths=moved))
     assert [i["fingerprint"] for i in a] == [i["fingerprint"] for i in b]
     assert here.show(str(big.root / "shop/migrations/0004_raw.py")) == "shop/migrations/0004_raw.py"
+
+
+def test_reviewer_formats_name_files_from_the_repository_root(tmp_path: Path) -> None:
+    """A monorepo: the Django project in backend/, manage.py run from there."""
+    mono = tmp_path / "mono"
+    proj = make_project(mono / "backend")
+    assert proj.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    proj.write("shop/migrations/0002_drop_name.py", REMOVE_FIELD)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(mono)], check=True)
+    wanted = "backend/shop/migrations/0002_drop_name.py"
+
+    github = proj.manage("verify_migrations", "shop", "0002", "--format", "github").out
+    assert f"::error file={wanted},line=" in github
+    gitlab = json.loads(proj.manage("verify_migrations", "shop", "0002", "--format", "gitlab").out)
+    assert {i["location"]["path"] for i in gitlab} == {wanted}
+    data = json.loads(proj.manage("verify_migrations", "shop", "0002", "--format", "json").out)
+    assert {f["path"] for f in data["findings"]} == {wanted}
+    markdown = proj.manage("verify_migrations", "shop", "0002", "--format", "markdown").out
+    assert f"`{wanted}`" in markdown
+    # The text format stays relative to the current directory (for terminals).
+    text = proj.manage("verify_migrations", "shop", "0002").out
+    assert text.startswith("shop/migrations/0002_drop_name.py:")
+
+    prefixed = proj.manage(
+        "verify_migrations", "shop", "0002", "--format", "gitlab", "--path-prefix", "svc/"
+    ).out
+    assert json.loads(prefixed)[0]["location"]["path"] == f"svc/{wanted}"
