@@ -363,14 +363,16 @@ def test_every_rule_that_operations_reach_is_triggered() -> None:
     assert set(CATALOGUE) - triggered == sql_only
 
 
-def test_findings_point_at_file_line_and_statement(findings: list[dict[str, object]]) -> None:
+def test_findings_point_at_file_line_and_statement(
+    findings: list[dict[str, object]], project: MiniProject
+) -> None:
     (f,) = [
         f
         for f in findings
         if f["migration"] == "0005_index" and f["rule"] == "index-not-concurrent"
     ]
-    assert str(f["path"]).endswith("shop/migrations/0005_index.py")
-    source = Path(str(f["path"])).read_text().splitlines()
+    assert f["path"] == "shop/migrations/0005_index.py"  # relative to the repository root
+    source = (project.root / str(f["path"])).read_text().splitlines()
     assert "AddIndex" in source[int(str(f["line"])) - 1]
     assert f["sql"] == 'CREATE INDEX "memo_idx" ON "shop_item" ("memo")'
     assert f["operation_index"] == 0
