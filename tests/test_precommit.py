@@ -239,6 +239,7 @@ def test_hooks_judge_exactly_the_change(
     repo.stage()
     draft = _migration(repo, "0003_draft", "0002_drop_name", 'migrations.DeleteModel("item")')
     assert repo.git("status", "--porcelain", draft).stdout.startswith("??")
+    repo.project.write("shop/migrations/0004_wip.py", "class Migration(migrations.Migr\n")
     _passed(repo.pre_commit("run"))
     committed = repo.git("commit", "-q", "-m", "note", check=False)
     assert committed.returncode == 0, committed.stdout + committed.stderr

@@ -915,6 +915,12 @@ def test_files_and_until_select_exactly_the_change(merged: MiniProject) -> None:
     # --since alone is the working tree: the untracked draft too.
     code, rules = _rules(merged, "--since", "main")
     assert rules == {"0003_drop": {"drop-column"}, "0003_draft": {"drop-column"}}
+    # A half-written draft is never even imported by a git-chosen selection.
+    merged.write("shop/migrations/0004_wip.py", "class Migration(migrations.Migr\n")
+    code, rules = _rules(merged, "--files", "shop/migrations/0003_drop.py")
+    assert code == 1 and rules == {"0003_drop": {"drop-column"}}
+    code, rules = _rules(merged, "--since", "main", "--until", "HEAD")
+    assert code == 1 and rules == {"0003_drop": {"drop-column"}}
     # Both: the migrations in both.
     code, rules = _rules(
         merged,

@@ -10,15 +10,18 @@ that are not named (a draft beside the commit) are left out of the graph as well
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from django.apps import apps as django_apps
 from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.migration import Migration as DjangoMigration
 
 from migtools import project
 from migtools.errors import GitRepoError, UnknownAppError, UnknownMigrationError, UsageError
@@ -53,8 +56,17 @@ def load(
 
         class _CommittedLoader(MigrationLoader):
             def load_disk(self) -> None:
-                super().load_disk()
-                _leave_out_drafts(self, kept)
+                stand_ins = _draft_stand_ins(self, kept)
+                sys.modules.update(stand_ins)
+                try:
+                    super().load_disk()
+                finally:
+                    for name, module in stand_ins.items():
+                        if sys.modules.get(name) is module:
+                            del sys.modules[name]
+                for key, migration in list(self.disk_migrations.items()):
+                    if isinstance(migration, _Draft):
+                        del self.disk_migrations[key]
 
         loader_class = _CommittedLoader
     if offline.is_offline(connection):
@@ -62,18 +74,42 @@ def load(
     return loader_class(connection, replace_migrations=replace)
 
 
-def _leave_out_drafts(loader: MigrationLoader, keep: frozenset[str]) -> None:
-    paths = {key: path_of(m) for key, m in loader.disk_migrations.items()}
-    directories = {Path(p).parent for p in paths.values() if p is not None}
+class _Draft(DjangoMigration):
+    """Stands in for a draft migration file while Django's loader lists the directory, so the
+    draft is never imported (a half-written one may not even parse); then dropped."""
+
+
+def _draft_stand_ins(loader: MigrationLoader, keep: frozenset[str]) -> dict[str, ModuleType]:
+    """``{module name: stand-in}`` for every migration file of an installed app that git
+    neither tracks nor ignores and that ``keep`` does not name."""
     try:
         repo = _repo()
     except GitRepoError:  # not a git checkout: nothing is a draft
-        return
-    inside = {d for d in directories if d.is_relative_to(repo.root)}
-    drafts = {str(p) for p in repo.untracked_in(inside)} - keep
-    for key, path in paths.items():
-        if path in drafts:
-            del loader.disk_migrations[key]
+        return {}
+    packages: dict[Path, str] = {}
+    for config in django_apps.get_app_configs():
+        module_name, _explicit = loader.migrations_module(config.label)
+        if module_name is None:
+            continue
+        try:
+            spec = importlib.util.find_spec(module_name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            directory = Path(location).resolve()
+            if directory.is_relative_to(repo.root):
+                packages[directory] = module_name
+    stand_ins: dict[str, ModuleType] = {}
+    for path in repo.untracked_in(packages):
+        package = packages.get(path.parent)
+        if package is None or path.suffix != ".py" or str(path) in keep:
+            continue
+        name = f"{package}.{path.stem}"
+        module = ModuleType(name)
+        module.Migration = _Draft  # type: ignore[attr-defined]
+        module.__file__ = str(path)
+        stand_ins[name] = module
+    return stand_ins
 
 
 def _repo() -> GitRepo:
