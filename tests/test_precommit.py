@@ -335,3 +335,47 @@ def test_try_repo_lockfile_hook(
     assert result.returncode == 1, result.stdout[-3000:]
     assert "Failed" in result.stdout
     assert f"{app}: lockfile says '{leaf}', latest migration is '0005_more'" in result.stdout
+
+
+def test_verify_hook_in_a_monorepo_finds_backend_manage_py(tmp_path: Path) -> None:
+    """The hook script as pre-commit runs it (from the repository root, file names relative
+    to it): the only manage.py git tracks is used, run from its directory, and options in
+    `args` reach verify_migrations."""
+    mono = tmp_path / "mono"
+    project = make_project(mono / "backend")
+    assert project.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    env = _env(tmp_path / "home")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "0001"]):
+        subprocess.run(["git", *args], cwd=mono, env=env, check=True, capture_output=True)
+    project.write(
+        "shop/migrations/0002_drop_name.py",
+        CHECKED.format(deps="('shop', '0001_initial')", ops=REMOVE_NAME),
+    )
+    subprocess.run(["git", "add", "-A"], cwd=mono, env=env, check=True)
+    changed = "backend/shop/migrations/0002_drop_name.py"
+
+    def hook(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(REPO / "hooks" / "migtools-verify"), *args],
+            cwd=mono,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+
+    result = hook("--format", "github", changed)
+    assert result.returncode == 1, result.stderr
+    assert f"::error file={changed},line=" in result.stdout
+    assert hook("backend/shop/migrations/0001_initial.py").returncode == 0
+    # Two manage.py files: one line asking which.
+    (mono / "tools").mkdir()
+    (mono / "tools" / "manage.py").write_text("")
+    subprocess.run(["git", "add", "-A"], cwd=mono, env=env, check=True)
+    which = hook(changed)
+    assert which.returncode == 1
+    assert which.stderr == (
+        "migtools-verify: no manage.py at the repository root (git tracks backend/manage.py, "
+        "tools/manage.py): name it in the hook's `args: [--manage, path/to/manage.py]`.\n"
+    )
+    assert hook("--manage", "backend/manage.py", changed).returncode == 1
+    assert hook("--manage", "backend/manage.py", "backend/shop/models.py").returncode == 0
