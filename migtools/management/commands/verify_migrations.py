@@ -139,8 +139,12 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         moved = report_formats.github_step_summary(report, paths=paths)
         if moved is None:
             return report_formats.as_github(report, paths=paths)
-        with open(summary_file, "a", encoding="utf-8") as out:
-            out.write(moved)
+        try:
+            with open(summary_file, "a", encoding="utf-8") as out:
+                out.write(moved)
+        except OSError as exc:
+            self.stderr.write(f"GITHUB_STEP_SUMMARY: cannot write {summary_file}: {exc}")
+            return report_formats.as_github(report, paths=paths)
         return report_formats.as_github(
             report, paths=paths, limit=report_formats.GITHUB_ANNOTATIONS
         )
