@@ -66,6 +66,9 @@ def test_action_metadata() -> None:
     assert action["runs"]["using"] == "composite"
     assert all(step.get("shell") == "bash" for step in action["runs"]["steps"] if "run" in step)
     assert set(action["inputs"]) >= {"manage", "working-directory", "base", "comment"}
+    for step in action["runs"]["steps"]:  # every script parses as bash
+        check = subprocess.run(["bash", "-n", "-c", step["run"]], capture_output=True, text=True)
+        assert check.returncode == 0, (step["name"], check.stderr)
     text = ACTION.read_text()
     assert formats.MARKDOWN_MARKER in text
     assert "github.com/" not in text
