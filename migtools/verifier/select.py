@@ -14,7 +14,7 @@ from django.db.migrations.loader import MigrationLoader
 
 from migtools import project
 from migtools.errors import UnknownAppError, UnknownMigrationError
-from migtools.safety.policy import in_baseline
+from migtools.rules.scope import in_baseline
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper

@@ -29,7 +29,7 @@ from django.db.models.signals import pre_migrate
 from migtools.authoring.autodetector import MigrationAutodetector
 from migtools.errors import UnknownAppError
 from migtools.management.base import MigtoolsCommandMixin, check_database_alias
-from migtools.safety import policy
+from migtools.safety import deploy
 from migtools.safety.deploy import pre_deploy_plan
 from migtools.safety.lock import migrate_lock
 from migtools.safety.preflight import Preflight, judge_plan
@@ -91,7 +91,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         result = judge_plan(connection, loader, plan)
         self._print_warnings(result)
         result.raise_if_refused()
-        return policy.deploying(connection.alias, result.new_tables)
+        return deploy.applying(connection, result.new_tables)
 
     def _print_warnings(self, result: Preflight) -> None:
         for f in result.warnings:
