@@ -66,11 +66,12 @@ class UnknownAppError(UsageError):
 class UnknownDatabaseError(UsageError):
     """``--database`` names an alias that is not in ``DATABASES``."""
 
-    def __init__(self, alias: str, known: list[str]) -> None:
+    def __init__(
+        self, alias: str, known: list[str], way_out: str = "give one of them with --database"
+    ) -> None:
         choices = ", ".join(repr(a) for a in known) or "none"
         super().__init__(
-            f"Unknown database alias {alias!r} (DATABASES defines: {choices}); give one of "
-            "them with --database."
+            f"Unknown database alias {alias!r} (DATABASES defines: {choices}); {way_out}."
         )
         self.alias = alias
 

@@ -665,7 +665,7 @@ CASES = [
         "migrate-port-closed",
         ("migrate",),
         1,
-        ("Database 'default'", "host 127.0.0.1", "is unavailable"),
+        ("Database 'default'", "host 127.0.0.1", "is unreachable"),
         url=_port_closed,
     ),
     Case(
@@ -686,14 +686,14 @@ CASES = [
         "pre-deploy-port-closed",
         ("migrate", "--pre-deploy"),
         1,
-        ("Database 'default'", "is unavailable"),
+        ("Database 'default'", "is unreachable"),
         url=_port_closed,
     ),
     Case(
         "showmigrations-port-closed",
         ("showmigrations",),
         1,
-        ("Database 'default'", "is unavailable"),
+        ("Database 'default'", "is unreachable"),
         url=_port_closed,
     ),
     Case(

@@ -12,13 +12,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import InterfaceError, OperationalError
 from django.utils.connection import ConnectionDoesNotExist
 
-from migtools.errors import DatabaseUnavailableError, MigtoolsError, UnknownDatabaseError
-
-# SQLSTATE classes that mean "no usable connection": 08 connection exception, 28 invalid
-# authorization, 3D invalid catalog name (no such database), 57 operator intervention
-# (the server shut down or is starting) except 57014 query_canceled (a statement timeout).
-_UNAVAILABLE_CLASSES = ("08", "28", "3D", "57")
-_NOT_UNAVAILABLE = ("57014",)
+from migtools import dberrors
+from migtools.errors import MigtoolsError
 
 
 def display_path(path: Path | str) -> str:
@@ -30,45 +25,10 @@ def display_path(path: Path | str) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
-def sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a database error (psycopg 3 or 2, wrapped by Django or not)."""
-    for candidate in (exc, exc.__cause__):
-        if candidate is None:
-            continue
-        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if code:
-            return str(code)
-    return None
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """A connection that could not be made, was refused, or was lost (not a query error)."""
-    if not isinstance(exc, (OperationalError, InterfaceError)):
-        return False
-    code = sqlstate(exc)
-    if code is None:
-        return True  # refused before the server answered, or a closed connection
-    return code[:2] in _UNAVAILABLE_CLASSES and code not in _NOT_UNAVAILABLE
-
-
-def unavailable(alias: str, exc: BaseException) -> DatabaseUnavailableError:
-    """One line: the alias, where it points, the server's (or driver's) own reason."""
-    settings_dict = connections.databases.get(alias, {})
-    host = settings_dict.get("HOST") or "localhost (socket)"
-    port = settings_dict.get("PORT") or "default port"
-    name = settings_dict.get("NAME") or "?"
-    reason = " ".join(str(exc.__cause__ or exc).split()).rstrip(". ") or type(exc).__name__
-    end = "" if reason.endswith(("?", "!")) else "."
-    return DatabaseUnavailableError(
-        f"Database '{alias}' (name {name}, host {host}, port {port}) is unavailable: {reason}{end} "
-        f"Check that the server is running and DATABASES['{alias}'] is right, then re-run."
-    )
-
-
 def check_database_alias(alias: object) -> None:
     """``--database`` must name an alias of ``DATABASES`` (exit 2 otherwise)."""
     if isinstance(alias, str) and alias not in connections.databases:
-        raise UnknownDatabaseError(alias, sorted(connections.databases))
+        raise dberrors.unknown_alias(alias)
 
 
 class MigtoolsCommandMixin(BaseCommand):
@@ -84,12 +44,12 @@ class MigtoolsCommandMixin(BaseCommand):
         except MigtoolsError as exc:
             raise CommandError(str(exc), returncode=exc.returncode) from exc
         except ConnectionDoesNotExist as exc:
-            unknown = UnknownDatabaseError(str(alias), sorted(connections.databases))
+            unknown = dberrors.unknown_alias(str(alias))
             raise CommandError(str(unknown), returncode=unknown.returncode) from exc
         except (OperationalError, InterfaceError) as exc:
-            if not is_unavailable(exc):
+            if not dberrors.is_unavailable(exc):
                 raise
-            error = unavailable(str(alias), exc)
+            error = dberrors.unavailable(str(alias), exc)
             raise CommandError(str(error), returncode=error.returncode) from exc
 
     def warn_all(self, warnings: list[str]) -> None:
