@@ -24,8 +24,8 @@ def _raw(name: str, default: Any) -> Any:
     return getattr(settings, f"MIGTOOLS_{name}", default)
 
 
-def _error(name: str, value: Any, problem: str, hint: str, returncode: int = 1) -> SettingsError:
-    return SettingsError(f"MIGTOOLS_{name}", value, problem, hint, check_id(name), returncode)
+def _error(name: str, value: Any, problem: str, hint: str) -> SettingsError:
+    return SettingsError(f"MIGTOOLS_{name}", value, problem, hint, check_id(name))
 
 
 # -- Value kinds (each written once) -------------------------------------------------------
@@ -200,7 +200,6 @@ def _app_label(name: str, value: str, whole: Any) -> str:
             f"No installed app with label '{value}'",
             "Use app labels (the last part of the app's name, or its AppConfig.label) from "
             "INSTALLED_APPS.",
-            returncode=2,  # an unknown app label is bad usage, wherever it is named
         )
     return value
 

@@ -589,6 +589,32 @@ CASES = [
         "migrate-unknown-app", ("migrate", "nosuch"), 2, ("No installed app with label 'nosuch'",)
     ),
     Case("migrate-app-without-migrations", ("migrate", "blog"), 2, ("does not have migrations",)),
+    # The same condition, the same code in every command (faults issue, "one place per concern").
+    Case(
+        "sqlmigrate-app-without-migrations",
+        ("sqlmigrate", "blog", "0001"),
+        2,
+        ("App 'blog' does not have migrations.",),
+    ),
+    Case(
+        "sqlmigrate-backwards-app-without-migrations",
+        ("sqlmigrate", "--backwards", "blog", "0001"),
+        2,
+        ("App 'blog' does not have migrations.",),
+    ),
+    Case(
+        "verify-app-without-migrations",
+        ("verify_migrations", "blog"),
+        2,
+        ("App 'blog' does not have migrations.",),
+    ),
+    Case(
+        "rules-unknown-id-no-checks",
+        ("verify_migrations", "--skip-checks"),
+        1,
+        ("MIGTOOLS_RULES names an unknown rule 'no-such-rule'",),
+        'MIGTOOLS_RULES = {"no-such-rule": "off"}',
+    ),
     Case("migrate-unknown-migration", ("migrate", "shop", "0099_nosuch"), 1, ("0099_nosuch",)),
     Case(
         "pre-deploy-unknown-app",

@@ -181,10 +181,10 @@ def test_apps_a_string_is_not_read_letter_by_letter() -> None:
     assert 'MIGTOOLS_APPS = ["alpha"]' in error.hint
 
 
-def test_apps_unknown_label_exits_2() -> None:
+def test_apps_unknown_label_exits_1_as_every_bad_setting() -> None:
     error = _refused("APPS", ["alpha", "nosuch"], conf.apps_setting)
     assert "No installed app with label 'nosuch'" in str(error)
-    assert error.returncode == 2
+    assert error.returncode == 1
 
 
 def test_apps_valid() -> None:

@@ -124,3 +124,14 @@ def test_a_cycle_is_found() -> None:
     graph = {"a": {"b": {"x"}}, "b": {"c": {"y"}}, "c": {"a": {"z"}}}
     assert _cycle(graph) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b": set()}, "b": {}}) is None
+
+
+def test_commands_write_no_exit_code_themselves() -> None:
+    """Exit codes come from ``migtools/errors.py`` only: no command passes a literal
+    ``returncode=`` (``migtools/management/base.py`` maps the error's own)."""
+    literal: list[str] = []
+    for path in sorted((PACKAGE / "management" / "commands").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg == "returncode":
+                literal.append(f"{path.name}:{node.value.lineno}")
+    assert literal == []

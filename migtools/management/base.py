@@ -4,6 +4,7 @@ exit code, in one place."""
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from django.db.utils import InterfaceError, OperationalError
 from django.utils.connection import ConnectionDoesNotExist
 
 from migtools import dberrors
-from migtools.errors import MigtoolsError
+from migtools.errors import MigtoolsError, NoMigrationsError, UnknownAppError
 
 
 def display_path(path: Path | str) -> str:
@@ -31,6 +32,26 @@ def check_database_alias(alias: object) -> None:
         raise dberrors.unknown_alias(alias)
 
 
+def check_app_label(app_label: str, migrated_apps: Collection[str] | None = None) -> None:
+    """An app label named on the command line: unknown, or without migrations, is bad usage
+    (exit 2) in every command. ``migrated_apps``: the loader's, when there is one (else the
+    app's migrations package is looked for on disk)."""
+    from django.apps import apps
+
+    try:
+        apps.get_app_config(app_label)
+    except LookupError:
+        raise UnknownAppError(app_label) from None
+    if migrated_apps is None:
+        from migtools.graph import disk
+
+        migrated = disk.locate(app_label)[1] is not None
+    else:
+        migrated = app_label in migrated_apps
+    if not migrated:
+        raise NoMigrationsError(app_label)
+
+
 class MigtoolsCommandMixin(BaseCommand):
     """Maps, in one place, migtools errors to their exit code (``migtools.errors``), an
     unknown ``--database`` alias to exit 2 and an unreachable database to one line, exit 1."""
@@ -40,7 +61,9 @@ class MigtoolsCommandMixin(BaseCommand):
         try:
             if "database" in options:
                 check_database_alias(options["database"])
-            return super().execute(*args, **options)
+            output = super().execute(*args, **options)
+            self.finished(**options)
+            return output
         except MigtoolsError as exc:
             raise CommandError(str(exc), returncode=exc.returncode) from exc
         except ConnectionDoesNotExist as exc:
@@ -51,6 +74,10 @@ class MigtoolsCommandMixin(BaseCommand):
                 raise
             error = dberrors.unavailable(str(alias), exc)
             raise CommandError(str(error), returncode=error.returncode) from exc
+
+    def finished(self, **options: Any) -> None:
+        """Called once the command's output is written: raise a migtools error here to exit
+        with its code after the output (e.g. ``sqlmigrate --check``)."""
 
     def warn_all(self, warnings: list[str]) -> None:
         for warning in warnings:
