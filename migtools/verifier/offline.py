@@ -13,7 +13,7 @@ puts an *offline connection* in its place for the alias, for the duration of the
   literal a server with ``standard_conforming_strings`` receives);
 - large tables are ``MIGTOOLS_LARGE_TABLES`` only (no ``pg_class``);
 - the applied migrations are unknown: the verifier judges every migration as production meets
-  it, with every earlier migration deployed (see ``applied_nodes``);
+  it, with every earlier migration deployed;
 - catalog queries (the schema editor's introspection) read an empty database; any statement
   other than a catalog read or transaction control is refused with ``OperationalError``.
 
@@ -153,15 +153,6 @@ def _offline_connection(connection: BaseDatabaseWrapper) -> BaseDatabaseWrapper:
     cls = type(f"Offline{base.__name__}", (_OfflineMixin, base), {})
     wrapper: BaseDatabaseWrapper = cls(settings, connection.alias)
     return wrapper
-
-
-def applied_nodes(connection: BaseDatabaseWrapper, nodes: Any) -> set[tuple[str, str]] | None:
-    """What the verifier takes as applied: None online (ask the database); offline, every
-    node of the plan, i.e. each migration judged with every earlier one deployed, as
-    production meets it (so a table counts as new only in the migration creating it)."""
-    if not is_offline(connection):
-        return None
-    return set(nodes)
 
 
 # -- the offline connection -------------------------------------------------------------
