@@ -23,6 +23,7 @@ from migtools.renamer.plan import Plan, fmt
 
 Step = Callable[[str], None]
 
+
 def _event(description: str, before_step: Step | None) -> None:
     """Every write and git event of a run passes here first (the crash-safety tests kill the
     process at each one)."""

@@ -30,6 +30,7 @@ from migtools.authoring.autodetector import MigrationAutodetector
 from migtools.errors import ConflictError, FindingsError, UsageError
 from migtools.management.base import MigtoolsCommandMixin, check_app_label, check_database_alias
 from migtools.safety import deploy
+from migtools.safety._django import applied_state
 from migtools.safety.deploy import pre_deploy_plan
 from migtools.safety.lock import migrate_lock
 from migtools.safety.preflight import Preflight, judge_plan
@@ -183,7 +184,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         plan: list[tuple[Any, bool]],
         deferred: list[tuple[Any, str]],
     ) -> None:
-        pre_state = executor._create_project_state(with_applied_migrations=True)  # type: ignore[attr-defined]
+        pre_state = applied_state(executor)
         emit_pre_migrate_signal(
             self.verbosity,
             self.interactive,
