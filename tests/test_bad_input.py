@@ -480,7 +480,7 @@ CASES = [
     Case(
         "apps-unknown-label",
         ("migrations_lockfile", "--check"),
-        2,
+        1,  # a bad setting exits 1, like every other (faults issue: one condition, one code)
         ("No installed app with label 'nosuch'",),
         'MIGTOOLS_APPS = ["shop", "nosuch"]',
     ),
