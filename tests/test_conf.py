@@ -203,7 +203,7 @@ def test_require_name_and_main_branch() -> None:
 
 
 def test_default_app() -> None:
-    assert _refused("DEFAULT_APP", "nosuch", conf.default_app).returncode == 2
+    assert _refused("DEFAULT_APP", "nosuch", conf.default_app).returncode == 1
     with override_settings(MIGTOOLS_DEFAULT_APP="ledger"):
         assert conf.default_app() == "ledger"
 
@@ -242,7 +242,7 @@ def test_migration_test_dirs(tmp_path: Path) -> None:
 
 def test_mappings() -> None:
     assert _refused("RULES", ["x"], conf.rule_levels).check_id == "migtools.E110"
-    assert _refused("BASELINE", {"nosuch": "0001"}, conf.baseline).returncode == 2
+    assert _refused("BASELINE", {"nosuch": "0001"}, conf.baseline).returncode == 1
     assert _refused("BASELINE", {"alpha": 1}, conf.baseline).check_id == "migtools.E111"
     error = _refused("HISTORICAL_TABLES", {"t": "nosuch"}, conf.historical_tables)
     assert error.check_id == "migtools.E112"
