@@ -133,7 +133,9 @@ class GitRepo:
             self.require_commit(until)
         elif self.resolve("HEAD") is None:
             return sha  # no commit yet: nothing to fork from
-        return self.merge_base(sha, until or "HEAD") or sha
+        proc = self._run("merge-base", sha, until or "HEAD")
+        fork = proc.stdout.decode().strip() if proc.returncode == 0 else ""
+        return fork or sha
 
     def changed_since(
         self, ref: str, until: str | None = None, *, untracked: bool = True
@@ -190,13 +192,6 @@ class GitRepo:
             f"Cannot tell which branch is main in {self.root}: none of "
             f"{', '.join(_MAIN_CANDIDATES)} exists. Set MIGTOOLS_MAIN_BRANCH."
         )
-
-    def merge_base(self, a: str, b: str = "HEAD") -> str | None:
-        proc = self._run("merge-base", a, b)
-        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
-
-    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        return self._run("merge-base", "--is-ancestor", ancestor, descendant).returncode == 0
 
     # ------------------------------------------------------------------ state
 

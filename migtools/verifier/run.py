@@ -24,6 +24,7 @@ from migtools import project
 from migtools.rules import edits
 from migtools.rules.catalogue import Finding, Level, configured_levels, effective_level
 from migtools.rules.engine import Engine, large_tables
+from migtools.rules.operation import created_tables
 from migtools.verifier import offline
 from migtools.verifier.fast import one_client_cursor, step
 from migtools.verifier.report import MigrationReport, Report
@@ -92,6 +93,7 @@ class Verifier:
         one_deploy: bool = False,
         deployed: Collection[Node] | None = None,
         deploy: Collection[Node] | None = None,
+        judged: Collection[Node] | None = None,
     ) -> Report:
         """Verify ``selected`` in plan order, in one linear pass: the state of the migrations
         before the first selected one is built without rendering a model; from there on the
@@ -104,17 +106,20 @@ class Verifier:
         without it (a full run) each migration is judged as production meets it, with every
         earlier migration deployed: a table is new only in the migration that creates it.
         ``deployed``: the unselected migrations the state is built from (default: every
-        earlier node of the plan; the preflight passes the applied ones). ``deploy``: only
-        these selected nodes deploy together (``--files``: those not committed yet); the
-        others are judged as in a full run."""
-        if not selected:
+        earlier node of the plan; the preflight passes the applied ones). ``judged``: of the
+        selected nodes, only these are judged (the preflight: the checked ones); the others
+        only advance the state (no SQL collected) and, with ``one_deploy``, the tables they
+        create count as new. ``deploy``: only these selected nodes deploy together
+        (``--files``: those not committed yet); the others are judged as in a full run."""
+        wanted = set(selected)
+        to_judge = wanted if judged is None else wanted & set(judged)
+        if not to_judge:
             return Report()
         plan = full_plan(self.loader)
-        wanted = set(selected)
         if deployed is not None:
             keep = wanted | set(deployed)
             plan = [n for n in plan if n in keep]
-        positions = [i for i, n in enumerate(plan) if n in wanted]
+        positions = [i for i, n in enumerate(plan) if n in to_judge]
         nodes = self.loader.graph.nodes
         state = ProjectState(real_apps=self.loader.unmigrated_apps)
         deploy_tables: set[str] = set()
@@ -122,13 +127,15 @@ class Verifier:
         with one_client_cursor(self.connection):
             for node in plan[: positions[-1] + 1]:
                 migration = nodes[node]
-                if node in wanted:
+                if node in to_judge:
                     together = node in deploy if deploy is not None else one_deploy
                     new_tables = deploy_tables if together else set()
                     out.append(self.verify_migration(migration, state, new_tables))
                     if progress is not None:
                         progress(len(out), len(positions))
                     continue
+                if one_deploy and node in wanted:
+                    deploy_tables |= created_tables(migration)
                 for operation in migration.operations:
                     step(state, operation, migration.app_label)
         return Report(out, new_tables=frozenset(deploy_tables))
@@ -226,9 +233,17 @@ def _edited_after_merge(
                 app_label=item.node[0],
                 migration_name=item.node[1],
                 path=item.path,
-                line=migration_file_line(migration),
+                line=_class_line(migration),
             ),
         )
+
+
+def _class_line(migration: Migration) -> int:
+    """The line of the migration's class in its file (1 when Python cannot tell)."""
+    try:
+        return inspect.getsourcelines(type(migration))[1]
+    except (OSError, TypeError):
+        return 1
 
 
 def findings_for_files(paths: Iterable[str | Path], connection: BaseDatabaseWrapper) -> Report:
@@ -238,13 +253,6 @@ def findings_for_files(paths: Iterable[str | Path], connection: BaseDatabaseWrap
     selected = {n for n, m in loader.graph.nodes.items() if path_of(m) in wanted}
     # The files just written are unapplied and deploy together.
     return Verifier(connection, loader).run(selected, one_deploy=True)
-
-
-def migration_file_line(migration: Migration) -> int:
-    try:
-        return inspect.getsourcelines(type(migration))[1]
-    except (OSError, TypeError):
-        return 1
 
 
 def lines_for_written(paths: Iterable[str | Path], database: str = "default") -> list[str]:

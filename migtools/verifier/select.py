@@ -24,8 +24,14 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration as DjangoMigration
 
 from migtools import project
-from migtools.errors import GitRepoError, UnknownAppError, UnknownMigrationError, UsageError
-from migtools.safety.policy import in_baseline
+from migtools.errors import (
+    GitRepoError,
+    NoMigrationsError,
+    UnknownAppError,
+    UnknownMigrationError,
+    UsageError,
+)
+from migtools.rules.scope import in_baseline
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -209,6 +215,8 @@ def selection(
             django_apps.get_app_config(app_label)
         except LookupError:
             raise UnknownAppError(app_label) from None
+        if app_label not in loader.migrated_apps:
+            raise NoMigrationsError(app_label)
         labels = {app_label}
     else:
         labels = set(default_apps())

@@ -6,10 +6,11 @@ import os
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import OperationalError
 
+from migtools.errors import DatabaseUnavailableError, FindingsError, UsageError
 from migtools.management.base import MigtoolsCommandMixin
 from migtools.verifier import report as report_formats
 
@@ -76,9 +77,9 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         from migtools.verifier.select import named_files
 
         if options["migration_name"] and not options["app_label"]:
-            raise CommandError("NAME needs APP.", returncode=2)
+            raise UsageError("NAME needs APP.")
         if options["until"] and not options["since"]:
-            raise CommandError("--until needs --since.", returncode=2)
+            raise UsageError("--until needs --since.")
         files = named_files(options["files"]) if options["files"] is not None else None
         fmt = options["fmt"]
         progress = None
@@ -87,8 +88,8 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         with offline.reachable_or_offline(options["database"]) as (connection, offline_run):
             if offline_run is not None:
                 if options["unapplied"]:
-                    raise CommandError(
-                        f"--unapplied needs the database: {offline_run.reason}.", returncode=1
+                    raise DatabaseUnavailableError(
+                        f"--unapplied needs the database: {offline_run.reason}."
                     )
                 self.stderr.write(offline_run.line())
             try:
@@ -103,7 +104,7 @@ class Command(MigtoolsCommandMixin, BaseCommand):
                     progress=progress,
                 )
             except OperationalError as exc:
-                raise CommandError(offline.first_line(exc), returncode=1) from None
+                raise DatabaseUnavailableError(offline.first_line(exc)) from None
         if progress is not None:
             self.stderr.write("\r\033[K", ending="")
         paths = report_formats.Paths(str(project.root()), options["path_prefix"])
@@ -124,10 +125,9 @@ class Command(MigtoolsCommandMixin, BaseCommand):
             )
             self.stdout.write("\n".join(lines))
         if report.errors:
-            raise CommandError(
+            raise FindingsError(
                 f"{report.errors} error-level finding(s). Fix them, or silence one with "
-                "`ignore_rules = {'<rule id>': '<reason>'}` on the migration.",
-                returncode=1,
+                "`ignore_rules = {'<rule id>': '<reason>'}` on the migration."
             )
 
     def _github(self, report: report_formats.Report, paths: report_formats.Paths) -> list[str]:
