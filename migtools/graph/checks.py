@@ -16,6 +16,7 @@ from django.core import checks
 from django.core.management import get_commands
 
 from migtools import project
+from migtools import source as pysource
 from migtools.errors import LockfileConflictError, LockfileError, MigtoolsError, SettingsError
 from migtools.graph import disk as graph
 from migtools.graph import lockfile
@@ -95,8 +96,8 @@ def check_lockfile(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
 def _defines_models(path: Path) -> bool:
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError):
+        tree = ast.parse(pysource.read(path))
+    except (OSError, SyntaxError):
         return False
     for node in tree.body:
         if isinstance(node, ast.ClassDef):

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from migtools import source as pysource
 from migtools.errors import (
     ConflictError,
     DynamicMigrationError,
@@ -304,6 +305,14 @@ def _scan(directory: Path) -> dict[str, tuple[Path, parsecache.Stamp]]:
     }
 
 
+def _read(path: Path) -> str:
+    """The file's text as Python decodes it (coding cookie, byte-order mark)."""
+    try:
+        return pysource.read(path)
+    except SyntaxError as exc:
+        raise MigrationSyntaxError(str(path), exc.lineno or 1, exc.msg) from None
+
+
 def _parse_cached(
     cache: parsecache.ParseCache | None,
     path: Path,
@@ -321,9 +330,7 @@ def _parse_cached(
             )
     _settings_used = {}
     try:
-        parsed = parse_migration_source(
-            path.read_text(encoding="utf-8"), path, app_label, name, lookup
-        )
+        parsed = parse_migration_source(_read(path), path, app_label, name, lookup)
         used = _settings_used
     finally:
         _settings_used = None
