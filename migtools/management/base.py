@@ -13,6 +13,8 @@ from django.db.utils import InterfaceError, OperationalError
 from django.utils.connection import ConnectionDoesNotExist
 
 from migtools.errors import DatabaseUnavailableError, MigtoolsError, UnknownDatabaseError
+from migtools.graph import checks as graph_checks
+from migtools.graph import diagnosis
 
 # SQLSTATE classes that mean "no usable connection": 08 connection exception, 28 invalid
 # authorization, 3D invalid catalog name (no such database), 57 operator intervention
@@ -80,7 +82,8 @@ class MigtoolsCommandMixin(BaseCommand):
         try:
             if "database" in options:
                 check_database_alias(options["database"])
-            return super().execute(*args, **options)
+            with graph_checks.graph_errors_reported_by_command():
+                return super().execute(*args, **options)
         except MigtoolsError as exc:
             raise CommandError(str(exc), returncode=exc.returncode) from exc
         except ConnectionDoesNotExist as exc:
@@ -91,6 +94,12 @@ class MigtoolsCommandMixin(BaseCommand):
                 raise
             error = unavailable(str(alias), exc)
             raise CommandError(str(error), returncode=error.returncode) from exc
+        except Exception as exc:
+            # A migration file Django's loader refuses: one line with file:line, exit 1.
+            refused = diagnosis.diagnose(exc)
+            if refused is None:
+                raise
+            raise CommandError(str(refused), returncode=refused.returncode) from exc
 
     def warn_all(self, warnings: list[str]) -> None:
         for warning in warnings:
