@@ -234,7 +234,7 @@ KINDS = [
             ("shop/migrations/0003_b.py", MIGRATION.format(deps='[("shop", "0003_a")]')),
         ),
         "0003_a.py:5",
-        "ircular",
+        "Cycle in the migration graph",
     ),
     Kind("empty-file", (("shop/migrations/0003_bad.py", ""),), "0003_bad.py:1"),
     Kind(

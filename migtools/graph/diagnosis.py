@@ -57,13 +57,23 @@ def migration_file(app_label: str, name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def line_of(path: Path, needle: str | None = None) -> int:
-    """The line of the first string literal ``needle`` in the file (a dependency naming it),
-    else of its ``dependencies``, else of its ``Migration`` class, else 1."""
+Needle = tuple[str, str] | str | None
+
+
+def line_of(path: Path, needle: Needle = None) -> int:
+    """The line of the dependency ``needle`` (a key, or a migration name) in the file, else of
+    its ``dependencies``, else of its ``Migration`` class, else 1."""
     try:
         tree = ast.parse(pysource.read(path))
     except (OSError, SyntaxError, ValueError):
         return 1
+    if isinstance(needle, tuple):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Tuple | ast.List) and len(node.elts) == 2:
+                parts = [e.value if isinstance(e, ast.Constant) else None for e in node.elts]
+                if tuple(parts) == needle:
+                    return node.lineno
+        needle = needle[1]
     if needle is not None:
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and node.value == needle:
@@ -80,7 +90,7 @@ def line_of(path: Path, needle: str | None = None) -> int:
     return 1
 
 
-def _at(app_label: str, name: str, reason: str, needle: str | None = None) -> MigrationFileError:
+def _at(app_label: str, name: str, reason: str, needle: Needle = None) -> MigrationFileError:
     path = migration_file(app_label, name)
     if path is None:
         return MigrationFileError(f"{app_label}.{name}", 1, reason)
@@ -175,7 +185,7 @@ def diagnose(exc: BaseException) -> MigrationFileError | None:
                 f" Apply {match[3]}.{match[4]} first (or record it with 'manage.py migrate "
                 f"{match[3]} {match[4]} --fake' if its changes are already in the database)."
             )
-            return _at(match[1], match[2], message + hint, needle=match[4])
+            return _at(match[1], match[2], message + hint, needle=(match[3], match[4]))
     if isinstance(exc, NodeNotFoundError):
         origin = exc.origin
         key = getattr(origin, "app_label", None), getattr(origin, "name", None)
@@ -184,13 +194,13 @@ def diagnose(exc: BaseException) -> MigrationFileError | None:
             key = match[1], match[2]
         node = exc.node if isinstance(exc.node, tuple) and len(exc.node) == 2 else None
         if isinstance(key[0], str) and isinstance(key[1], str):
-            return _at(key[0], key[1], message, needle=node[1] if node else None)
+            return _at(key[0], key[1], message, needle=node)
     if isinstance(exc, CircularDependencyError):
         nodes = [part.strip().split(".", 1) for part in message.split(",")]
         nodes = [n for n in nodes if len(n) == 2]
         if nodes:
-            needle = nodes[1][1] if len(nodes) > 1 else None
-            return _at(nodes[0][0], nodes[0][1], f"circular dependency: {message}", needle)
+            needle = (nodes[1][0], nodes[1][1]) if len(nodes) > 1 else None
+            return _at(nodes[0][0], nodes[0][1], f"Cycle in the migration graph: {message}", needle)
     if isinstance(exc, BadMigrationError):
         match = _NO_CLASS.search(message)
         if match is not None:

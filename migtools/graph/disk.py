@@ -589,7 +589,7 @@ class DiskGraph:
                     origin,
                     f"Migration {origin[0]}.{origin[1]} dependencies reference nonexistent "
                     f"{role} node {dummy!r}.",
-                    dummy[1],
+                    dummy,
                 )
         self._check_acyclic()
 
@@ -651,13 +651,13 @@ class DiskGraph:
                     # each node depends on the next; the last one on the first
                     parent = cycle[1] if len(cycle) > 1 else cycle[0]
                     raise self._file_error(
-                        cycle[0], f"circular dependency in the migration graph: {names}", parent[1]
+                        cycle[0], f"Cycle in the migration graph: {names}", parent
                     )
                 if nxt not in state:
                     state[nxt] = 1
                     stack.append((nxt, sorted(self.parents[nxt])))
 
-    def _file_error(self, key: Key, reason: str, needle: str | None) -> GraphError:
+    def _file_error(self, key: Key, reason: str, needle: Key) -> GraphError:
         """``reason`` at the line of ``key``'s file that names ``needle`` (file:line)."""
         found = self.files.get(key)
         if found is None:
