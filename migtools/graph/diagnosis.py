@@ -31,7 +31,10 @@ _IMPORTERS = (
     (os.path.join("django", "db", "migrations", "loader.py"), "load_disk"),
     (os.path.join("migtools", "graph", "disk.py"), "_imported_file"),
 )
-_LOADER_DIR = os.path.join("django", "db", "migrations") + os.sep
+# Where Django builds the graph (not where it applies it: executor.py's errors are not ours).
+_LOADER_FILES = tuple(
+    os.path.join("django", "db", "migrations", f) for f in ("loader.py", "graph.py", "migration.py")
+)
 
 
 def shown(path: Path | str) -> str:
@@ -133,7 +136,7 @@ def _from_traceback(exc: BaseException) -> MigrationFileError | None:
             if failure is not None:
                 return failure
     for frame in reversed(frames):
-        if _LOADER_DIR in frame.tb_frame.f_code.co_filename:
+        if frame.tb_frame.f_code.co_filename.endswith(_LOADER_FILES):
             key = _migration_key(frame)
             if key is not None:
                 reason = (
