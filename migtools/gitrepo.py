@@ -192,6 +192,27 @@ class GitRepo:
             return None
         return onto, orig_head
 
+    def rebase_remaining(self) -> str | None:
+        """The changes of the commits the rebase in progress has yet to replay (their patches,
+        without context); None when that cannot be told."""
+        directory = self._rebase_dir()
+        if directory is None:
+            return None
+        todo = directory / "git-rebase-todo"
+        if not todo.is_file():
+            return None
+        commits = []
+        for line in todo.read_text(encoding="utf-8", errors="replace").splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] in {"p", "pick", "r", "reword", "e", "edit"}:
+                commits.append(words[1])
+            elif len(words) >= 2 and words[0] in {"s", "squash", "f", "fixup"}:
+                commits.append(words[-1] if words[1].startswith("-") else words[1])
+        if not commits:
+            return ""
+        proc = self._run("show", "--format=", "--unified=0", "--no-color", *commits, "--")
+        return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else None
+
     def main_side_refs(self, main: str) -> list[str]:
         """Commits whose trees are main's side: main, plus the rebase's upstream."""
         refs = [main]

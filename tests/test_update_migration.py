@@ -900,3 +900,52 @@ def test_branch_migrations_that_are_not_one_chain_are_refused(repo: MigRepo) -> 
         "update_migration again."
     )
     assert repo.snapshot() == before
+
+
+def test_rebase_stop_names_a_migration_renamed_at_an_earlier_stop(repo: MigRepo) -> None:
+    """The property test's falsifying example: one commit per migration; alpha gets three on the
+    branch, then beta.0002_mine2 names alpha.0002_mine2 (renamed at the first stop) while main
+    added one alpha migration. Every stop resolves, and the result names the new names."""
+    for app in ("alpha", "beta"):
+        repo.add(app, "0001_step1")
+    repo.write_lockfile()
+    repo.commit("base")
+    repo.git("checkout", "-q", "-b", "feature")
+    steps = [("alpha", "0002_mine2", [("alpha", "0001_step1")]),
+             ("alpha", "0003_mine3", [("alpha", "0002_mine2")]),
+             ("alpha", "0004_mine4", [("alpha", "0003_mine3")]),
+             ("beta", "0002_mine2", [("beta", "0001_step1"), ("alpha", "0002_mine2")])]
+    for app, name, deps in steps:
+        repo.add(app, name, deps)
+        repo.write_lockfile()
+        repo.commit(f"mine {app}.{name}")
+    repo.git("checkout", "-q", "main")
+    repo.add("alpha", "0002_main2", [("alpha", "0001_step1")])
+    repo.write_lockfile()
+    repo.commit("main alpha")
+    repo.git("checkout", "-q", "feature")
+
+    proc = repo.git("rebase", "main", check=False)
+    stops = 0
+    while proc.returncode != 0:
+        stops += 1
+        assert stops <= 4, proc.stdout + proc.stderr
+        out, err, code = repo.run()
+        assert (err, code) == ("", 0), out
+        assert out.endswith("Next: git rebase --continue\n"), out
+        proc = repo.git("rebase", "--continue", check=False)
+    # git replayed the beta commit without a stop: the last stop said so
+    assert "Later commits of this rebase still name alpha.0002_mine2" in out
+    out, err, code = repo.run()
+    assert (err, code) == ("", 0)
+    assert "Fixed a reference in beta.0002_mine2: alpha.0002_mine2 (renamed earlier in this " \
+        "rebase)\n" in out
+    assert out.endswith("Next: review the staged changes and commit them.\n")
+    assert not (repo.root / ".git" / "migtools" / "renames.json").exists()
+
+    repo.check_resolved()
+    assert repo.names("alpha") == [
+        "0001_step1", "0002_main2", "0003_mine2", "0004_mine3", "0005_mine4"]
+    beta = repo.path("beta", "0002_mine2").read_text()
+    assert '("alpha", "0003_mine2")' in beta
+    assert "0002_mine2\")" not in beta.replace('("beta", "0002_mine2")', "")

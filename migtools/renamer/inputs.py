@@ -4,7 +4,7 @@ the rename map of the rebase in progress."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from migtools import conf as mt_settings
@@ -36,6 +36,8 @@ class Inputs:
     main: str = "main"
     root: Path | None = None
     rebase_key: tuple[str, str] | None = None
+    # first moved migration (old key) -> (old parent, new parent), from the rename map
+    rename_parents: dict[Key, tuple[Key, Key]] = field(default_factory=dict)
 
 
 def gather(repo: GitRepo, main: str | None = None) -> Inputs:
@@ -71,6 +73,7 @@ def gather(repo: GitRepo, main: str | None = None) -> Inputs:
             sides = lockfile.ConflictSides(
                 ours=_parse_side(stages.ours), theirs=_parse_side(stages.theirs), base=None
             )
+    rename_map = renamemap.load(repo)
     return Inputs(
         apps=apps,
         mine=mine,
@@ -79,7 +82,8 @@ def gather(repo: GitRepo, main: str | None = None) -> Inputs:
         lockfile_sides=sides,
         lockfile_unmerged=unmerged,
         test_files=find_test_files(mt_settings.migration_test_dirs(), repo.root),
-        rename_map=renamemap.read(repo),
+        rename_map=rename_map.renames,
+        rename_parents=rename_map.parents,
         in_rebase=repo.state() == REBASE,
         rename_map_path=renamemap.path(repo),
         main=main_ref,

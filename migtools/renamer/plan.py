@@ -252,6 +252,9 @@ class _Workspace:
         self.original: dict[Path, str] = {}
         self.text: dict[Path, str] = {}
         self.edits: dict[Path, list[tuple[Mapping[Key, Key], Mapping[Key, Key] | None]]] = {}
+        # the rename map's tables that apply to this tree (set by _apply_rename_map)
+        self.map_table: dict[Key, Key] = {}
+        self.map_parents: dict[Key, tuple[Key, Key]] = {}
 
     def source(self, path: Path) -> str:
         if path not in self.text:
@@ -527,7 +530,7 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
         if rename.old_path not in done:
             text = rename.old_path.read_text(encoding="utf-8")
             changes.append(Change(rename.old_path, rename.new_path, text, text, redo=_same))
-    changes.extend(_test_changes(inputs, table, new_parents))
+    changes.extend(_test_changes(inputs, table, new_parents, work))
 
     new_lock = lockfile.render(expected)
     if new_lock != inputs.lockfile_text and (
@@ -537,7 +540,7 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
             Change(inputs.lockfile_path, inputs.lockfile_path, inputs.lockfile_text, new_lock)
         )
     if changes or inputs.lockfile_unmerged:
-        changes.extend(_rename_map_change(inputs, table))
+        changes.extend(_rename_map_change(inputs, table, new_parents))
     return Plan(
         apps=[p for p in app_plans if p.changed],
         renames=list(renames.values()),
@@ -552,14 +555,19 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
 
 
 def _apply_rename_map(inputs: Inputs, work: _Workspace) -> list[str]:
-    """Rewrite references to migrations renamed at an earlier stop of this rebase."""
-    if not inputs.rename_map:
-        return []
+    """Rewrite references to migrations renamed at an earlier stop of this rebase (the tables
+    that apply are kept on ``work`` for the migration tests)."""
     table: dict[Key, Key] = {}
     for label, names in inputs.rename_map.items():
         for old, new in names.items():
             if (label, old) not in work.files and (label, new) in work.files:
                 table[(label, old)] = (label, new)
+    work.map_table = table
+    work.map_parents = {
+        first: (old, new)
+        for first, (old, new) in inputs.rename_parents.items()
+        if first not in work.files and new in work.files
+    }
     fixes = []
     for key, mig in list(work.files.items()):
         if any(ref in table for ref in _refs(mig)) and work.edit(key, table, None):
@@ -569,34 +577,35 @@ def _apply_rename_map(inputs: Inputs, work: _Workspace) -> list[str]:
 
 
 def _test_changes(
-    inputs: Inputs, table: Mapping[Key, Key], new_parents: Mapping[Key, tuple[Key, Key]]
+    inputs: Inputs,
+    table: Mapping[Key, Key],
+    new_parents: Mapping[Key, tuple[Key, Key]],
+    work: _Workspace,
 ) -> list[Change]:
-    if not table and not new_parents:
+    """Migration tests naming a moved migration: the rebase's rename map first (a test added
+    by a commit replayed after an earlier stop), then this run's renames and new parents."""
+    steps = [(work.map_table, work.map_parents), (table, new_parents)]
+    steps = [(t, p) for t, p in steps if t or p]
+    if not steps:
         return []
-    names = {k[1] for k in table} | {old[1] for old, _ in new_parents.values()}
+    names = {k[1] for t, p in steps for k in [*t, *(old for old, _new in p.values())]}
+    names |= {k[1] for _t, p in steps for k in p}
     renamed_names = {k[1]: v[1] for k, v in table.items()}
+    redo = _test_redo(steps)
     changes = []
     for path in inputs.test_files:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue
-        new_text = text
-        if any(name in text for name in names):
-            try:
-                edits = rewrite.test_edits(text, table, new_parents)
-            except SyntaxError:
-                edits = []
-            new_text = rewrite.apply(text, edits)
+        new_text = redo(text) if any(name in text for name in names) else text
         target = path
         for old, new in renamed_names.items():
             if old in path.stem:
                 target = path.with_name(path.name.replace(old, new))
                 break
         if new_text != text or target != path:
-            changes.append(
-                Change(path, target, text, new_text, redo=_test_redo(table, new_parents))
-            )
+            changes.append(Change(path, target, text, new_text, redo=redo))
     return changes
 
 
@@ -605,23 +614,34 @@ def _same(text: str) -> str:
 
 
 def _test_redo(
-    table: Mapping[Key, Key], new_parents: Mapping[Key, tuple[Key, Key]]
+    steps: list[tuple[Mapping[Key, Key], Mapping[Key, tuple[Key, Key]]]],
 ) -> Callable[[str], str]:
     def again(text: str) -> str:
         try:
-            return rewrite.apply(text, rewrite.test_edits(text, table, new_parents))
+            for table, new_parents in steps:
+                text = rewrite.apply(text, rewrite.test_edits(text, table, new_parents))
         except SyntaxError:
-            return text
+            pass
+        return text
 
     return again
 
 
-def _rename_map_change(inputs: Inputs, table: Mapping[Key, Key]) -> list[Change]:
+def _rename_map_change(
+    inputs: Inputs, table: Mapping[Key, Key], new_parents: Mapping[Key, tuple[Key, Key]]
+) -> list[Change]:
     """Record this stop's renames for the later stops of the rebase in progress."""
     path = inputs.rename_map_path
-    if path is None or not inputs.in_rebase or not table:
+    if path is None or not inputs.in_rebase or not (table or new_parents):
         return []
-    new_text = renamemap.text(inputs.rebase_key, renamemap.merged(inputs.rename_map, table))
+    parents = renamemap.merged_parents(
+        inputs.rename_parents,
+        table,
+        {first: (old, table.get(new, new)) for first, (old, new) in new_parents.items()},
+    )
+    new_text = renamemap.text(
+        inputs.rebase_key, renamemap.merged(inputs.rename_map, table), parents
+    )
     if new_text is None:
         return []
     try:

@@ -88,6 +88,8 @@ def run(options: Options, report: Report) -> None:
             )
         else:
             report(Message("No migration conflicts to resolve."))
+        if not options.dry_run:
+            renamemap.drop_finished(repo)
         if recovered is not None:
             _next_step(repo, report)
         return
@@ -191,6 +193,7 @@ def run(options: Options, report: Report) -> None:
             "The renames were written, but the result does not check out:\n"
             + "\n".join(f"  {p}" for p in problems)
         )
+    renamemap.drop_finished(repo)
     report(
         Message(
             "Done: every managed app has one leaf migration and the lockfile is up to date.",
@@ -199,7 +202,34 @@ def run(options: Options, report: Report) -> None:
     )
     if steps:
         report(Message("Run 'python manage.py migrate' to apply them in the new order."))
+    _later_commits(repo, report)
     _next_step(repo, report)
+
+
+def _later_commits(repo: GitRepo, report: Report) -> None:
+    """At a rebase stop: say when commits still to be replayed name a renamed migration (git
+    may replay them without stopping; the run after the rebase fixes them)."""
+    renames = renamemap.read(repo)
+    if not renames or repo.rebase_key() is None:
+        return
+    remaining = repo.rebase_remaining()
+    if not remaining:
+        return
+    added = "\n".join(line for line in remaining.splitlines() if line.startswith("+"))
+    named = sorted(
+        f"{label}.{old}"
+        for label, names in renames.items()
+        for old in names
+        if f'"{old}"' in added or f"'{old}'" in added
+    )
+    if named:
+        report(
+            Message(
+                f"Later commits of this rebase still name {', '.join(named)}: if the rebase "
+                "does not stop again, run update_migration once more after it finishes.",
+                NOTICE,
+            )
+        )
 
 
 def _database_state(keys: list[planning.Key], connection: object) -> str:
