@@ -335,7 +335,7 @@ def test_rebase_of_several_commits_keeps_the_rename_map(repo: MigRepo) -> None:
 
     assert (err, code) == ("", 0)
     assert out.startswith(
-        "Fixed a reference in alpha.0004_second: alpha.0003_first (renamed earlier in this "
+        "Fixed a reference in alpha.0005_second: alpha.0003_first (renamed earlier in this "
         "rebase)\n"
     )
     assert "  0004_second -> 0005_second\n" in out
@@ -915,8 +915,13 @@ def test_rebase_stop_names_a_migration_renamed_at_an_earlier_stop(repo: MigRepo)
              ("alpha", "0003_mine3", [("alpha", "0002_mine2")]),
              ("alpha", "0004_mine4", [("alpha", "0003_mine3")]),
              ("beta", "0002_mine2", [("beta", "0001_step1"), ("alpha", "0002_mine2")])]
+    tests = repo.root / "tests"
+    tests.mkdir()
     for app, name, deps in steps:
         repo.add(app, name, deps)
+        if app == "beta":  # a test of the first alpha migration, in the commit replayed last
+            (tests / "test_alpha_mine2.py").write_text(
+                _migration_test("alpha", "0001_step1", "0002_mine2"))
         repo.write_lockfile()
         repo.commit(f"mine {app}.{name}")
     repo.git("checkout", "-q", "main")
@@ -949,3 +954,60 @@ def test_rebase_stop_names_a_migration_renamed_at_an_earlier_stop(repo: MigRepo)
     beta = repo.path("beta", "0002_mine2").read_text()
     assert '("alpha", "0003_mine2")' in beta
     assert "0002_mine2\")" not in beta.replace('("beta", "0002_mine2")', "")
+    # the test follows too: migrate_to renamed, migrate_from moved to main's migration
+    assert (tests / "test_alpha_mine2.py").read_text() == _migration_test(
+        "alpha", "0002_main2", "0003_mine2")
+
+
+def _migration_test(app: str, migrate_from: str, migrate_to: str) -> str:
+    return (
+        "from migtools.testing import TestMigrations\n\n\n"
+        "class TestIt(TestMigrations):\n"
+        f"    app = {app!r}\n"
+        f"    migrate_from = {migrate_from!r}\n"
+        f"    migrate_to = {migrate_to!r}\n"
+    )
+
+
+def test_a_three_commit_rebase_keeps_every_migration_test_true(repo: MigRepo) -> None:
+    """Each commit adds a migration and its test; main added one migration. With
+    update_migration at each stop, every test names the migrations as they are after the
+    rebase, with no hand edit (the first test's migrate_from moves to main's migration)."""
+    base_history(repo)
+    tests = repo.root / "tests"
+    tests.mkdir()
+    repo.git("checkout", "-q", "-b", "feature")
+    steps = [("0003_first", "0002_step2"), ("0004_second", "0003_first"),
+             ("0005_third", "0004_second")]
+    for name, parent in steps:
+        repo.add("alpha", name, [("alpha", parent)])
+        (tests / f"test_{name.split('_')[1]}.py").write_text(
+            _migration_test("alpha", parent, name))
+        repo.write_lockfile()
+        repo.commit(f"add {name}")
+    repo.git("checkout", "-q", "main")
+    repo.add("alpha", "0003_mainline", [("alpha", "0002_step2")])
+    repo.write_lockfile()
+    repo.commit("main")
+    repo.git("checkout", "-q", "feature")
+
+    proc = repo.git("rebase", "main", check=False)
+    while proc.returncode != 0:
+        out, err, code = repo.run()
+        assert (err, code) == ("", 0), out
+        proc = repo.git("rebase", "--continue", check=False)
+    out, err, code = repo.run()
+    assert (err, code) == ("", 0), out
+    if repo.status():
+        repo.commit("names after the rebase")
+
+    repo.check_resolved()
+    assert repo.names("alpha") == ["0001_step1", "0002_step2", "0003_mainline", "0004_first",
+                                   "0005_second", "0006_third"]
+    assert (tests / "test_first.py").read_text() == _migration_test(
+        "alpha", "0003_mainline", "0004_first")
+    assert (tests / "test_second.py").read_text() == _migration_test(
+        "alpha", "0004_first", "0005_second")
+    assert (tests / "test_third.py").read_text() == _migration_test(
+        "alpha", "0005_second", "0006_third")
+    assert repo.status() == ""

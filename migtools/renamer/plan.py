@@ -501,6 +501,11 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
                 new_parents[first] = ((label, app_plan.old_parent), target)
 
     table = {old: r.new_key for old, r in renames.items()}
+    # named as they are after the run
+    fixed = [
+        f"{fmt(table.get(key, key))}: {', '.join(refs)} (renamed earlier in this rebase)"
+        for key, refs in map_fixes
+    ]
     named = set(table)
     for key, mig in list(work.files.items()):
         if key in relinks or any(ref in named for ref in _refs(mig)):
@@ -548,13 +553,13 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
         lockfile_path=inputs.lockfile_path,
         new_graph=new_graph,
         moved=moved,
-        map_fixes=map_fixes,
+        map_fixes=fixed,
         stage_lockfile=inputs.lockfile_unmerged,
         root=root,
     )
 
 
-def _apply_rename_map(inputs: Inputs, work: _Workspace) -> list[str]:
+def _apply_rename_map(inputs: Inputs, work: _Workspace) -> list[tuple[Key, list[str]]]:
     """Rewrite references to migrations renamed at an earlier stop of this rebase (the tables
     that apply are kept on ``work`` for the migration tests)."""
     table: dict[Key, Key] = {}
@@ -571,8 +576,7 @@ def _apply_rename_map(inputs: Inputs, work: _Workspace) -> list[str]:
     fixes = []
     for key, mig in list(work.files.items()):
         if any(ref in table for ref in _refs(mig)) and work.edit(key, table, None):
-            refs = sorted({fmt(r) for r in _refs(mig) if r in table})
-            fixes.append(f"{fmt(key)}: {', '.join(refs)} (renamed earlier in this rebase)")
+            fixes.append((key, sorted({fmt(r) for r in _refs(mig) if r in table})))
     return fixes
 
 

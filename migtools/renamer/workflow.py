@@ -148,7 +148,9 @@ def run(options: Options, report: Report) -> None:
 
     dirty = apply.check(plan, repo, allow_dirty=options.allow_dirty)
     if dirty:
-        listing = ", ".join(plan.relative(p) for p in sorted(dirty))
+        # named as they are after the run (a renamed migration by its new name)
+        after = {c.source: c.path for c in plan.changes if c.new_text is not None}
+        listing = ", ".join(sorted(plan.relative(after.get(p, p)) for p in dirty))
         report(Message(f"Leaving your own uncommitted edits unstaged in: {listing}", WARNING))
     unapply = db.names(steps)
     journal = apply.prepare(
