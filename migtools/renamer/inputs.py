@@ -12,8 +12,9 @@ from migtools import project
 from migtools.errors import LockfileError
 from migtools.gitrepo import REBASE, GitRepo
 from migtools.graph import lockfile
-from migtools.graph.disk import AppMigrations, read_app
+from migtools.graph.disk import AppMigrations, locate, read_app
 from migtools.project import find_test_files
+from migtools.renamer import journal as jn
 from migtools.renamer import renamemap
 
 Key = tuple[str, str]
@@ -89,6 +90,21 @@ def gather(repo: GitRepo, main: str | None = None) -> Inputs:
         main=main_ref,
         root=repo.root,
         rebase_key=repo.rebase_key(),
+    )
+
+
+def scope(repo: GitRepo) -> jn.Scope:
+    """The files a journal of this project may touch (:class:`~migtools.renamer.journal.Scope`):
+    the managed apps' migration files, the lockfile and the migration tests."""
+    located = (locate(c.label)[1] for c in project.managed_apps())
+    dirs = frozenset(d.resolve() for d in located if d is not None)
+    tests = mt_settings.migration_test_dirs()
+    root = repo.root
+    return jn.Scope(
+        root=root,
+        migration_dirs=dirs,
+        lockfile=project.lockfile_path(),
+        is_test=lambda path: project.is_test_path(path, tests, root),
     )
 
 

@@ -22,7 +22,7 @@ from migtools.renamer import applied as db
 from migtools.renamer import apply, renamemap
 from migtools.renamer import journal as jn
 from migtools.renamer import plan as planning
-from migtools.renamer.inputs import Inputs, gather
+from migtools.renamer.inputs import Inputs, gather, scope
 
 # Message kinds (the command styles them)
 PLAIN = "plain"
@@ -61,7 +61,7 @@ def run(options: Options, report: Report) -> None:
 
     recovered = None
     if options.dry_run:
-        if jn.read(repo.state_dir) is not None:
+        if jn.read(repo.state_dir, scope(repo)) is not None:
             report(
                 Message(
                     "An interrupted update_migration run is pending: run update_migration "
@@ -71,7 +71,7 @@ def run(options: Options, report: Report) -> None:
             )
             return
     else:
-        recovered = apply.recover(repo)
+        recovered = apply.recover(repo, scope(repo))
         if recovered is not None:
             report(Message(recovered.message, NOTICE))
         renamemap.drop_stale(repo)
@@ -90,7 +90,7 @@ def run(options: Options, report: Report) -> None:
             report(Message("No migration conflicts to resolve."))
         if not options.dry_run:
             renamemap.drop_finished(repo)
-        if recovered is not None:
+        if recovered is not None and not recovered.gone:
             _next_step(repo, report)
         return
     for message in describe(plan, inputs):
