@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -1011,3 +1012,25 @@ def test_a_three_commit_rebase_keeps_every_migration_test_true(repo: MigRepo) ->
     assert (tests / "test_third.py").read_text() == _migration_test(
         "alpha", "0005_second", "0006_third")
     assert repo.status() == ""
+
+
+def test_a_sha256_repository_resolves(repo: MigRepo) -> None:
+    """`git init --object-format=sha256`: object ids are 64 digits (index entries dropped with
+    the repository's own null id), and the merge resolves and continues."""
+    shutil.rmtree(repo.root / ".git")
+    repo.git("init", "-q", "-b", "main", "--object-format=sha256")
+    assert repo.git("rev-parse", "--show-object-format").stdout.strip() == "sha256"
+    base_history(repo)
+    diverge(repo)
+    repo.git("checkout", "-q", "feature")
+    assert repo.git("merge", "main", check=False).returncode != 0
+
+    out, err, code = repo.run()
+
+    assert (err, code) == ("", 0), out
+    assert "  0003_feature -> 0004_feature\n" in out
+    repo.check_resolved()
+    assert repo.git("ls-files", "-u").stdout == ""
+    repo.git("merge", "--continue")
+    assert repo.status() == ""
+    assert len(repo.git("rev-parse", "HEAD").stdout.strip()) == 64
