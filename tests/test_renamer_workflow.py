@@ -23,7 +23,7 @@ from tests.test_update_migration import (
 )
 
 __all__ = ["repo"]  # the fixture
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(databases="__all__")
 
 
 # --------------------------------------------------------------------------- a dirty tree

@@ -240,7 +240,7 @@ def diverge(
 
 # --------------------------------------------------------------------------- flows
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(databases="__all__")
 
 
 def test_merge_main_into_branch(repo: MigRepo) -> None:
@@ -731,7 +731,7 @@ def test_a_cycle_is_refused(repo: MigRepo) -> None:
 
 
 def _manage_py_merge(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, extra_settings: str = ""
 ) -> tuple[MigRepo, Callable[..., subprocess.CompletedProcess[str]]]:
     """A project with its own settings and a conflicted merge of main into feature; returns
     the repo and a ``manage(*args)`` running in a fresh process."""
@@ -743,7 +743,7 @@ def _manage_py_merge(
         "INSTALLED_APPS = ['migtools', 'tests.testapps.alpha']\n"
         "DATABASES = {'default': dj_database_url.parse(os.environ['DATABASE_URL'])}\n"
         f"MIGRATION_MODULES = {{'alpha': '{mig.package}.alpha'}}\n"
-        "MIGTOOLS_APPS = ['alpha']\n"
+        "MIGTOOLS_APPS = ['alpha']\n" + extra_settings
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings", "PYTHONDONTWRITEBYTECODE": "1",
            "DATABASE_URL": database_url,
@@ -785,6 +785,54 @@ def test_unreachable_database_is_said_not_silently_skipped(tmp_path: Path) -> No
     assert "  0003_feature -> 0004_feature\n" in proc.stdout
     assert "Database 'default' is unreachable: not checked whether the moved migrations are " \
         "applied there." in " ".join(proc.stderr.split())
+
+
+def test_every_alias_unreachable_resolves_all_the_same_in_one_line(tmp_path: Path) -> None:
+    """Two aliases, both at a closed port: the renamer needs no database; it says in one line
+    that it could not check either, and resolves."""
+    mig, manage = _manage_py_merge(
+        tmp_path, "postgres://nobody@127.0.0.1:1/none",
+        "DATABASES['control'] = dj_database_url.parse('postgres://nobody@127.0.0.1:2/ctl')\n")
+    before = mig.git("rev-parse", "HEAD").stdout
+
+    proc = manage("update_migration")
+
+    assert proc.returncode == 0, proc.stderr
+    assert "  0003_feature -> 0004_feature\n" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("Databases 'control', 'default' are unreachable: not checked "
+                               "whether the moved migrations are applied there.")
+    assert "127.0.0.1:1" in lines[0] and "127.0.0.1:2" in lines[0]
+    mig.git("merge", "--continue")
+    assert mig.git("rev-parse", "HEAD~1").stdout == before
+    assert manage("migrations_lockfile", "--check").returncode == 0
+
+
+def test_applied_on_another_alias_is_refused_naming_it(repo: MigRepo) -> None:
+    """Without --database every alias is looked at once: a moved migration applied on 'other'
+    is refused, naming that alias and the flags that roll it back."""
+    from django.db import connections
+
+    base_history(repo)
+    diverge(repo)
+    repo.git("checkout", "-q", "feature")
+    out, err, code = run_command("migrate", "alpha", "--database", "other")
+    assert code == 0, err
+    try:
+        repo.git("merge", "main", check=False)
+        before = repo.snapshot()
+
+        out, err, code = repo.run()
+
+        assert code == 1
+        assert "recorded as applied in database 'other':\n  alpha.0003_feature\n" in err
+        assert "--update-applied --database other" in err
+        assert repo.snapshot() == before
+    finally:
+        run_command("migrate", "alpha", "zero", "--database", "other")
+        connections["other"].close()
 
 
 def test_dry_run_with_update_applied_only_says_what_it_would_unapply(repo: MigRepo) -> None:

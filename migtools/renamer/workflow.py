@@ -50,6 +50,7 @@ class Options:
     update_applied: bool = False
     allow_dirty: bool = False
     database: str = "default"
+    database_given: bool = False  # False: every alias is looked at (rolled back: ``database``)
 
 
 def run(options: Options, report: Report) -> None:
@@ -97,26 +98,43 @@ def run(options: Options, report: Report) -> None:
         report(message)
 
     found = db.applied_moved(plan.moved, connection)
-    if found.unavailable is not None:
-        if options.update_applied:
-            db.require(found)
-        if not found.configured:
-            report(
-                Message(
-                    "No database is configured (DATABASES is empty): not checked whether the "
-                    "moved migrations are applied anywhere.",
-                    NOTICE,
-                )
+    # Without --database every alias is looked at, once: a migration applied on any of them
+    # cannot be renamed without --update-applied (which rolls back on one alias: --database).
+    others = [
+        db.applied_moved(plan.moved, db.connection_for(alias))
+        for alias in ([] if options.database_given else db.aliases())
+        if alias != options.database
+    ]
+    if found.unavailable is not None and options.update_applied:
+        db.require(found)
+    looked = [found, *others]
+    unconfigured = [f for f in looked if f.unavailable is not None and not f.configured]
+    unreachable = [f for f in looked if f.unavailable is not None and f.configured]
+    if unconfigured and len(unconfigured) == len(looked):
+        report(
+            Message(
+                "No database is configured (DATABASES is empty): not checked whether the "
+                "moved migrations are applied anywhere.",
+                NOTICE,
             )
-        else:
-            report(
-                Message(
-                    f"Database '{options.database}' is unreachable: not checked whether the moved "
-                    "migrations are applied there. If they are, roll them back (migrate APP "
-                    f"<migration before them>) before you migrate again. ({found.unavailable})",
-                    WARNING,
-                )
+        )
+    elif unreachable:
+        names = ", ".join(f"'{f.alias}'" for f in sorted(unreachable, key=lambda f: f.alias))
+        which = f"Database {names} is" if len(unreachable) == 1 else f"Databases {names} are"
+        reasons = "; ".join(str(f.unavailable) for f in unreachable)
+        report(
+            Message(
+                f"{which} unreachable: not checked whether the moved migrations are applied "
+                "there. If they are, roll them back (migrate APP <migration before them>) "
+                f"before you migrate again. ({reasons})",
+                WARNING,
             )
+        )
+    elsewhere = [f for f in others if f.applied]
+    if elsewhere and not options.dry_run:
+        raise db.refuse(elsewhere[0].applied, elsewhere[0].alias)
+    for other in elsewhere:
+        report(Message(f"--update-applied would refuse: {db.refuse(other.applied, other.alias)}"))
     steps: list[db.Step] = []
     if found.applied:
         if options.dry_run:
