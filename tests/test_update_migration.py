@@ -818,13 +818,13 @@ def test_applied_on_another_alias_is_refused_naming_it(repo: MigRepo) -> None:
     base_history(repo)
     diverge(repo)
     repo.git("checkout", "-q", "feature")
-    out, err, code = run_command("migrate", "alpha", "--database", "other")
+    _out, err, code = run_command("migrate", "alpha", "--database", "other")
     assert code == 0, err
     try:
         repo.git("merge", "main", check=False)
         before = repo.snapshot()
 
-        out, err, code = repo.run()
+        _out, err, code = repo.run()
 
         assert code == 1
         assert "recorded as applied in database 'other':\n  alpha.0003_feature\n" in err
