@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from migtools import project
 from migtools.errors import (
     ConflictError,
     DynamicMigrationError,
@@ -185,7 +184,7 @@ def number_of(name: str) -> tuple[int, int] | None:
 def select(inputs: Inputs, migration: str, app_label: str | None) -> Key:
     """The migration named by ``migration`` (full name, number or unique substring)."""
     if app_label is not None:
-        label = project.app_config(app_label).label
+        label = inputs.label_of(app_label)
         if label not in inputs.apps:
             raise UsageError(
                 f"App '{label}' is not managed by migtools (MIGTOOLS_APPS lists the managed apps)."
@@ -320,7 +319,7 @@ class _Workspace:
                     mig = replace(mig, name=rename.new, path=rename.new_path)
                 files[mig.name] = mig
             apps.append(AppMigrations(label, app.module, app.directory, files, list(app.warnings)))
-        return DiskGraph(apps)
+        return DiskGraph(apps, registry=self.inputs.registry)
 
 
 def leaves_by_app(graph: DiskGraph) -> dict[str, list[str]]:
@@ -462,7 +461,7 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
             )
     else:
         if app_label is not None:
-            project.app_config(app_label)
+            inputs.label_of(app_label)
         labels = conflicted_apps(inputs, graph)
 
     app_plans = [_plan_app(inputs, graph, work, label) for label in labels]

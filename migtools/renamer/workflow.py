@@ -14,15 +14,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from migtools import project
-from migtools.errors import AppliedMigrationsError, RenumberError
+from migtools.errors import AppliedMigrationsError, RenumberError, UsageError
 from migtools.gitrepo import GitRepo
 from migtools.renamer import applied as db
 from migtools.renamer import apply, renamemap
 from migtools.renamer import journal as jn
 from migtools.renamer import plan as planning
-from migtools.renamer.inputs import Inputs, gather, scope
+from migtools.renamer.inputs import Inputs, Source, django_source, gather, scope
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 # Message kinds (the command styles them)
 PLAIN = "plain"
@@ -54,15 +58,31 @@ class Options:
 
 
 def run(options: Options, report: Report) -> None:
-    """Resolve the conflicts (or the one named migration) as ``options`` say."""
+    """Resolve the conflicts (or the one named migration) as ``options`` say (``manage.py``:
+    the project as Django's settings describe it, the database looked at)."""
     connection = db.connection_for(options.database)  # an unknown alias: exit 2, always
     if options.app_label is not None:
         project.app_config(options.app_label)
-    repo = GitRepo.find(project.lockfile_path())
+    source = django_source()
+    resolve(GitRepo.find(source.lockfile_path), source, options, report, connection)
 
+
+def resolve(
+    repo: GitRepo,
+    source: Source,
+    options: Options,
+    report: Report,
+    connection: BaseDatabaseWrapper | None = None,
+) -> None:
+    """What :func:`run` does, for the project ``source`` describes; with no ``connection``
+    (the settings-free CLI) no database is looked at and ``--update-applied`` is refused."""
+    if options.update_applied and connection is None:
+        raise UsageError("--update-applied needs the database: run manage.py update_migration.")
+    if options.app_label is not None:
+        source.label_of(options.app_label)
     recovered = None
     if options.dry_run:
-        if jn.read(repo.state_dir, scope(repo)) is not None:
+        if jn.read(repo.state_dir, scope(repo, source)) is not None:
             report(
                 Message(
                     "An interrupted update_migration run is pending: run update_migration "
@@ -72,12 +92,12 @@ def run(options: Options, report: Report) -> None:
             )
             return
     else:
-        recovered = apply.recover(repo, scope(repo))
+        recovered = apply.recover(repo, scope(repo, source))
         if recovered is not None:
             report(Message(recovered.message, NOTICE))
         renamemap.drop_stale(repo)
 
-    inputs = gather(repo)
+    inputs = gather(repo, source=source)
     plan = planning.plan(inputs, options.migration, options.app_label)
     if plan.empty:
         if options.migration is not None:
@@ -97,55 +117,19 @@ def run(options: Options, report: Report) -> None:
     for message in describe(plan, inputs):
         report(message)
 
-    found = db.applied_moved(plan.moved, connection)
-    # Without --database every alias is looked at, once: a migration applied on any of them
-    # cannot be renamed without --update-applied (which rolls back on one alias: --database).
-    others = [
-        db.applied_moved(plan.moved, db.connection_for(alias))
-        for alias in ([] if options.database_given else db.aliases())
-        if alias != options.database
-    ]
-    if found.unavailable is not None and options.update_applied:
-        db.require(found)
-    looked = [found, *others]
-    unconfigured = [f for f in looked if f.unavailable is not None and not f.configured]
-    unreachable = [f for f in looked if f.unavailable is not None and f.configured]
-    if unconfigured and len(unconfigured) == len(looked):
+    steps: list[db.Step] = []
+    applied: list[planning.Key] = []
+    if connection is None:
         report(
             Message(
-                "No database is configured (DATABASES is empty): not checked whether the "
-                "moved migrations are applied anywhere.",
+                "Not checked whether the moved migrations are applied in a database (this "
+                "command reads no settings): if they are, roll them back first, or run "
+                "'python manage.py update_migration --update-applied'.",
                 NOTICE,
             )
         )
-    elif unreachable:
-        names = ", ".join(f"'{f.alias}'" for f in sorted(unreachable, key=lambda f: f.alias))
-        which = f"Database {names} is" if len(unreachable) == 1 else f"Databases {names} are"
-        reasons = "; ".join(str(f.unavailable) for f in unreachable)
-        report(
-            Message(
-                f"{which} unreachable: not checked whether the moved migrations are applied "
-                "there. If they are, roll them back (migrate APP <migration before them>) "
-                f"before you migrate again. ({reasons})",
-                WARNING,
-            )
-        )
-    elsewhere = [f for f in others if f.applied]
-    if elsewhere and not options.dry_run:
-        raise db.refuse(elsewhere[0].applied, elsewhere[0].alias)
-    for other in elsewhere:
-        report(Message(f"--update-applied would refuse: {db.refuse(other.applied, other.alias)}"))
-    steps: list[db.Step] = []
-    if found.applied:
-        if options.dry_run:
-            try:
-                steps = db.rollback_plan(found.applied, connection)
-            except AppliedMigrationsError as exc:
-                report(Message(f"--update-applied would refuse: {exc}", WARNING))
-        elif not options.update_applied:
-            raise db.refuse(found.applied)
-        else:
-            steps = db.rollback_plan(found.applied, connection)
+    else:
+        steps, applied = _look_at_databases(plan, options, report, connection)
 
     if options.dry_run:
         if steps and not options.update_applied:
@@ -175,7 +159,7 @@ def run(options: Options, report: Report) -> None:
         plan, repo, dirty=dirty, database=options.database if steps else None, unapply=unapply
     )
     apply.begin(repo, journal)
-    if steps:
+    if steps and connection is not None:
         report(Message("Rolling back applied migrations:", HEADING))
         for name in unapply:
             report(Message(f"  Unapplying {name}"))
@@ -187,7 +171,7 @@ def run(options: Options, report: Report) -> None:
                 raise
             raise RenumberError(
                 f"Rolling back the applied migrations failed ({type(exc).__name__}: {exc}). "
-                f"No file was changed. {_database_state(found.applied, connection)}"
+                f"No file was changed. {_database_state(applied, connection)}"
             ) from exc
         apply.record(repo, jn.DATABASE_ROLLED_BACK)
     try:
@@ -250,6 +234,64 @@ def _later_commits(repo: GitRepo, report: Report) -> None:
                 NOTICE,
             )
         )
+
+
+def _look_at_databases(
+    plan: planning.Plan, options: Options, report: Report, connection: BaseDatabaseWrapper
+) -> tuple[list[db.Step], list[planning.Key]]:
+    """Look once at what is applied: the rollback steps under --update-applied (or, on a dry
+    run, what it would roll back), and the moved migrations applied on ``connection``."""
+    found = db.applied_moved(plan.moved, connection)
+    # Without --database every alias is looked at, once: a migration applied on any of them
+    # cannot be renamed without --update-applied (which rolls back on one alias: --database).
+    others = [
+        db.applied_moved(plan.moved, db.connection_for(alias))
+        for alias in ([] if options.database_given else db.aliases())
+        if alias != options.database
+    ]
+    if found.unavailable is not None and options.update_applied:
+        db.require(found)
+    looked = [found, *others]
+    unconfigured = [f for f in looked if f.unavailable is not None and not f.configured]
+    unreachable = [f for f in looked if f.unavailable is not None and f.configured]
+    if unconfigured and len(unconfigured) == len(looked):
+        report(
+            Message(
+                "No database is configured (DATABASES is empty): not checked whether the "
+                "moved migrations are applied anywhere.",
+                NOTICE,
+            )
+        )
+    elif unreachable:
+        names = ", ".join(f"'{f.alias}'" for f in sorted(unreachable, key=lambda f: f.alias))
+        which = f"Database {names} is" if len(unreachable) == 1 else f"Databases {names} are"
+        reasons = "; ".join(str(f.unavailable) for f in unreachable)
+        report(
+            Message(
+                f"{which} unreachable: not checked whether the moved migrations are applied "
+                "there. If they are, roll them back (migrate APP <migration before them>) "
+                f"before you migrate again. ({reasons})",
+                WARNING,
+            )
+        )
+    elsewhere = [f for f in others if f.applied]
+    if elsewhere and not options.dry_run:
+        raise db.refuse(elsewhere[0].applied, elsewhere[0].alias)
+    for other in elsewhere:
+        report(Message(f"--update-applied would refuse: {db.refuse(other.applied, other.alias)}"))
+    steps: list[db.Step] = []
+    if found.applied:
+        if options.dry_run:
+            try:
+                steps = db.rollback_plan(found.applied, connection)
+            except AppliedMigrationsError as exc:
+                report(Message(f"--update-applied would refuse: {exc}", WARNING))
+        elif not options.update_applied:
+            raise db.refuse(found.applied)
+        else:
+            steps = db.rollback_plan(found.applied, connection)
+
+    return steps, found.applied
 
 
 def _database_state(keys: list[planning.Key], connection: object) -> str:
