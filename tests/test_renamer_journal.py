@@ -269,3 +269,25 @@ def test_a_killed_run_completes_in_a_moved_checkout(tmp_path: Path) -> None:
     assert "update_migration was interrupted earlier" in again.stdout
     assert "completed it" in again.stdout
     _assert_resolved(moved, base.package)
+
+
+def test_sigkill_at_a_rebase_stop_then_rebase_abort_cleans_up(tmp_path: Path) -> None:
+    mig = _project(tmp_path / "repo")
+    root = mig.root
+    subprocess.run(["git", "merge", "--abort"], cwd=root, check=True)
+    head = _git(root, "rev-parse", "HEAD")
+    proc = subprocess.run(["git", "rebase", "main"], cwd=root, capture_output=True, text=True)
+    assert proc.returncode != 0  # stops at the lockfile conflict
+    killed = _manage(root, **{KILL_AT: "6"})
+    assert killed.returncode == -signal.SIGKILL
+    assert _journal(root).exists()
+    subprocess.run(["git", "rebase", "--abort"], cwd=root, check=True, capture_output=True)
+
+    again = _manage(root)
+
+    assert again.returncode == 0, again.stderr
+    assert "the rebase stop this run belonged to is gone; cleaned up " in again.stdout
+    assert _git(root, "status", "--porcelain") == ""
+    assert _git(root, "rev-parse", "HEAD") == head
+    assert not _journal(root).exists()
+    assert not (root / ".git" / "migtools" / "renames.json").exists()
