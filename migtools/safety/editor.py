@@ -89,6 +89,8 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         # Already in a transaction (e.g. a test's): lock-light DDL could not run either.
         self._outer_atomic = bool(connection.in_atomic_block) and not collect_sql
         self._saved_timeouts: tuple[str, str] | None = None
+        # SET LOCAL: the editor's own transaction ends with it and restores the timeouts.
+        self._local_timeouts = False
         self._statement_timeout: str | None = None
         self._quiet: warnings.catch_warnings[None] | None = None
 
@@ -117,7 +119,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
 
     def _set(self, name: str, value: str) -> None:
         with self.connection.cursor() as cursor:
-            cursor.execute("SELECT set_config(%s, %s, false)", [name, value])
+            cursor.execute("SELECT set_config(%s, %s, %s)", [name, value, self._local_timeouts])
 
     def __enter__(self) -> MigtoolsSchemaEditorMixin:
         # The upstream editor warns about what the rule engine judges; silence it for this
@@ -127,14 +129,23 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         warnings.simplefilter("ignore", zd.UnsafeOperationWarning)
         super().__enter__()
         if not self.collect_sql:
+            atomic = getattr(self, "atomic", None)
+            blocks = getattr(self.connection, "atomic_blocks", ())
+            if self.atomic_migration and atomic is not None and list(blocks) == [atomic]:
+                # The editor's transaction is the outermost: SET LOCAL, which its end undoes
+                # (one round trip per migration, nothing to restore).
+                self._local_timeouts = True
+                self._set("lock_timeout", mt_settings.lock_timeout())
+                return self
             with self.connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
+                    "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'),"
+                    " set_config('lock_timeout', %s, false)",
+                    [mt_settings.lock_timeout()],
                 )
                 row = cursor.fetchone()
             assert row is not None
             self._saved_timeouts = (str(row[0]), str(row[1]))
-            self._set("lock_timeout", mt_settings.lock_timeout())
         return self
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
@@ -162,8 +173,12 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         if failed and self.connection.in_atomic_block:
             return  # the rollback undoes the SETs made inside the transaction
         try:
-            self._set("lock_timeout", saved[0])
-            self._set("statement_timeout", saved[1])
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('lock_timeout', %s, false), "
+                    "set_config('statement_timeout', %s, false)",
+                    list(saved),
+                )
         except Exception:  # a broken connection: its settings die with it
             logger.debug("could not restore timeouts", exc_info=True)
 
