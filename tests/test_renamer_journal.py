@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from migtools.renamer.apply import KILL_AT
-from tests.test_renamer_crash import _assert_resolved, _git, _manage, _project
+from tests.test_renamer_crash import KILL_AT, _assert_resolved, _git, _manage, _project
 from tests.test_update_migration import MigRepo
 
 

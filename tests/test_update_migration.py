@@ -783,8 +783,9 @@ def test_unreachable_database_is_said_not_silently_skipped(tmp_path: Path) -> No
 
     assert proc.returncode == 0, proc.stderr
     assert "  0003_feature -> 0004_feature\n" in proc.stdout
-    assert "Database 'default' is unreachable: not checked whether the moved migrations are " \
-        "applied there." in " ".join(proc.stderr.split())
+    said = " ".join(proc.stderr.split())
+    assert "Database 'default' (name none, host 127.0.0.1, port 1) is unreachable: " in said
+    assert "Not checked whether the moved migrations are applied there." in said
 
 
 def test_every_alias_unreachable_resolves_all_the_same_in_one_line(tmp_path: Path) -> None:
@@ -802,9 +803,10 @@ def test_every_alias_unreachable_resolves_all_the_same_in_one_line(tmp_path: Pat
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("Databases 'control', 'default' are unreachable: not checked "
-                               "whether the moved migrations are applied there.")
-    assert "127.0.0.1:1" in lines[0] and "127.0.0.1:2" in lines[0]
+    assert lines[0].startswith("Database 'control' (name ctl, host 127.0.0.1, port 2) is "
+                               "unreachable: ")
+    assert "; database 'default' (name none, host 127.0.0.1, port 1) is unreachable: " in lines[0]
+    assert "Not checked whether the moved migrations are applied there." in lines[0]
     mig.git("merge", "--continue")
     assert mig.git("rev-parse", "HEAD~1").stdout == before
     assert manage("migrations_lockfile", "--check").returncode == 0

@@ -263,14 +263,12 @@ def _look_at_databases(
             )
         )
     elif unreachable:
-        names = ", ".join(f"'{f.alias}'" for f in sorted(unreachable, key=lambda f: f.alias))
-        which = f"Database {names} is" if len(unreachable) == 1 else f"Databases {names} are"
-        reasons = "; ".join(str(f.unavailable) for f in unreachable)
+        said = "; ".join(str(f.unavailable) for f in sorted(unreachable, key=lambda f: f.alias))
         report(
             Message(
-                f"{which} unreachable: not checked whether the moved migrations are applied "
-                "there. If they are, roll them back (migrate APP <migration before them>) "
-                f"before you migrate again. ({reasons})",
+                f"{said[:1].upper()}{said[1:]}. Not checked whether the moved migrations are "
+                "applied there. If they are, roll them back (migrate APP <migration before "
+                "them>) before you migrate again.",
                 WARNING,
             )
         )

@@ -43,8 +43,8 @@ from django_zero_downtime_migrations.backends.postgres import (  # type: ignore[
 
 from migtools import conf as mt_settings
 from migtools.errors import LockTimeoutError, UnsafeMigrationError
-from migtools.safety import faults, retry
-from migtools.safety import policy as enforcement
+from migtools.rules import scope
+from migtools.safety import deploy, faults, retry
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -201,7 +201,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         verifier's, calls this so it sees the SQL ``migrate`` would run)."""
         self.migtools_migration = migration
         self.migtools_backwards = backwards
-        self.migtools_checked = enforcement.is_checked(migration)
+        self.migtools_checked = scope.is_checked(migration)
 
     def migtools_run(
         self,
@@ -225,7 +225,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             self.IDEMPOTENT_SQL = not self.atomic_migration
         with faults.translated(
             self.connection,
-            enforcement.label(migration),
+            scope.label(migration),
             atomic=self.atomic_migration,
             statement_timeout_=self._statement_timeout,
             post_deployment=post,
@@ -265,7 +265,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             logger.warning(
                 "migtools: %s: lock_timeout (%s) hit; rolled the migration back to release "
                 "its locks, retrying it in %.1fs (retry %d of %d, %.1fs waited so far)",
-                enforcement.label(migration),
+                scope.label(migration),
                 mt_settings.lock_timeout(),
                 progress.wait,
                 progress.attempt,
@@ -278,7 +278,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         except retry.Exhausted as exhausted:
             raise LockTimeoutError(
                 retry.gave_up(
-                    enforcement.label(migration),
+                    scope.label(migration),
                     "the whole migration (atomic)",
                     exhausted,
                     "Each attempt was rolled back: nothing of the migration was applied.",
@@ -298,11 +298,11 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             large_tables=large_tables(self.connection),
             managed={migration.app_label},
         )
-        new_tables = set(enforcement.deploy_new_tables(self.connection.alias))
+        new_tables = set(deploy.new_tables(self.connection))
         refusals = engine.judge(migration, project_state.clone(), new_tables).refusals
         if refusals:
             raise UnsafeMigrationError.of(
-                enforcement.label(migration),
+                scope.label(migration),
                 explain(refusals),
                 tuple(dict.fromkeys(f.rule_id for f in refusals)),
             )
@@ -443,7 +443,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
                 base_execute(statement, params)
             return
         sql = str(statement)
-        label = enforcement.label(self.migtools_migration)
+        label = scope.label(self.migtools_migration)
         dropped: list[str] = []
 
         def attempt() -> None:
