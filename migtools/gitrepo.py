@@ -366,15 +366,10 @@ class GitRepo:
             }
         return found
 
-    def text_at(self, ref: str, rel: str) -> str | None:
-        """The content of ``rel`` in the tree of ``ref`` (None: absent, or not text)."""
+    def bytes_at(self, ref: str, rel: str) -> bytes | None:
+        """The content of ``rel`` in the tree of ``ref`` (None: absent)."""
         proc = self._run("cat-file", "blob", f"{ref}:{rel}")
-        if proc.returncode != 0:
-            return None
-        try:
-            return proc.stdout.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+        return proc.stdout if proc.returncode == 0 else None
 
     @property
     def null_oid(self) -> str:

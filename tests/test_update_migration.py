@@ -723,9 +723,14 @@ def test_a_cycle_is_refused(repo: MigRepo) -> None:
     out, err, code = repo.run()
 
     assert (out, code) == ("", 1)
+    # file:line: the dependency of main's migration on beta's that closes the loop
+    theirs = repo.path("alpha", "0002_theirs")
+    line = next(
+        i for i, text in enumerate(theirs.read_text().splitlines(), 1) if '"beta"' in text
+    )
     assert err == (
-        "Moving the migrations would break the graph, nothing was changed: Cycle in the "
-        "migration graph: alpha.0002_theirs, beta.0001_initial, alpha.0003_mine"
+        f"Moving the migrations would break the graph, nothing was changed: {theirs}:{line}: "
+        "Cycle in the migration graph: alpha.0002_theirs, beta.0001_initial, alpha.0003_mine"
     )
     assert repo.snapshot() == before
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from migtools import source as pysource
 from migtools.errors import JournalError, RenumberError, RenumberWriteError
 from migtools.gitrepo import GitRepo, IndexEntry
 from migtools.renamer import journal as jn
@@ -33,10 +34,10 @@ def _event(description: str, before_step: Step | None) -> None:
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        return pysource.read(path)
     except FileNotFoundError:
         return None
-    except (UnicodeDecodeError, IsADirectoryError):
+    except (SyntaxError, IsADirectoryError):
         return "\0not text\0"
 
 
@@ -125,7 +126,7 @@ def prepare(
             text = change.new_text
             if dirty and change.source in dirty and entry is not None and entry.stage == 0:
                 text = change.new_version_of(repo.blob_text(entry.sha)) or change.new_text
-            sha = repo.store_blob(text.encode("utf-8"))
+            sha = repo.store_blob(pysource.encode(text, like=change.source))
             file_mode = entry.mode if entry is not None else "100644"
             index_new.append(IndexEntry(file_mode, sha, 0, repo.relative(change.path)))
     return jn.Journal(
@@ -177,7 +178,7 @@ def _set(path: Path, text: str | None, mode: int) -> None:
     if text is None:
         path.unlink(missing_ok=True)
     else:
-        jn.write_durably(path, text.encode("utf-8"), mode)
+        jn.write_durably(path, pysource.encode(text, like=path), mode)
 
 
 def complete(repo: GitRepo, journal: jn.Journal, before_step: Step | None = None) -> None:
@@ -349,7 +350,11 @@ def _clean_up(repo: GitRepo, journal: jn.Journal) -> Recovery:
         current = _read(path)
         if current not in (state.old, state.new):
             continue  # someone else's content now: leave it
-        wanted = repo.text_at("HEAD", state.path)
+        data = repo.bytes_at("HEAD", state.path)
+        try:
+            wanted = pysource.decode(data, state.path) if data is not None else None
+        except (SyntaxError, UnicodeDecodeError):
+            continue  # HEAD's version is not text we can compare: leave it to the user
         if wanted is None and state.old is not None and current == state.old:
             continue  # was there before the run and HEAD lacks it: the user's own file
         if current == wanted:
