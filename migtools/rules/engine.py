@@ -46,7 +46,14 @@ from migtools import source as pysource
 from migtools.errors import PendingDeletionError, UnsafeMigrationError
 from migtools.rules import data
 from migtools.rules import operation as oprules
-from migtools.rules.catalogue import CATALOGUE, Finding, Level, configured_levels, effective_level
+from migtools.rules.catalogue import (
+    CATALOGUE,
+    Finding,
+    Level,
+    configured_levels,
+    effective_level,
+    hint,
+)
 from migtools.rules.sql import Hit, SqlContext, check, is_data_statement
 
 if TYPE_CHECKING:
@@ -549,16 +556,23 @@ def _locate(judgement: Judgement, path: str | None) -> None:
 
 
 def explain(findings: Iterable[Finding]) -> str:
-    """Every finding with file:line, why and the recipe (what ``migrate`` prints when it
-    refuses)."""
-    blocks = []
+    """What ``migrate`` prints when it refuses: each finding once, on one line with file:line,
+    then for each rule once the recipe's first step and the ``--explain`` pointer."""
+    lines: list[str] = []
+    rules: list[str] = []
     for f in findings:
-        blocks.append(
+        line = (
             f"{f.where()}: {f.app_label}.{f.migration_name}: {f.level}: "
-            f"{' '.join(f.message.split())} [{f.rule_id}]\n"
-            + "\n".join(f.describe().splitlines()[1:])
+            f"{' '.join(f.message.split())} [{f.rule_id}]"
         )
-    return "\n".join(blocks)
+        if line not in lines:
+            lines.append(line)
+        if f.rule_id not in rules:
+            rules.append(f.rule_id)
+    for rule_id in rules:
+        lines.append(f"[{rule_id}] fix: {CATALOGUE[rule_id].first_step}")
+        lines.append(f"    {hint(rule_id)}")
+    return "\n".join(lines)
 
 
 def large_tables(connection: BaseDatabaseWrapper) -> set[str]:
