@@ -102,8 +102,7 @@ def test_no_file_of_the_wheel_or_sdist_names_an_organisation_we_do_not_own(dist:
         named = [
             m.name
             for m in tar.getmembers()
-            if m.isfile()
-            and NOT_OURS in (tar.extractfile(m) or io.BytesIO()).read().lower()
+            if m.isfile() and NOT_OURS in (tar.extractfile(m) or io.BytesIO()).read().lower()
         ]
     assert named == []
 
