@@ -66,13 +66,15 @@ def test_no_changes_without_name_is_not_refused(project: MiniProject) -> None:
 
 def test_check_exit_codes(project: MiniProject) -> None:
     assert project.manage("makemigrations", "--check").returncode == 0
-    # A stale lockfile: exit 2, one line per wrong app.
+    # A stale lockfile: exit 2, reported once (no system-check warning before it).
     project.lockfile.write_text(
         project.lockfile.read_text().replace("shop: 0001_initial", "shop: 0000_old")
     )
     before = project.snapshot()
     result = project.manage("makemigrations", "--check")
     assert result.returncode == 2
+    assert result.err.count("0000_old") == 1, result.err
+    assert result.err.count("stale") == 1, result.err
     assert "shop: lockfile says '0000_old', latest migration is '0001_initial'" in result.err
     # A model change without a migration wins: exit 1, and nothing is written.
     project.add_model_field("shop", "qty = models.IntegerField(null=True)")

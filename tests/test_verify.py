@@ -505,6 +505,15 @@ def test_sqlmigrate_comments_before_statement(project: MiniProject) -> None:
     assert "-- migtools:" not in clean.out
 
 
+def test_sqlmigrate_prints_no_op_for_a_state_only_operation(project: MiniProject) -> None:
+    result = project.manage("sqlmigrate", "shop", "0019")
+    assert result.returncode == 0, result.err
+    lines = result.out.splitlines()
+    header = lines.index("-- MOVE_TO_PENDING field flag from item")
+    assert lines[header + 2] == "-- (no-op)"
+    assert "CANNOT BE WRITTEN AS SQL" not in result.out
+
+
 DJANGO_SQLMIGRATE = """\
 import os
 import sys

@@ -226,9 +226,12 @@ class Engine:
                         sql = editor.collected_sql[start:]
                         entries.extend(sql)
                         editor.collected_sql[start:] = []
-                        if not operation.reduces_to_sql:
+                        # A MOVE_TO_PENDING changes the state only: "(no-op)", as Django
+                        # prints for every operation that collects no SQL.
+                        own = _checks_itself(operation)
+                        if not operation.reduces_to_sql and not own:
                             entries.append("-- THIS OPERATION CANNOT BE WRITTEN AS SQL")
-                        elif not sql and not raised:
+                        elif not sql and (not raised or own):
                             entries.append("-- (no-op)")
                         # Deferred statements (FKs, indexes of new tables) run at the end of
                         # the migration but belong to the operation that queued them.
