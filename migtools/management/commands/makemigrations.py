@@ -22,8 +22,8 @@ from migtools import project
 from migtools.authoring import writer
 from migtools.authoring.autodetector import MigrationAutodetector
 from migtools.errors import ConflictError, LockfileError, StaleLockfileError, UsageError
-from migtools.graph import disk as graph
 from migtools.graph import checks as graph_checks
+from migtools.graph import disk as graph
 from migtools.graph import lockfile
 from migtools.management.base import MigtoolsCommandMixin
 from migtools.verifier.run import lines_for_written
