@@ -547,3 +547,20 @@ def test_concurrent_migrate_waits_for_the_advisory_lock(tmp_path: Path) -> None:
     assert "Another migrate is running on this database" in err
     assert "Got the migrate lock after" in err
     assert query(db, "SELECT count(*) FROM django_migrations WHERE name = '0002_step'") == [(1,)]
+
+
+def test_migrate_prints_each_system_check_once(tmp_path: Path) -> None:
+    proj, _db = _project(tmp_path)
+    # A warning to see: an ignore_rules entry naming a rule that does not exist.
+    migration(proj, "0002_step", FIRST, "")
+    path = proj.root / "shop" / "migrations" / "0002_step.py"
+    path.write_text(
+        path.read_text().replace(
+            "class Migration(CheckedMigration):",
+            "class Migration(CheckedMigration):\n    ignore_rules = {'drop-colum': 'typo'}",
+        )
+    )
+    result = proj.manage("migrate", "shop")
+    assert result.returncode == 0, result.out + result.err
+    assert result.err.count("System check identified") == 1, result.err
+    assert result.err.count("ignore_rules names an unknown rule 'drop-colum'") == 1, result.err
