@@ -202,3 +202,23 @@ def test_new_apps_first_migration_needs_no_name(tmp_path: Path) -> None:
     # Later migrations still need a name.
     proj.add_model_field("newapp", "qty = models.IntegerField(null=True)")
     assert proj.manage("makemigrations", "newapp").returncode == 2
+
+
+def test_several_leaves_point_at_update_migration_never_at_merge(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p")
+    assert proj.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    mdir = proj.root / "shop" / "migrations"
+    for name in ("0002_mine", "0002_theirs"):
+        (mdir / f"{name}.py").write_text(
+            "from django.db import migrations\n\n\n"
+            "class Migration(migrations.Migration):\n"
+            "    dependencies = [('shop', '0001_initial')]\n"
+            "    operations = []\n"
+        )
+    for args in (("makemigrations", "shop", "-n", "more"), ("migrate", "shop")):
+        result = proj.manage(*args)
+        assert result.returncode == 1, result.out + result.err
+        assert "makemigrations --merge" not in result.out + result.err, args
+        assert "Conflicting migrations detected" in result.err, result.err
+        assert "python manage.py update_migration" in result.err, args
+        assert "Traceback" not in result.err
