@@ -87,3 +87,8 @@ def deploying(alias: str, new_tables: Iterable[str]) -> Iterator[None]:
 
 def deploy_new_tables(alias: str) -> frozenset[str]:
     return _DEPLOY_NEW_TABLES.get(alias, frozenset())
+
+
+def is_deploying(alias: str) -> bool:
+    """``migrate`` is applying a plan on this alias."""
+    return alias in _DEPLOY_NEW_TABLES
