@@ -24,7 +24,14 @@ def _refused(name: str, value: Any, accessor: Any) -> SettingsError:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("5s", "5s"), ("500ms", "500ms"), ("2min", "2min"), ("0.5s", "0.5s"), ("1h", "1h"), (" 5s", "5s")],
+    [
+        ("5s", "5s"),
+        ("500ms", "500ms"),
+        ("2min", "2min"),
+        ("0.5s", "0.5s"),
+        ("1h", "1h"),
+        (" 5s", "5s"),
+    ],
 )
 def test_lock_timeout_accepts_postgresql_durations(value: str, expected: str) -> None:
     with override_settings(MIGTOOLS_LOCK_TIMEOUT=value):
@@ -236,3 +243,13 @@ def test_every_setting_has_its_own_id_and_a_doc_line() -> None:
 def test_unknown_names() -> None:
     with override_settings(MIGTOOLS_LOCK_TIMOUT="5s", MIGTOOLS_FAST_PATHS=True):
         assert conf.unknown_names() == ["MIGTOOLS_LOCK_TIMOUT"]
+
+
+def test_backfill_lease_is_a_duration_of_at_least_a_second() -> None:
+    assert conf.backfill_lease() == 60.0
+    with override_settings(MIGTOOLS_BACKFILL_LEASE="2s"):
+        assert conf.backfill_lease() == 2.0
+    for value in ("500ms", None, 30, "soon"):
+        error = _refused("BACKFILL_LEASE", value, conf.backfill_lease)
+        assert "MIGTOOLS_BACKFILL_LEASE" in str(error)
+    assert conf.check_id("BACKFILL_LEASE") == "migtools.E120"
