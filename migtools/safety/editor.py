@@ -101,6 +101,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         self._statement_timeout: str | None = None
         self._statement_timeout_set = False
         self._setting_timeouts = False
+        self._timeouts_depth = 0
         self._watching = False
         self._quiet: warnings.catch_warnings[None] | None = None
 
@@ -190,6 +191,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             row = cursor.fetchone()
             assert row is not None
             self._saved_timeouts = (str(row[0]), str(row[1]))
+            self._timeouts_depth = len(self.connection.savepoint_ids)
             if self._statement_timeout_set:
                 cursor.execute(
                     "SELECT set_config('lock_timeout', %s, false), "
@@ -304,6 +306,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
 
         def attempt() -> ProjectState:
             timeouts_set = self._saved_timeouts is not None
+            depth = len(self.connection.savepoint_ids)
             try:
                 with transaction.atomic(self.connection.alias):
                     result = inner(state[0], self, False)
@@ -314,8 +317,8 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             except Exception:
                 self.deferred_sql = []
                 self.migtools_new_tables = set(new_tables)
-                if not timeouts_set:  # set inside the savepoint: rolled back with it
-                    self._saved_timeouts = None
+                if not timeouts_set and self._timeouts_depth > depth:
+                    self._saved_timeouts = None  # set inside the savepoint: rolled back with it
                 raise
 
         def again() -> None:
