@@ -118,8 +118,9 @@ def test_combined_alters_flag_is_never_changed(thing: tuple[str, ProjectState]) 
     assert "supports_combined_alters" not in vars(connection.features)
 
 
+@pytest.mark.parametrize("atomic", [True, False])
 def test_unchecked_alter_field_is_djangos_sql_plus_the_lock_timeout_once(
-    thing: tuple[str, ProjectState],
+    thing: tuple[str, ProjectState], atomic: bool
 ) -> None:
     label, state = thing
     alter = migrations.AlterField(
@@ -128,7 +129,10 @@ def test_unchecked_alter_field_is_djangos_sql_plus_the_lock_timeout_once(
 
     def run(editor_class: type[Any], backwards: bool = False) -> list[str]:
         migration = _migration(label, alter)
-        with CaptureQueriesContext(connection) as queries, editor_class(connection) as editor:
+        with (
+            CaptureQueriesContext(connection) as queries,
+            editor_class(connection, atomic=atomic) as editor,
+        ):
             if backwards:
                 migration.unapply(state.clone(), editor)
             else:
@@ -143,14 +147,21 @@ def test_unchecked_alter_field_is_djangos_sql_plus_the_lock_timeout_once(
 
     alters = [sql for sql in django if sql.startswith("ALTER TABLE")]
     assert len(alters) == 1, django  # one combined ALTER TABLE
-    # Django's statements byte for byte; the lock timeout set right before the first one
-    # (session values saved first) and restored when the migration ends.
-    assert django[0] == "BEGIN" and django[-1] == "COMMIT"
-    assert ours == [
-        "BEGIN",
-        "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')",
-        f"SELECT set_config('lock_timeout', '{mt_settings.lock_timeout()}', false)",
-        *django[1:-1],
-        "SELECT set_config('lock_timeout', '0', false), set_config('statement_timeout', '0', false)",
-        "COMMIT",
-    ]
+    lock_timeout = mt_settings.lock_timeout()
+    # Django's statements byte for byte, the lock timeout set right before the first one.
+    if atomic:  # SET LOCAL in the migration's transaction, which its end undoes
+        assert django[0] == "BEGIN" and django[-1] == "COMMIT"
+        assert ours == [
+            "BEGIN",
+            f"SELECT set_config('lock_timeout', '{lock_timeout}', true)",
+            *django[1:-1],
+            "COMMIT",
+        ]
+    else:  # the session's values read as it is set, restored at the end
+        assert ours == [
+            "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), "
+            f"set_config('lock_timeout', '{lock_timeout}', false)",
+            *django,
+            "SELECT set_config('lock_timeout', '0', false), "
+            "set_config('statement_timeout', '0', false)",
+        ]

@@ -97,7 +97,11 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         self.migtools_new_tables: set[str] = set()
         # Already in a transaction (e.g. a test's): lock-light DDL could not run either.
         self._outer_atomic = bool(connection.in_atomic_block) and not collect_sql
+        # The session's timeouts before ours (restored at the end), or None: not set yet, or
+        # set with SET LOCAL (the editor's own transaction ends with it and restores them).
         self._saved_timeouts: tuple[str, str] | None = None
+        self._timeouts_applied = False
+        self._local_timeouts = False
         self._statement_timeout: str | None = None
         self._statement_timeout_set = False
         self._setting_timeouts = False
@@ -130,7 +134,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
 
     def _set(self, name: str, value: str) -> None:
         with self.connection.cursor() as cursor:
-            cursor.execute("SELECT set_config(%s, %s, false)", [name, value])
+            cursor.execute("SELECT set_config(%s, %s, %s)", [name, value, self._local_timeouts])
 
     def __enter__(self) -> MigtoolsSchemaEditorMixin:
         # The upstream editor warns about what the rule engine judges; silence it for this
@@ -149,7 +153,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
     ) -> Any:
         """Every query on the connection while the editor is open (DDL, a RunPython's ORM
         queries): the migration's timeouts go in before the first one."""
-        if self._watching and self._saved_timeouts is None:
+        if self._watching and not self._timeouts_applied:
             self._apply_timeouts()
         return execute(sql, params, many, context)
 
@@ -172,7 +176,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         migration's ``statement_timeout``); ``__exit__`` restores them."""
         if (
             self.collect_sql
-            or self._saved_timeouts is not None
+            or self._timeouts_applied
             or self._setting_timeouts
             or not self._in_migration()
         ):
@@ -184,24 +188,30 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             self._setting_timeouts = False
 
     def _set_timeouts(self) -> None:
+        values = [mt_settings.lock_timeout()]
+        sets = "set_config('lock_timeout', %s, {local})"
+        if self._statement_timeout_set:
+            values.append(self._statement_timeout or "0")
+            sets += ", set_config('statement_timeout', %s, {local})"
+        atomic = getattr(self, "atomic", None)
+        blocks = getattr(self.connection, "atomic_blocks", ())
+        self._timeouts_depth = len(self.connection.savepoint_ids)
         with self.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
-            )
-            row = cursor.fetchone()
-            assert row is not None
-            self._saved_timeouts = (str(row[0]), str(row[1]))
-            self._timeouts_depth = len(self.connection.savepoint_ids)
-            if self._statement_timeout_set:
-                cursor.execute(
-                    "SELECT set_config('lock_timeout', %s, false), "
-                    "set_config('statement_timeout', %s, false)",
-                    [mt_settings.lock_timeout(), self._statement_timeout or "0"],
-                )
+            if self.atomic_migration and atomic is not None and list(blocks) == [atomic]:
+                # The editor's transaction is the outermost: SET LOCAL, which its end undoes
+                # (one round trip per migration, nothing to restore).
+                self._local_timeouts = True
+                cursor.execute("SELECT " + sets.format(local="true"), values)
             else:
                 cursor.execute(
-                    "SELECT set_config('lock_timeout', %s, false)", [mt_settings.lock_timeout()]
+                    "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), "
+                    + sets.format(local="false"),
+                    values,
                 )
+                row = cursor.fetchone()
+                assert row is not None
+                self._saved_timeouts = (str(row[0]), str(row[1]))
+        self._timeouts_applied = True
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         try:
@@ -279,7 +289,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
                 self._backstop(migration, project_state)
             self._statement_timeout = mt_settings.statement_timeout(post)
             self._statement_timeout_set = True
-            if self._saved_timeouts is not None:  # a statement ran already: set it now
+            if self._timeouts_applied:  # a query ran already: set it now
                 self._set("statement_timeout", self._statement_timeout or "0")
             self.IDEMPOTENT_SQL = not self.atomic_migration
         with faults.translated(
@@ -305,7 +315,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         new_tables = set(self.migtools_new_tables)
 
         def attempt() -> ProjectState:
-            timeouts_set = self._saved_timeouts is not None
+            timeouts_set = self._timeouts_applied
             depth = len(self.connection.savepoint_ids)
             try:
                 with transaction.atomic(self.connection.alias):
@@ -318,7 +328,9 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
                 self.deferred_sql = []
                 self.migtools_new_tables = set(new_tables)
                 if not timeouts_set and self._timeouts_depth > depth:
-                    self._saved_timeouts = None  # set inside the savepoint: rolled back with it
+                    # set inside the savepoint: rolled back with it
+                    self._timeouts_applied = False
+                    self._saved_timeouts = None
                 raise
 
         def again() -> None:

@@ -78,7 +78,8 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
                     if using != database or judged or options["fake"]:
                         return
                     judged.append(True)
-                    loader = MigrationExecutor(connection).loader
+                    # Built only when the plan holds a checked migration.
+                    loader = lambda: MigrationExecutor(connection).loader  # noqa: E731
                     stack.enter_context(self._preflight(connection, loader, plan or []))
 
                 pre_migrate.connect(
