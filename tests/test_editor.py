@@ -17,7 +17,7 @@ from django.db.migrations.state import ProjectState
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from migtools import conf as mt_settings
-from migtools.safety import policy
+from migtools.safety import deploy
 from migtools.safety.editor import DatabaseSchemaEditor
 
 
@@ -67,7 +67,7 @@ def _sql(queries: CaptureQueriesContext) -> list[str]:
 def test_an_editor_that_runs_nothing_issues_no_query(db_autocommit: None, atomic: bool) -> None:
     """Nothing beyond Django's own editor's transaction control, under ``migrate`` too."""
     with (
-        policy.deploying(connection.alias, []),
+        deploy.applying(connection, []),
         CaptureQueriesContext(connection) as queries,
         DatabaseSchemaEditor(connection, atomic=atomic),
     ):
@@ -85,7 +85,7 @@ def test_an_operation_the_router_blocks_issues_no_query_even_under_migrate(
     create.state_forwards(label, after)
     with (
         override_settings(DATABASE_ROUTERS=[f"{__name__}.NoMigrations"]),
-        policy.deploying(connection.alias, []),
+        deploy.applying(connection, []),
         CaptureQueriesContext(connection) as queries,
         DatabaseSchemaEditor(connection, atomic=False) as editor,
     ):
@@ -141,7 +141,7 @@ def test_unchecked_alter_field_is_djangos_sql_plus_the_lock_timeout_once(
 
     django = run(DjangoEditor)
     run(DjangoEditor, backwards=True)
-    with policy.deploying(connection.alias, []):  # as `migrate` applies a plan
+    with deploy.applying(connection, []):  # as `migrate` applies a plan
         ours = run(DatabaseSchemaEditor)
     run(DjangoEditor, backwards=True)
 

@@ -20,7 +20,7 @@ from django.db.migrations.operations.base import Operation
 
 from migtools.backfill import progress, runners
 from migtools.errors import BackfillError
-from migtools.safety import policy
+from migtools.safety import deploy
 
 if TYPE_CHECKING:
     from django.apps.registry import Apps
@@ -191,7 +191,7 @@ class RunBackfill(Operation):
 
             # Under migrate, the tasks are enqueued once the plan is applied: the tasks
             # backend's own tables may be created by a later migration of the same plan.
-            tasks.enqueue(job, defer=policy.is_deploying(job.alias))
+            tasks.enqueue(job, defer=deploy.is_applying(schema_editor.connection))
         else:
             runners.run_inline(job)
 

@@ -43,8 +43,8 @@ from django_zero_downtime_migrations.backends.postgres import (  # type: ignore[
 
 from migtools import conf as mt_settings
 from migtools.errors import LockTimeoutError, UnsafeMigrationError
-from migtools.safety import faults, retry
-from migtools.safety import policy as enforcement
+from migtools.rules import scope
+from migtools.safety import deploy, faults, retry
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -166,9 +166,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         """A migration runs in this editor: a ``CheckedMigration`` told it so, or ``migrate``
         is applying a plan on this connection. Any other editor (a bare ``schema_editor()``,
         e.g. in a test) is Django's: no timeouts of ours."""
-        return self.migtools_migration is not None or enforcement.is_deploying(
-            self.connection.alias
-        )
+        return self.migtools_migration is not None or deploy.is_applying(self.connection)
 
     def _apply_timeouts(self) -> None:
         """Right before the first statement the editor runs (an editor that runs none issues
@@ -268,7 +266,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         verifier's, calls this so it sees the SQL ``migrate`` would run)."""
         self.migtools_migration = migration
         self.migtools_backwards = backwards
-        self.migtools_checked = enforcement.is_checked(migration)
+        self.migtools_checked = scope.is_checked(migration)
 
     def migtools_run(
         self,
@@ -294,7 +292,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             self.IDEMPOTENT_SQL = not self.atomic_migration
         with faults.translated(
             self.connection,
-            enforcement.label(migration),
+            scope.label(migration),
             atomic=self.atomic_migration,
             statement_timeout_=self._statement_timeout,
             post_deployment=post,
@@ -340,7 +338,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             logger.warning(
                 "migtools: %s: lock_timeout (%s) hit; rolled the migration back to release "
                 "its locks, retrying it in %.1fs (retry %d of %d, %.1fs waited so far)",
-                enforcement.label(migration),
+                scope.label(migration),
                 mt_settings.lock_timeout(),
                 progress.wait,
                 progress.attempt,
@@ -353,7 +351,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         except retry.Exhausted as exhausted:
             raise LockTimeoutError(
                 retry.gave_up(
-                    enforcement.label(migration),
+                    scope.label(migration),
                     "the whole migration (atomic)",
                     exhausted,
                     "Each attempt was rolled back: nothing of the migration was applied.",
@@ -373,11 +371,11 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             large_tables=large_tables(self.connection),
             managed={migration.app_label},
         )
-        new_tables = set(enforcement.deploy_new_tables(self.connection.alias))
+        new_tables = set(deploy.new_tables(self.connection))
         refusals = engine.judge(migration, project_state.clone(), new_tables).refusals
         if refusals:
             raise UnsafeMigrationError.of(
-                enforcement.label(migration),
+                scope.label(migration),
                 explain(refusals),
                 tuple(dict.fromkeys(f.rule_id for f in refusals)),
             )
@@ -531,7 +529,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
                 base_execute(statement, params)
             return
         sql = str(statement)
-        label = enforcement.label(self.migtools_migration)
+        label = scope.label(self.migtools_migration)
         dropped: list[str] = []
 
         def attempt() -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from migtools.errors import UnsafeMigrationError
 from migtools.rules.catalogue import About, Finding, Level
 from migtools.rules.engine import Engine, explain, large_tables
-from migtools.safety.policy import is_checked
+from migtools.rules.scope import is_checked
 from migtools.verifier.run import Verifier
 
 if TYPE_CHECKING:

@@ -11,7 +11,6 @@ the registry is rendered once, at the first selected migration, and kept in step
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -177,13 +176,6 @@ def findings_for_files(paths: Iterable[str | Path], connection: BaseDatabaseWrap
     selected = {n for n, m in loader.graph.nodes.items() if path_of(m) in wanted}
     # The files just written are unapplied and deploy together.
     return Verifier(connection, loader).run(selected, one_deploy=True)
-
-
-def migration_file_line(migration: Migration) -> int:
-    try:
-        return inspect.getsourcelines(type(migration))[1]
-    except (OSError, TypeError):
-        return 1
 
 
 def lines_for_written(paths: Iterable[str | Path], database: str = "default") -> list[str]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 from django.core.management.commands.migrate import Command as DjangoCommand
 from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrate_signal
 from django.db import connections
@@ -28,9 +28,10 @@ from django.db.models.signals import pre_migrate
 
 from migtools import conf
 from migtools.authoring.autodetector import MigrationAutodetector
-from migtools.errors import BackfillError, UnknownAppError
-from migtools.management.base import MigtoolsCommandMixin, check_database_alias
-from migtools.safety import policy
+from migtools.errors import BackfillError, ConflictError, FindingsError, UsageError
+from migtools.management.base import MigtoolsCommandMixin, check_app_label, check_database_alias
+from migtools.safety import deploy
+from migtools.safety._django import applied_state
 from migtools.safety.deploy import pre_deploy_plan
 from migtools.safety.lock import migrate_lock
 from migtools.safety.preflight import Preflight, judge_plan
@@ -54,7 +55,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         database = options["database"]
         check_database_alias(database)
         if options.get("app_label"):
-            self._app_label_or_error(options["app_label"])
+            check_app_label(options["app_label"])
         if not options["skip_checks"]:
             # Settings errors (migtools.E1xx) stop here, before the first SQL statement
             # (the advisory lock); Django's handle() then skips running them again.
@@ -95,7 +96,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         result.raise_if_refused()
         stack = ExitStack()
         stack.push(self._enqueue_backfills_after(connection.alias))
-        stack.enter_context(policy.deploying(connection.alias, result.new_tables))
+        stack.enter_context(deploy.applying(connection, result.new_tables))
         return stack
 
     def _enqueue_backfills_after(self, alias: str) -> Any:
@@ -152,7 +153,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
                 )
             )
             if options["check_unapplied"]:
-                raise CommandError("migrate would refuse the plan.", returncode=1)
+                raise FindingsError("migrate would refuse the plan.")
 
     def _targets(
         self, executor: MigrationExecutor, options: dict[str, Any]
@@ -177,9 +178,8 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
 
     def _pre_deploy(self, connection: BaseDatabaseWrapper, *args: Any, **options: Any) -> None:
         if options["fake"] or options["fake_initial"] or options["prune"] or options["plan"]:
-            raise CommandError(
-                "--pre-deploy cannot be combined with --fake/--fake-initial/--prune/--plan.",
-                returncode=2,
+            raise UsageError(
+                "--pre-deploy cannot be combined with --fake/--fake-initial/--prune/--plan."
             )
         self.verbosity = options["verbosity"]
         self.interactive = options["interactive"]
@@ -187,21 +187,19 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         executor.loader.check_consistent_history(connection)
         conflicts = executor.loader.detect_conflicts()
         if conflicts:
-            names = "; ".join(f"{', '.join(v)} in {k}" for k, v in conflicts.items())
-            raise CommandError(f"Conflicting migrations detected ({names}).")
+            raise ConflictError(conflicts)
         app_label = options.get("app_label")
         if app_label:
-            self._app_label_or_error(app_label, executor)
+            check_app_label(app_label, executor.loader.migrated_apps)
             targets: list[tuple[str, str | None]] = [
                 key for key in executor.loader.graph.leaf_nodes() if key[0] == app_label
             ]
         else:
             targets = list(executor.loader.graph.leaf_nodes())
         if options.get("migration_name"):
-            raise CommandError(
+            raise UsageError(
                 "--pre-deploy applies up to the leaves; to apply one migration give "
-                "`migrate APP NAME` without --pre-deploy.",
-                returncode=2,
+                "`migrate APP NAME` without --pre-deploy."
             )
         plan, deferred = pre_deploy_plan(executor, targets)
         with self._preflight(connection, executor.loader, plan):
@@ -215,7 +213,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         plan: list[tuple[Any, bool]],
         deferred: list[tuple[Any, str]],
     ) -> None:
-        pre_state = executor._create_project_state(with_applied_migrations=True)  # type: ignore[attr-defined]
+        pre_state = applied_state(executor)
         emit_pre_migrate_signal(
             self.verbosity,
             self.interactive,
@@ -251,22 +249,3 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             )
             for migration, reason in deferred:
                 self.stdout.write(f"  {migration.app_label}.{migration.name} ({reason})")
-
-    def _app_label_or_error(
-        self, app_label: str, executor: MigrationExecutor | None = None
-    ) -> None:
-        """An unknown app label, or one without migrations, is bad usage: exit 2."""
-        from django.apps import apps
-
-        try:
-            apps.get_app_config(app_label)
-        except LookupError:
-            raise UnknownAppError(app_label) from None
-        if executor is None:
-            from migtools.graph import disk
-
-            migrated = disk.locate(app_label)[1] is not None
-        else:
-            migrated = app_label in executor.loader.migrated_apps
-        if not migrated:
-            raise CommandError(f"App '{app_label}' does not have migrations.", returncode=2)
