@@ -200,13 +200,12 @@ def test_added_migration_is_the_only_one_applied(inner: Inner) -> None:
     result = inner.run("-q", expect="0001_m,0002_m,0003_m")
     result.assert_outcomes(passed=1)
     assert inner.replayed() == ["0001_m", "0002_m", "0003_m"]  # 0001 and 0002 not re-run
-    result.stdout.fnmatch_lines([f"*built now from a copy of {old}: 1 migrations applied)"])
+    result.stdout.fnmatch_lines([f"*built now from a copy of {old}: 1 migration applied)"])
     templates = inner.templates()
     assert len(templates) == 2
     (new,) = set(templates) - {old}
-    assert sorted(templates[new]["migrations"]) == [  # type: ignore[call-overload]
-        f"{inner.label}.000{n}_m" for n in (1, 2, 3)
-    ]
+    held = sorted(node for node in templates[new]["migrations"] if node.startswith(inner.label))  # type: ignore[attr-defined]
+    assert held == [f"{inner.label}.000{n}_m" for n in (1, 2, 3)]
 
 
 def test_edited_migration_rebuilds_the_template(inner: Inner) -> None:
@@ -245,8 +244,8 @@ def test_reuse_db_keeps_only_an_unchanged_database(inner: Inner) -> None:
     inner.write_migration(2, note="changed")  # Django alone would keep the stale database
     result = inner.run("-q", "--reuse-db", expect="0001_m,changed")
     result.assert_outcomes(passed=1)
-    assert inner.replayed() == ["0001_m", "0002_m", "0002_m"]  # from the 0001 template
-    result.stdout.fnmatch_lines(["*built now from a copy of mt_tpl_*: 1 migrations applied)"])
+    assert inner.replayed() == ["0001_m", "0002_m"] * 2  # no template lacks only 0002: rebuilt
+    result.stdout.fnmatch_lines(["*built now from scratch*"])
 
 
 def test_off_switch_is_djangos_creation(inner: Inner) -> None:
@@ -276,18 +275,16 @@ def _manage_test(inner: Inner, *args: str) -> subprocess.CompletedProcess[str]:
     (inner.root / inner.label / "tests.py").write_text(
         textwrap.dedent(
             f"""
+            from django.db import connection
             from django.test import TestCase
-            from {inner.label}.models import *  # noqa: F403
-            from django.apps import apps
 
 
             class MarkerTest(TestCase):
                 def test_rows(self):
-                    Marker = apps.get_model("{inner.label}", "Marker")
-                    self.assertEqual(
-                        list(Marker.objects.order_by("id").values_list("note", flat=True)),
-                        ["0001_m", "0002_m"],
-                    )
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT note FROM {inner.label}_marker ORDER BY id")
+                        notes = [row[0] for row in cursor.fetchall()]
+                    self.assertEqual(notes, ["0001_m", "0002_m"])
             """
         )
     )

@@ -185,7 +185,8 @@ def describe(outcome: templates.Outcome) -> str:
     if not outcome.built:
         return outcome.template + (" (built by another process)" if outcome.waited else "")
     start = f"a copy of {outcome.base}" if outcome.base else "scratch"
-    return f"{outcome.template} (built now from {start}: {outcome.applied} migrations applied)"
+    count = f"{outcome.applied} migration{'' if outcome.applied == 1 else 's'} applied"
+    return f"{outcome.template} (built now from {start}: {count})"
 
 
 def uses_templates(wrapper: BaseDatabaseWrapper) -> bool:
