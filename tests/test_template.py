@@ -26,12 +26,13 @@ from django.test import override_settings
 
 from migtools import conf
 from migtools.errors import SettingsError
+from migtools.testing.template import Key, compute_key, usable_prefix
 
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parent.parent
 
-MIGRATION = '''\
+MIGRATION = """\
 import os
 
 from django.db import migrations, models
@@ -49,14 +50,14 @@ class Migration(migrations.Migration):
         {create}
         migrations.RunPython(mark, migrations.RunPython.noop),
     ]
-'''
+"""
 
 CREATE = (
     'migrations.CreateModel("Marker", [("id", models.BigAutoField(primary_key=True)), '
     '("note", models.CharField(max_length=40))]),'
 )
 
-INNER_TESTS = '''\
+INNER_TESTS = """\
 import os
 
 import pytest
@@ -70,7 +71,7 @@ def test_markers(n):
         cursor.execute("SELECT note FROM {label}_marker ORDER BY id")
         notes = [row[0] for row in cursor.fetchall()]
     assert notes == os.environ["MT_EXPECT"].split(",")
-'''
+"""
 
 
 @dataclass
@@ -118,8 +119,7 @@ class Inner:
     def comment(self, database: str) -> str | None:
         with _admin() as conn:
             row = conn.execute(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                "WHERE datname = %s",
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s",
                 (database,),
             ).fetchone()
         return None if row is None else row[0]
@@ -145,7 +145,9 @@ def _settings(label: str, test_db: str, extra: str = "") -> str:
 
 @pytest.fixture
 def inner(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Inner]:
     label = f"tpl{uuid.uuid4().hex[:8]}"
     test_db = f"test_{label}"
@@ -314,8 +316,12 @@ def test_manage_py_test_runner(inner: Inner) -> None:
     assert inner.replayed() == ["0001_m", "0002_m"]
 
 
-def test_plugin_imports_no_django_without_django_tests(pytester: pytest.Pytester) -> None:
-    """A session of plain tests, the plugin loaded: Django is never imported."""
+def test_plugin_imports_no_django_without_django_tests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session of plain tests, the plugin and pytest-django loaded: Django is never imported."""
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
     pytester.makeconftest(
         """
         import sys
@@ -327,7 +333,7 @@ def test_plugin_imports_no_django_without_django_tests(pytester: pytest.Pytester
         """
     )
     pytester.makepyfile(test_plain="def test_one():\n    assert True\n")
-    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", "-p", "no:django")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["DJANGO-MODULES: []", "PLUGIN: True"])
 
@@ -341,3 +347,31 @@ def test_setting_is_validated() -> None:
         assert [error.check_id for error in conf.validate()] == ["migtools.E120"]
     with override_settings(MIGTOOLS_TEST_TEMPLATES=False):
         assert conf.test_templates() is False
+
+
+def test_usable_prefix() -> None:
+    key = Key("base", {"a.0001": "x", "a.0002": "y", "a.0003": "z"})
+    assert usable_prefix({"a.0001": "x", "a.0002": "y"}, key)
+    assert not usable_prefix({"a.0001": "x", "a.0002": "edited"}, key)
+    assert not usable_prefix({"a.0001": "x", "a.0009": "y"}, key)  # removed since
+    assert not usable_prefix(dict(key.migrations), key)  # nothing to add: not a prefix
+    # 0003 is new but must run before the old 0002 (run_before): not a prefix
+    parents = {"a.0001": set(), "a.0002": {"a.0001", "a.0003"}}
+    assert not usable_prefix({"a.0001": "x", "a.0002": "y"}, key, parents.get)
+    parents["a.0002"] = {"a.0001"}
+    assert usable_prefix({"a.0001": "x", "a.0002": "y"}, key, parents.get)
+
+
+def test_key_follows_what_shapes_the_schema() -> None:
+    from django.db import connections
+
+    wrapper = connections["default"]
+    key = compute_key(wrapper)
+    assert "ledger.0005_backfill_entry_kind" in key.migrations  # read from the files
+    assert compute_key(wrapper) == key
+    with override_settings(MIGTOOLS_TEST_TEMPLATES=False):
+        assert compute_key(wrapper).digest == key.digest  # the off switch is not in the key
+    with override_settings(MIGTOOLS_LOCK_TIMEOUT="7s"):
+        assert compute_key(wrapper).base != key.base
+    with override_settings(AUTH_USER_MODEL="alpha.Thing"):
+        assert compute_key(wrapper).digest != key.digest

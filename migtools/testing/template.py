@@ -149,20 +149,21 @@ def compute_key(wrapper: BaseDatabaseWrapper) -> Key:
 
 
 def usable_prefix(
-    old: dict[str, str], new: Key, graph_parents: Callable[[str], set[str] | None]
+    old: dict[str, str], new: Key, graph_parents: Callable[[str], set[str] | None] | None = None
 ) -> bool:
     """A template holding ``old`` can be brought to ``new`` by applying only the migrations
-    ``new`` adds: every old file is unchanged, and no new migration must run before an old one
-    (``graph_parents`` gives a migration's parents in the current graph, ``None`` when the
-    node is not in it, e.g. replaced by a squash)."""
+    ``new`` adds: every old file is unchanged and, when ``graph_parents`` is given (a
+    migration's parents in the current graph, ``None`` for a node not in it, e.g. replaced by
+    a squash), no new migration must run before an old one."""
     if not old or len(old) >= len(new.migrations):
         return False
     if any(new.migrations.get(node) != sha for node, sha in old.items()):
         return False
-    for node in old:
-        parents = graph_parents(node)
-        if parents is not None and not parents <= old.keys():
-            return False
+    if graph_parents is not None:
+        for node in old:
+            parents = graph_parents(node)
+            if parents is not None and not parents <= old.keys():
+                return False
     return True
 
 
@@ -318,16 +319,26 @@ class TemplateStore:
         with contextlib.suppress(Exception):  # concurrent COMMENTs may collide: harmless
             self.set_comment(key.name, key.meta())
 
-    def best_prefix(self, key: Key, graph_parents: Callable[[str], set[str] | None]) -> str | None:
-        """The cached template of an earlier history with the most migrations in common."""
-        best: tuple[int, str] | None = None
-        for name, meta in self.templates().items():
-            old = meta.get("migrations")
-            if meta.get("base") != key.base or not isinstance(old, dict):
-                continue
-            if usable_prefix(old, key, graph_parents) and (best is None or len(old) > best[0]):
-                best = (len(old), name)
-        return best[1] if best else None
+    def best_prefix(
+        self, key: Key, graph_parents: Callable[[], Callable[[str], set[str] | None]]
+    ) -> str | None:
+        """The cached template of an earlier history with the most migrations in common
+        (the migration graph is loaded only when some template's files qualify)."""
+        candidates = sorted(
+            (
+                (len(meta["migrations"]), name, meta["migrations"])
+                for name, meta in self.templates().items()
+                if meta.get("base") == key.base
+                and isinstance(meta.get("migrations"), dict)
+                and usable_prefix(meta["migrations"], key)
+            ),
+            reverse=True,
+        )
+        parents = graph_parents() if candidates else None
+        for _count, name, old in candidates:
+            if usable_prefix(old, key, parents):
+                return name
+        return None
 
     def ensure(
         self,
@@ -348,7 +359,7 @@ class TemplateStore:
             if self.exists(key.name):  # built by another process while this one waited
                 self.touch(key)
                 return Outcome(key.name, waited=True)
-            base = self.best_prefix(key, graph_parents())
+            base = self.best_prefix(key, graph_parents)
             building = key.name + _BUILDING
             self.drop(building)  # left by a build that died
             self.create(building, base or template, encoding)
