@@ -91,6 +91,8 @@ class TemplateCreationMixin:
                         "(migtools: its migrations are unchanged)..."
                     )
             else:
+                if existing and not keepdb and not autoclobber:
+                    self._confirm_clobber(test_name)
                 test = self.connection.settings_dict.get("TEST") or {}
                 outcome = store.ensure(
                     key,
@@ -101,7 +103,12 @@ class TemplateCreationMixin:
                 )
                 record.cloned.append(outcome)
                 if existing:
-                    self._clear(store, test_name, verbosity, autoclobber, keepdb)
+                    if keepdb and verbosity >= 1:
+                        creation.log(
+                            f"migtools: test database '{test_name}' was made for other "
+                            "migrations; rebuilding it."
+                        )
+                    store.drop(test_name)
                 store.clone(outcome.template, test_name, key)
                 if verbosity >= 1:
                     creation.log(
@@ -121,31 +128,15 @@ class TemplateCreationMixin:
         self.connection.ensure_connection()
         return test_name
 
-    def _clear(
-        self,
-        store: templates.TemplateStore,
-        test_name: str,
-        verbosity: int,
-        autoclobber: bool,
-        keepdb: bool,
-    ) -> None:
-        """Drop an existing test database: stale under keepdb, or clobbered as Django would."""
-        creation: Any = self
-        if keepdb:
-            if verbosity >= 1:
-                creation.log(
-                    f"migtools: test database '{test_name}' was made for other migrations; "
-                    "rebuilding it."
-                )
-        elif not autoclobber:
-            answer = input(
-                "Type 'yes' if you would like to try deleting the test database "
-                f"'{test_name}', or 'no' to cancel: "
-            )
-            if answer != "yes":
-                creation.log("Tests cancelled.")
-                sys.exit(1)
-        store.drop(test_name)
+    def _confirm_clobber(self, test_name: str) -> None:
+        """Django's question before dropping an existing test database (interactive runs)."""
+        answer = input(
+            "Type 'yes' if you would like to try deleting the test database "
+            f"'{test_name}', or 'no' to cancel: "
+        )
+        if answer != "yes":
+            self.connection.creation.log("Tests cancelled.")
+            sys.exit(1)
 
     def _migrate_into(self, database: str, verbosity: int) -> int:
         """Run ``migrate`` (as Django's creation does) on ``database``; the number of
