@@ -8,12 +8,16 @@ Exit codes, the same in every command (``EXIT_CODES`` is the table the README sh
 1     findings at error level, a failed check (``--check``), a refusal, an unknown migration
       name, an operational failure (database down or refusing the login, lock timeout, a git
       command that failed)
-2     bad usage: bad arguments, an unknown app label, an unknown database alias, a git ref that
-      does not exist, a stale lockfile under ``makemigrations --check``
+2     bad usage: bad arguments, an unknown app label or an app without migrations named on the
+      command line, an unknown database alias, a git ref that does not exist, a stale lockfile
+      under ``makemigrations --check``
 ====  ==========================================================================================
 
 Settings are validated by system checks (``migtools.E1xx`` errors) before any command that
 runs them (``migrate``, ``makemigrations``, ``verify_migrations``...); Django exits 1 then.
+A setting read at run time exits 1 the same way (``SettingsError``, ``RuleConfigError``).
+Commands never write an exit code themselves: they raise one of the classes below and
+``migtools.management.base`` maps it.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ EXIT_CODES: dict[str, int] = {
     "database down, refusing the login, or stopped mid-run": FAILED,
     "a lock timeout after every retry": FAILED,
     "a git command that failed": FAILED,
+    "a migration file Django's loader refuses (syntax error, missing dependency, cycle, ...)": FAILED,
     "bad arguments": USAGE,
     "an unknown app label": USAGE,
+    "an app without migrations named on the command line": USAGE,
     "an unknown database alias (--database)": USAGE,
     "a git ref that does not exist (--since)": USAGE,
     "a stale lockfile under makemigrations --check": USAGE,
@@ -63,14 +69,23 @@ class UnknownAppError(UsageError):
         self.label = label
 
 
+class NoMigrationsError(UsageError):
+    """The command line names an app that has no migrations (exit 2, in every command)."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(f"App '{label}' does not have migrations.")
+        self.label = label
+
+
 class UnknownDatabaseError(UsageError):
     """``--database`` names an alias that is not in ``DATABASES``."""
 
-    def __init__(self, alias: str, known: list[str]) -> None:
+    def __init__(
+        self, alias: str, known: list[str], way_out: str = "give one of them with --database"
+    ) -> None:
         choices = ", ".join(repr(a) for a in known) or "none"
         super().__init__(
-            f"Unknown database alias {alias!r} (DATABASES defines: {choices}); give one of "
-            "them with --database."
+            f"Unknown database alias {alias!r} (DATABASES defines: {choices}); {way_out}."
         )
         self.alias = alias
 
@@ -86,10 +101,8 @@ class SettingsError(MigtoolsError):
         problem: str,
         hint: str,
         check_id: str,
-        returncode: int = FAILED,
     ) -> None:
         super().__init__(f"{setting} = {value!r}: {problem}. {hint}")
-        self.returncode = returncode
         self.setting = setting
         self.value = value
         self.problem = problem
@@ -110,8 +123,10 @@ class GraphError(MigtoolsError):
     """The migrations on disk do not form a valid graph (missing node, cycle, ...)."""
 
 
-class DynamicMigrationError(GraphError):
-    """A migration file cannot be read statically (non-literal dependencies, ...)."""
+class MigrationFileError(GraphError):
+    """A migration file Django's loader refuses (a syntax error, a missing dependency, a cycle,
+    no ``Migration`` class, an error on import, an inconsistent history...): one line,
+    ``path:line: reason`` (exit 1)."""
 
     def __init__(self, path: str, line: int, reason: str) -> None:
         super().__init__(f"{path}:{line}: {reason}")
@@ -120,11 +135,13 @@ class DynamicMigrationError(GraphError):
         self.reason = reason
 
 
-class MigrationSyntaxError(GraphError):
+class DynamicMigrationError(MigrationFileError):
+    """A migration file cannot be read statically (non-literal dependencies, ...)."""
+
+
+class MigrationSyntaxError(MigrationFileError):
     def __init__(self, path: str, line: int, msg: str) -> None:
-        super().__init__(f"{path}:{line}: syntax error: {msg}")
-        self.path = path
-        self.line = line
+        super().__init__(path, line, f"syntax error: {msg}")
 
 
 class ConflictError(MigtoolsError):
@@ -150,8 +167,18 @@ class LockfileConflictError(LockfileError):
     """The lockfile holds git conflict markers."""
 
 
-class DatabaseServerError(MigtoolsError):
-    """No PostgreSQL server could be started or reached."""
+class StaleLockfileError(UsageError):
+    """``makemigrations --check``: the lockfile is missing, unreadable, conflicted or does not
+    match the migrations on disk (exit 2)."""
+
+
+class CheckFailedError(MigtoolsError):
+    """A ``--check`` found something to fix (e.g. a stale lockfile): exit 1."""
+
+
+class FindingsError(MigtoolsError):
+    """Error-level findings were reported (``verify_migrations``, ``sqlmigrate --check``,
+    ``migrate --check``): exit 1."""
 
 
 class GitRepoError(MigtoolsError):
@@ -179,8 +206,8 @@ class RenumberWriteError(RenumberError):
     """Writing the renames failed midway; every file was restored."""
 
 
-class RuleConfigError(UsageError):
-    """``MIGTOOLS_RULES`` names an unknown rule or level."""
+class RuleConfigError(MigtoolsError):
+    """``MIGTOOLS_RULES`` names an unknown rule or level (exit 1, as every bad setting)."""
 
 
 class UnsafeMigrationError(MigtoolsError):

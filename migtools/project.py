@@ -14,6 +14,7 @@ from django.apps import AppConfig, apps
 from django.conf import settings
 
 from migtools import conf
+from migtools import source as pysource
 from migtools.errors import UnknownAppError
 
 LOCKFILE_NAME = "migrations_lockfile.txt"
@@ -150,8 +151,8 @@ def read_migration_tests(files: list[Path], default_app: str | None = None) -> M
     out = MigrationTests()
     for path in files:
         try:
-            source = path.read_text(encoding="utf-8")
-        except OSError:
+            source = pysource.read(path)
+        except (OSError, SyntaxError):
             continue
         if "migrate_to" not in source:
             continue

@@ -142,7 +142,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Template]:
         (root / app / "__init__.py").write_text("")
         (root / app / "models.py").write_text(MODELS if app == "shop" else "")
     (root / ".gitignore").write_text("__pycache__/\n")
-    database = "bad_input_template"
+    database = f"bad_input_template_{os.getpid()}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(database)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
@@ -480,7 +480,7 @@ CASES = [
     Case(
         "apps-unknown-label",
         ("migrations_lockfile", "--check"),
-        2,
+        1,  # a bad setting exits 1, like every other (faults issue: one condition, one code)
         ("No installed app with label 'nosuch'",),
         'MIGTOOLS_APPS = ["shop", "nosuch"]',
     ),
@@ -589,6 +589,32 @@ CASES = [
         "migrate-unknown-app", ("migrate", "nosuch"), 2, ("No installed app with label 'nosuch'",)
     ),
     Case("migrate-app-without-migrations", ("migrate", "blog"), 2, ("does not have migrations",)),
+    # The same condition, the same code in every command (faults issue, "one place per concern").
+    Case(
+        "sqlmigrate-app-without-migrations",
+        ("sqlmigrate", "blog", "0001"),
+        2,
+        ("App 'blog' does not have migrations.",),
+    ),
+    Case(
+        "sqlmigrate-backwards-app-without-migrations",
+        ("sqlmigrate", "--backwards", "blog", "0001"),
+        2,
+        ("App 'blog' does not have migrations.",),
+    ),
+    Case(
+        "verify-app-without-migrations",
+        ("verify_migrations", "blog"),
+        2,
+        ("App 'blog' does not have migrations.",),
+    ),
+    Case(
+        "rules-unknown-id-no-checks",
+        ("verify_migrations", "--skip-checks"),
+        1,
+        ("MIGTOOLS_RULES names an unknown rule 'no-such-rule'",),
+        'MIGTOOLS_RULES = {"no-such-rule": "off"}',
+    ),
     Case("migrate-unknown-migration", ("migrate", "shop", "0099_nosuch"), 1, ("0099_nosuch",)),
     Case(
         "pre-deploy-unknown-app",
@@ -665,7 +691,7 @@ CASES = [
         "migrate-port-closed",
         ("migrate",),
         1,
-        ("Database 'default'", "host 127.0.0.1", "is unavailable"),
+        ("Database 'default'", "host 127.0.0.1", "is unreachable"),
         url=_port_closed,
     ),
     Case(
@@ -686,14 +712,14 @@ CASES = [
         "pre-deploy-port-closed",
         ("migrate", "--pre-deploy"),
         1,
-        ("Database 'default'", "is unavailable"),
+        ("Database 'default'", "is unreachable"),
         url=_port_closed,
     ),
     Case(
         "showmigrations-port-closed",
         ("showmigrations",),
         1,
-        ("Database 'default'", "is unavailable"),
+        ("Database 'default'", "is unreachable"),
         url=_port_closed,
     ),
     Case(
@@ -703,9 +729,7 @@ CASES = [
         ("Lost the connection to database 'default'", "port", "mid-run"),
         setup=_data_migration("SELECT pg_terminate_backend(pg_backend_pid())"),
     ),
-    Case(
-        "verify-offline", ("verify_migrations",), 0, ("offline",), url=_port_closed
-    ),
+    Case("verify-offline", ("verify_migrations",), 0, ("offline",), url=_port_closed),
     Case(
         "sqlmigrate-offline",
         ("sqlmigrate", "shop", "0002"),

@@ -722,9 +722,14 @@ def test_a_cycle_is_refused(repo: MigRepo) -> None:
     out, err, code = repo.run()
 
     assert (out, code) == ("", 1)
+    # file:line: the dependency of main's migration on beta's that closes the loop
+    theirs = repo.path("alpha", "0002_theirs")
+    line = next(
+        i for i, text in enumerate(theirs.read_text().splitlines(), 1) if '"beta"' in text
+    )
     assert err == (
-        "Moving the migrations would break the graph, nothing was changed: Cycle in the "
-        "migration graph: alpha.0002_theirs, beta.0001_initial, alpha.0003_mine"
+        f"Moving the migrations would break the graph, nothing was changed: {theirs}:{line}: "
+        "Cycle in the migration graph: alpha.0002_theirs, beta.0001_initial, alpha.0003_mine"
     )
     assert repo.snapshot() == before
 
@@ -782,8 +787,9 @@ def test_unreachable_database_is_said_not_silently_skipped(tmp_path: Path) -> No
 
     assert proc.returncode == 0, proc.stderr
     assert "  0003_feature -> 0004_feature\n" in proc.stdout
-    assert "Database 'default' is unreachable: not checked whether the moved migrations are " \
-        "applied there." in " ".join(proc.stderr.split())
+    said = " ".join(proc.stderr.split())
+    assert "Database 'default' (name none, host 127.0.0.1, port 1) is unreachable: " in said
+    assert "Not checked whether the moved migrations are applied there." in said
 
 
 def test_dry_run_with_update_applied_only_says_what_it_would_unapply(repo: MigRepo) -> None:

@@ -12,12 +12,11 @@ journal, and :func:`recover` at the start of the next run completes it, or finis
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from migtools import source as pysource
 from migtools.errors import JournalError, RenumberError, RenumberWriteError
 from migtools.gitrepo import GitRepo, IndexEntry
 from migtools.renamer import journal as jn
@@ -25,28 +24,20 @@ from migtools.renamer.plan import Plan, fmt
 
 Step = Callable[[str], None]
 
-# Test hook: MIGTOOLS_RENAMER_KILL_AT=N makes the process SIGKILL itself before its Nth write or
-# git event (the crash-safety tests use it; nothing else should).
-KILL_AT = "MIGTOOLS_RENAMER_KILL_AT"
-_events = 0
-
 
 def _event(description: str, before_step: Step | None) -> None:
-    global _events
-    _events += 1
-    kill_at = os.environ.get(KILL_AT)
-    if kill_at and kill_at.isdigit() and int(kill_at) == _events:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Every write and git event of a run passes here first (the crash-safety tests kill the
+    process at each one)."""
     if before_step is not None:
         before_step(description)
 
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        return pysource.read(path)
     except FileNotFoundError:
         return None
-    except (UnicodeDecodeError, IsADirectoryError):
+    except (SyntaxError, IsADirectoryError):
         return "\0not text\0"
 
 
@@ -135,7 +126,7 @@ def prepare(
             text = change.new_text
             if dirty and change.source in dirty and entry is not None and entry.stage == 0:
                 text = change.new_version_of(repo.blob_text(entry.sha)) or change.new_text
-            sha = repo.store_blob(text.encode("utf-8"))
+            sha = repo.store_blob(pysource.encode(text, like=change.source))
             file_mode = entry.mode if entry is not None else "100644"
             index_new.append(IndexEntry(file_mode, sha, 0, repo.relative(change.path)))
     return jn.Journal(
@@ -166,7 +157,7 @@ def _set(path: Path, text: str | None, mode: int) -> None:
     if text is None:
         path.unlink(missing_ok=True)
     else:
-        jn.write_durably(path, text.encode("utf-8"), mode)
+        jn.write_durably(path, pysource.encode(text, like=path), mode)
 
 
 def _rel(repo: GitRepo, path: str) -> str:

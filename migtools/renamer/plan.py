@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from migtools import project
+from migtools import source as pysource
 from migtools.errors import (
     ConflictError,
     DynamicMigrationError,
@@ -132,10 +133,6 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not self.changes and not self.stage_lockfile
-
-    @property
-    def rename_table(self) -> dict[Key, Key]:
-        return {r.old_key: r.new_key for r in self.renames}
 
     def relative(self, path: Path) -> str:
         if self.root is not None:
@@ -255,7 +252,7 @@ class _Workspace:
 
     def source(self, path: Path) -> str:
         if path not in self.text:
-            self.original[path] = self.text[path] = path.read_text(encoding="utf-8")
+            self.original[path] = self.text[path] = pysource.read(path)
         return self.text[path]
 
     def edit(self, key: Key, renames: Mapping[Key, Key], relinks: Mapping[Key, Key] | None) -> bool:
@@ -525,7 +522,7 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
     done = {c.source for c in changes}
     for rename in renames.values():
         if rename.old_path not in done:
-            text = rename.old_path.read_text(encoding="utf-8")
+            text = pysource.read(rename.old_path)
             changes.append(Change(rename.old_path, rename.new_path, text, text, redo=_same))
     changes.extend(_test_changes(inputs, table, new_parents))
 
@@ -578,8 +575,8 @@ def _test_changes(
     changes = []
     for path in inputs.test_files:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = pysource.read(path)
+        except (OSError, SyntaxError):
             continue
         new_text = text
         if any(name in text for name in names):
@@ -650,9 +647,9 @@ def verify(plan: Plan) -> list[str]:
             if planned.path not in written:
                 continue
             try:
-                source = planned.path.read_text(encoding="utf-8")
+                source = pysource.read(planned.path)
                 actual = parse_migration_source(source, planned.path, label, name)
-            except (OSError, GraphError) as exc:
+            except (OSError, SyntaxError, GraphError) as exc:
                 problems.append(f"{planned.path}: {exc}")
                 continue
             if replace(actual, line=planned.line) != planned:

@@ -27,6 +27,7 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from migtools import conf
+from migtools.testing import _django
 from migtools.testing import template as templates
 
 
@@ -77,7 +78,7 @@ class TemplateCreationMixin:
         from django.core.management import call_command
 
         alias = self.connection.alias
-        test_name = str(creation._get_test_db_name())
+        test_name = str(_django.test_db_name(creation))
         store = templates.TemplateStore(self.connection)
         try:
             key = templates.compute_key(self.connection)
@@ -87,7 +88,7 @@ class TemplateCreationMixin:
                 if verbosity >= 1:
                     creation.log(
                         "Using existing test database for alias "
-                        f"{creation._get_database_display_str(verbosity, test_name)} "
+                        f"{_django.display(creation, verbosity, test_name)} "
                         "(migtools: its migrations are unchanged)..."
                     )
             else:
@@ -113,7 +114,7 @@ class TemplateCreationMixin:
                 if verbosity >= 1:
                     creation.log(
                         "Creating test database for alias "
-                        f"{creation._get_database_display_str(verbosity, test_name)} "
+                        f"{_django.display(creation, verbosity, test_name)} "
                         f"from template {describe(outcome)}..."
                     )
         finally:
@@ -123,7 +124,7 @@ class TemplateCreationMixin:
         settings.DATABASES[alias]["NAME"] = test_name
         self.connection.settings_dict["NAME"] = test_name
         if serialize:
-            self.connection._test_serialized_contents = creation.serialize_db_to_string()  # type: ignore[attr-defined]
+            _django.store_serialized(self.connection, creation.serialize_db_to_string())
         call_command("createcachetable", database=alias)
         self.connection.ensure_connection()
         return test_name

@@ -38,6 +38,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.loader import MigrationLoader
 
 import migtools
+from migtools.dberrors import sqlstate
 from migtools.errors import SnapshotError
 
 PREFIX = "mt_tpl_"
@@ -183,20 +184,6 @@ class Outcome:
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a driver error (psycopg 3 ``sqlstate``, psycopg 2 ``pgcode``), or of
-    the error it wraps."""
-    current: BaseException | None = exc
-    for _ in range(5):
-        if current is None:
-            return None
-        state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if state:
-            return str(state)
-        current = current.__cause__ or current.__context__
-    return None
 
 
 class TemplateStore:
