@@ -9,7 +9,10 @@ from pathlib import Path
 
 from tests.miniproject import MiniProject, make_project
 
-HEAD = "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n"
+HEAD = (
+    "from django.db import migrations, models\n\nfrom migtools import CheckedMigration\n\n\n"
+    "class Migration(CheckedMigration):\n    is_post_deployment = False\n"
+)
 
 MIGRATIONS = {
     "0001_initial": HEAD
@@ -19,7 +22,9 @@ MIGRATIONS = {
         migrations.CreateModel(
             name="Item",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False)),
+                ("id", models.BigAutoField(
+                    auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                )),
                 ("name", models.CharField(max_length=20)),
             ],
         ),
@@ -32,6 +37,8 @@ MIGRATIONS = {
     "0003_fill_qty": "import shop.data\n"
     + HEAD
     + """    dependencies = [("shop", "0002_add_qty")]
+    is_post_deployment = True  # a data migration: after the deploy
+    ignore_rules = {"run-sql-not-safe": "a one-off data fix"}
     operations = [
         migrations.RunPython(shop.data.fill_qty, migrations.RunPython.noop),
         migrations.RunSQL(
@@ -115,7 +122,9 @@ BILLING_0001 = (
         migrations.CreateModel(
             name="Invoice",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False)),
+                ("id", models.BigAutoField(
+                    auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                )),
                 ("item", models.ForeignKey(on_delete=models.CASCADE, to="shop.item")),
             ],
         ),
@@ -159,3 +168,23 @@ def squash(proj: MiniProject, *args: str) -> Path:
     path = proj.root / "shop/migrations/0001_squashed_0004_code.py"
     assert path.exists(), result.out
     return path
+
+
+def run_pytest(proj: MiniProject, *args: str) -> subprocess.CompletedProcess[str]:
+    """``pytest --migrations`` in the project (pytest-django, the project's settings)."""
+    import os
+    import sys
+
+    (proj.root / "pytest.ini").write_text(
+        "[pytest]\nDJANGO_SETTINGS_MODULE = proj.settings\npythonpath = .\n"
+        "addopts = -p no:cacheprovider\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(proj.root)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--migrations", "-q", *args],
+        cwd=proj.root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
