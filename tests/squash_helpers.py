@@ -156,6 +156,7 @@ def squash_project(root: Path, *, billing: bool = False, with_git: bool = False)
     result = proj.manage("migrations_lockfile")
     assert result.returncode == 0, result.err
     if with_git:
+        proj.write(".gitignore", "__pycache__/\npytest.ini\n")
         git(root, "init", "-q", "-b", "main")
         git(root, "add", "-A")
         git(root, "commit", "-q", "-m", "history")
@@ -188,3 +189,17 @@ def run_pytest(proj: MiniProject, *args: str) -> subprocess.CompletedProcess[str
         capture_output=True,
         text=True,
     )
+
+
+def own_database(proj: MiniProject, name: str) -> str:
+    """Point the project at a new database of its own (dropped first if left over)."""
+    import os
+
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    settings = proj.root / "proj/settings.py"
+    settings.write_text(settings.read_text() + f"\nDATABASES['default']['NAME'] = {name!r}\n")
+    return name
