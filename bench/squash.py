@@ -54,8 +54,9 @@ def migrate_from_empty(project: Project) -> float:
 
 
 def git(project: Project, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=project.root, env=project.env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", *args], cwd=project.root, env=project.env, check=True, capture_output=True
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             "offline": ("verify_squashes", "--offline"),
             "database": ("verify_squashes",),
         }
-        for name, command in commands.items():  # warm-up (byte-code caches)
+        for command in commands.values():  # warm-up (byte-code caches)
             timed(project, *command)
         for _ in range(args.reps):
             for name, command in commands.items():
@@ -96,13 +97,17 @@ def main(argv: list[str] | None = None) -> int:
         after = migrate_from_empty(project)
 
     floor = statistics.median(times["floor"])
-    print(f"verify_squashes on one app of {args.migrations} migrations squashed into one "
-          f"(median of {args.reps}, whole processes, PostgreSQL):")
+    print(
+        f"verify_squashes on one app of {args.migrations} migrations squashed into one "
+        f"(median of {args.reps}, whole processes, PostgreSQL):"
+    )
     print(f"  floor    manage.py diffsettings                 {floor:7.2f} s")
     for name, shown in (("offline", "verify_squashes --offline"), ("database", "verify_squashes")):
         median = statistics.median(times[name])
-        print(f"  {name:8} manage.py {shown:28} {median:7.2f} s   beyond the floor "
-              f"{median - floor:7.2f} s")
+        print(
+            f"  {name:8} manage.py {shown:28} {median:7.2f} s   beyond the floor "
+            f"{median - floor:7.2f} s"
+        )
     print("migrate from an empty database (what test-database creation runs), once each:")
     print(f"  before the squash                      {before:7.2f} s")
     print(f"  with the squash (replaced files kept)  {with_squash:7.2f} s")
