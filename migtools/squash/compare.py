@@ -211,11 +211,13 @@ def _diff_model(a: ModelState, b: ModelState) -> list[str]:
             )
             continue
         for arg in sorted(set(ka) | set(kb)):
-            va, vb = ka.get(arg, "(not set)"), kb.get(arg, "(not set)")
-            if _deconstructed(va) != _deconstructed(vb):
+            unset = object()
+            va, vb = ka.get(arg, unset), kb.get(arg, unset)
+            if va is unset or vb is unset or _deconstructed(va) != _deconstructed(vb):
+                shown_a = f"{arg} not set" if va is unset else f"{arg}={va!r}"
+                shown_b = f"{arg} not set" if vb is unset else f"{arg}={vb!r}"
                 out.append(
-                    f"field {name}.{fname}: {arg}={va!r} after {SQUASH}, {arg}={vb!r} "
-                    f"after {REPLACED}"
+                    f"field {name}.{fname}: {shown_a} after {SQUASH}, {shown_b} after {REPLACED}"
                 )
     for option in ("indexes", "constraints"):
         out += _diff_named(name, option, a.options.get(option, []), b.options.get(option, []))

@@ -87,7 +87,7 @@ def run(options: Options, report: Report) -> None:
         if recovered is not None:
             report(Message(recovered.message, NOTICE))
 
-    inputs = gather(repo)
+    inputs = gather(repo, main="HEAD")  # which branch is main does not matter here
     for label in labels or []:
         if label not in inputs.apps:
             raise UsageError(
