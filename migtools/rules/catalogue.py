@@ -459,6 +459,30 @@ _RULES: tuple[Rule, ...] = (
         "it refuses to run.",
         ("Set `atomic = False` on the migration (keep other operations out of it).",),
     ),
+    Rule(
+        "sql-not-collected",
+        Level.WARNING,
+        "SQL that cannot be collected without applying the earlier migrations",
+        "migtools judges a migration on the SQL it would run, collected without running it. "
+        "Some operations cannot say their SQL before the migrations ahead of them have run: "
+        "one that looks the catalog up (AlterUniqueTogether or AlterIndexTogether removing a "
+        "constraint of a table an empty database does not hold yet), a default the client "
+        "cannot quote before an earlier migration registers its type (HStoreField(default={}) "
+        "before the hstore extension exists), a custom operation whose database_forwards "
+        "queries the database or raises. Such an operation is judged by the operation alone: "
+        "the rules on its SQL (locks, defaults, indexes) are not applied to it. `migrate` "
+        "still applies it as Django does.",
+        (
+            "Nothing to do when the migration is already deployed or only runs on empty "
+            "databases (tests, new environments).",
+            "For a migration still to deploy, read its SQL on a database where the migrations "
+            "before it are applied: `manage.py sqlmigrate APP NAME` (or `verify_migrations APP "
+            "NAME` there), and check it against the rules by hand.",
+            "A custom operation can collect cleanly: build its SQL from the migration state "
+            "(from_state/to_state) rather than from queries, and run queries only when "
+            "`schema_editor.collect_sql` is False.",
+        ),
+    ),
 )
 
 CATALOGUE: dict[str, Rule] = {r.id: r for r in _RULES}

@@ -11,6 +11,18 @@ A refusal raised while collecting (a DELETE-phase ``SafeRemoveField`` with no ea
 MOVE_TO_PENDING, a MOVE_TO_PENDING of a NOT NULL field, ``AddIndexConcurrently`` in an
 atomic migration) becomes a finding of the operation that raised it, never an exception that
 stops the report.
+
+Some SQL cannot be collected without applying the migrations before it: an operation that
+looks the database catalog up (``AlterUniqueTogether`` removing a constraint of a table an
+empty database does not have yet), a value the client cannot quote before an earlier
+migration registers its type (``HStoreField(default={})`` before ``CREATE EXTENSION hstore``
+ran), a custom ``database_forwards`` that queries or raises. Such an operation is judged by
+the operation alone (the operation rules, no SQL rules) with a ``sql-not-collected``
+warning; the state still advances, so the migrations after it are judged right. On a live
+connection inside a transaction, an operation that is not Django's or migtools' own is
+collected under a savepoint, so a failed query never leaves the transaction aborted. A
+``RunPython`` inside a ``SeparateDatabaseAndState`` is not run while collecting (as a
+top-level one is not).
 """
 
 from __future__ import annotations
@@ -18,13 +30,16 @@ from __future__ import annotations
 import ast
 import functools
 import sys
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from django.db import transaction
 from django.db.backends.ddl_references import Statement
 from django.db.migrations import operations as ops
+from django.db.migrations.exceptions import IrreversibleError
 from django.db.utils import NotSupportedError
 
 from migtools.errors import PendingDeletionError, UnsafeMigrationError
@@ -179,24 +194,37 @@ class Engine:
                 else:
                     start = len(editor.collected_sql)
                     deferred_before = len(editor.deferred_sql)
-                    from_state = self.step(
-                        state,
-                        operation,
-                        app_label,
-                        editor,
-                        before=True,
-                        guard=functools.partial(_refusal, operation, raised=raised),
-                    )
-                    sql = editor.collected_sql[start:]
-                    entries.extend(sql)
-                    editor.collected_sql[start:] = []
-                    if not operation.reduces_to_sql:
-                        entries.append("-- THIS OPERATION CANNOT BE WRITTEN AS SQL")
-                    elif not sql and not raised:
-                        entries.append("-- (no-op)")
-                    # Deferred statements (FKs, indexes of new tables) run at the end of the
-                    # migration but belong to the operation that queued them.
-                    sql = sql + deferred_texts(editor, editor.deferred_sql[deferred_before:])
+                    failed: list[Exception] = []
+                    with _savepoint(self.connection, operation):
+                        from_state = self.step(
+                            state,
+                            _collectable(operation),
+                            app_label,
+                            editor,
+                            before=True,
+                            guard=functools.partial(
+                                _refusal_or_failure, operation, raised=raised, failed=failed
+                            ),
+                        )
+                    if failed:
+                        # Judged by the operation alone: what it collected before failing is
+                        # not what `migrate` runs.
+                        del editor.collected_sql[start:]
+                        del editor.deferred_sql[deferred_before:]
+                        entries.append(f"-- migtools: SQL not collected ({_reason(failed[0])})")
+                        raised.append(_not_collected(operation, failed[0]))
+                        sql = []
+                    else:
+                        sql = editor.collected_sql[start:]
+                        entries.extend(sql)
+                        editor.collected_sql[start:] = []
+                        if not operation.reduces_to_sql:
+                            entries.append("-- THIS OPERATION CANNOT BE WRITTEN AS SQL")
+                        elif not sql and not raised:
+                            entries.append("-- (no-op)")
+                        # Deferred statements (FKs, indexes of new tables) run at the end of
+                        # the migration but belong to the operation that queued them.
+                        sql = sql + deferred_texts(editor, editor.deferred_sql[deferred_before:])
                 findings, ddl, data = self._operation(
                     migration, operation, from_state, sql, ctx, index, raised
                 )
@@ -306,7 +334,39 @@ class Engine:
                 if not operation.reduces_to_sql:
                     continue
                 start = len(editor.collected_sql)
-                operation.database_backwards(app_label, editor, from_state, to_state)
+                deferred_before = len(editor.deferred_sql)
+                raised: list[_Raised] = []
+                failed: list[Exception] = []
+                with _savepoint(self.connection, operation):
+                    try:
+                        _collectable(operation).database_backwards(
+                            app_label, editor, from_state, to_state
+                        )
+                    except IrreversibleError:
+                        raise  # Django refuses to unapply it: not a collection failure
+                    except Exception as exc:
+                        _refusal_or_failure(operation, exc, raised=raised, failed=failed)
+                if failed:
+                    del editor.collected_sql[start:]
+                    del editor.deferred_sql[deferred_before:]
+                    out.entries.append(f"-- migtools: SQL not collected ({_reason(failed[0])})")
+                    raised.append(_not_collected(operation, failed[0]))
+                for r in raised:
+                    level = self._level(r.rule_id, migration)
+                    if level is not Level.OFF:
+                        out.findings.append(
+                            Finding(
+                                r.rule_id,
+                                level,
+                                f"Unapplying: {r.message}",
+                                app_label=app_label,
+                                migration_name=migration.name,
+                                operation_index=index,
+                                operation=operation.describe(),
+                            )
+                        )
+                if failed:
+                    continue
                 sql = editor.collected_sql[start:]
                 out.entries.extend(sql)
                 ctx.old_types = oprules.old_types(operation, app_label, from_state, self.connection)
@@ -337,6 +397,74 @@ def _checks_itself(operation: Operation) -> bool:
     """A two-phase deletion: its MOVE_TO_PENDING runs no SQL but refuses in
     ``database_forwards`` what its DELETE phase could not undo (run it, SQL or not)."""
     return getattr(operation, "deletion_action", None) is not None
+
+
+def _refusal_or_failure(
+    operation: Operation, exc: Exception, *, raised: list[_Raised], failed: list[Exception]
+) -> bool:
+    """A refusal becomes a finding of its rule; any other exception means the operation's
+    SQL cannot be collected here (``sql-not-collected``). Always True: nothing propagates."""
+    if not _refusal(operation, exc, raised=raised):
+        failed.append(exc)
+    return True
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or "no message"
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return f"{type(exc).__name__}: {text}"
+
+
+def _not_collected(operation: Operation, exc: Exception) -> _Raised:
+    return _Raised(
+        "sql-not-collected",
+        f"The SQL of {operation.describe()!r} cannot be collected without applying the "
+        f"migrations before it ({_reason(exc)}); judged by the operation alone. "
+        "`migrate` applies it as Django does.",
+    )
+
+
+# Modules whose operations only read the catalog while their SQL is collected (no query that
+# can fail): collected without a savepoint.
+_TRUSTED_MODULES = ("django.", "migtools.")
+
+
+def _trusted(operation: Operation) -> bool:
+    if isinstance(operation, ops.SeparateDatabaseAndState):
+        return all(_trusted(op) for op in operation.database_operations)
+    if isinstance(operation, ops.RunPython):
+        return True  # never run while collecting (see _collectable)
+    return type(operation).__module__.startswith(_TRUSTED_MODULES)
+
+
+@contextmanager
+def _savepoint(connection: BaseDatabaseWrapper, operation: Operation) -> Iterator[None]:
+    """On a live connection inside a transaction, collect an operation that may run queries
+    of its own under a savepoint, rolled back afterwards: a failed query must not leave the
+    transaction aborted (the caller may be ``migrate`` about to apply the plan)."""
+    if _trusted(operation) or not connection.in_atomic_block:
+        yield
+        return
+    sid = transaction.savepoint(connection.alias)
+    try:
+        yield
+    finally:
+        transaction.savepoint_rollback(sid, connection.alias)
+
+
+def _collectable(operation: Operation) -> Operation:
+    """The operation whose SQL is collected: a ``SeparateDatabaseAndState`` without the
+    database operations that cannot be written as SQL (a ``RunPython`` in it would run the
+    project's code on the database while collecting)."""
+    if not isinstance(operation, ops.SeparateDatabaseAndState):
+        return operation
+    kept = [op for op in operation.database_operations if op.reduces_to_sql]
+    if len(kept) == len(operation.database_operations):
+        return operation
+    return ops.SeparateDatabaseAndState(
+        database_operations=kept, state_operations=operation.state_operations
+    )
 
 
 def _refusal(operation: Operation, exc: Exception, *, raised: list[_Raised]) -> bool:
