@@ -10,6 +10,7 @@ import shutil
 import signal
 from pathlib import Path
 
+import django
 import pytest
 
 from migtools.renamer.apply import KILL_AT
@@ -235,3 +236,36 @@ def test_sigkill_before_each_event_then_one_plain_run_finishes(tmp_path: Path) -
         pytest.fail("prune_squashed never finished")
     # the journal, 4 writes, 3 deletions, the index, the end: each was a kill point
     assert events == 10
+
+
+@pytest.mark.skipif(django.VERSION < (6, 0), reason="Django 5.2 cannot load a squash of a squash")
+def test_squash_of_a_squash_verifies_and_prunes_on_django_6(tmp_path: Path) -> None:
+    proj = squash_project(tmp_path / "p", billing=True, with_git=True)
+    own_database(proj, "sq_prune_nested")
+    assert proj.manage("squashmigrations", "shop", "0003", "--noinput").returncode == 0
+    outer = proj.manage("squashmigrations", "shop", "0004", "--noinput")
+    assert outer.returncode == 0, outer.err
+    outer_name = "0001_squashed_0004_code"
+    verify = proj.manage("verify_squashes")
+    assert verify.returncode == 0, verify.out + verify.err
+    assert f"shop.{outer_name} (replaces 2): faithful (state and schema)" in verify.out
+    assert f"shop.{SQUASH} (replaces 3): faithful (state and schema)" in verify.out
+    tests = run_pytest(proj)  # CodeTest names two migrations the squashes replace
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert proj.manage("migrate").returncode == 0
+    git(proj.root, "add", "-A")
+    git(proj.root, "commit", "-q", "-m", "squashes")
+
+    result = proj.manage("prune_squashed")
+
+    assert result.returncode == 0, result.err
+    mig = proj.root / "shop/migrations"
+    assert sorted(p.name for p in mig.glob("0*.py")) == [f"{outer_name}.py"]
+    assert "replaces" not in (mig / f"{outer_name}.py").read_text()
+    billing = (proj.root / "billing/migrations/0001_initial.py").read_text()
+    assert f'    dependencies = [("shop", "{outer_name}")]\n' in billing
+    # Both tests start inside the squash now: left for a human, named.
+    assert "CodeTest.migrate_from = '0003_fill_qty'" in result.err
+    assert proj.manage("migrate", "--check").returncode == 0
+    assert proj.manage("makemigrations", "--check").returncode == 0
+    assert proj.manage("migrations_lockfile", "--check").returncode == 0

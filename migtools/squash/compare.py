@@ -80,6 +80,21 @@ def replaced_keys(migration: Migration) -> list[Key]:
     return [(str(r[0]), str(r[1])) for r in migration.replaces]
 
 
+def expanded(source: MigrationLoader, keys: list[Key]) -> list[Key]:
+    """``keys`` with each squash among them (a squash of a squash, Django 6.0+) replaced by
+    what it replaces, recursively, when those are on disk: the migrations a database that
+    never saw any squash applied."""
+    out: list[Key] = []
+    for key in keys:
+        migration = source.disk_migrations.get(key)
+        inner = replaced_keys(migration) if migration is not None and migration.replaces else []
+        if inner and all(k in source.graph.nodes for k in inner):
+            out += expanded(source, inner)
+        else:
+            out.append(key)
+    return out
+
+
 def squashes(source: MigrationLoader, app_labels: Iterable[str] | None = None) -> list[Key]:
     """Every migration with ``replaces`` in the given apps (all apps when None), sorted."""
     labels = set(app_labels) if app_labels is not None else None
@@ -93,7 +108,7 @@ def squashes(source: MigrationLoader, app_labels: Iterable[str] | None = None) -
 def paths(source: MigrationLoader, key: Key) -> Paths | str:
     """Both apply orders for the squash ``key``, or why there are none."""
     graph: MigrationGraph = source.graph
-    replaced = replaced_keys(node(source, key))
+    replaced = expanded(source, replaced_keys(node(source, key)))
     missing = [r for r in replaced if r not in graph.nodes]
     if missing:
         return (

@@ -38,13 +38,15 @@ fmt = planning.fmt
 class Squash:
     key: Key
     path: Path
-    replaced: list[Key]  # in the squash's order
-    present: list[Key]  # the replaced migrations still on disk
+    replaced: list[Key]  # its replaces, in order
+    covered: list[Key]  # what it stands for: replaced, and what replaced squashes replace
+    present: list[Key]  # the covered migrations still on disk
+    inner: dict[Key, list[Key]] = field(default_factory=dict)  # replaced squash -> its replaces
 
     @property
     def last(self) -> Key:
-        """The replaced migration whose state is the squash's (the last one applied)."""
-        return self.replaced[-1]
+        """The migration whose state is the squash's (the last one that is not a squash)."""
+        return next(k for k in reversed(self.covered) if k not in self.inner)
 
 
 @dataclass
@@ -56,19 +58,30 @@ class Pruning:
 
 
 def find_squashes(inputs: Inputs, labels: Iterable[str] | None) -> list[Squash]:
+    """The outermost squashes of the given apps (a squash another squash replaces, Django
+    6.0+, is pruned with it)."""
     wanted = set(labels) if labels is not None else set(inputs.apps)
+    files = {f.key: f for app in inputs.apps.values() for f in app.files.values()}
+    replaces = {key: list(f.replaces) for key, f in files.items() if f.replaces}
+    inner = {r for keys in replaces.values() for r in keys if r in replaces}
+
+    def cover(keys: list[Key], nested: dict[Key, list[Key]]) -> list[Key]:
+        out: list[Key] = []
+        for key in keys:
+            if key in replaces:
+                nested[key] = replaces[key]
+                out += cover(replaces[key], nested)
+            out.append(key)
+        return out
+
     found = []
-    for label in sorted(wanted):
-        app = inputs.apps.get(label)
-        if app is None:
+    for key in sorted(replaces):
+        if key[0] not in wanted or key in inner:
             continue
-        for mig in sorted(app.files.values(), key=lambda m: m.name):
-            if not mig.replaces:
-                continue
-            present = [
-                r for r in mig.replaces if r[0] in inputs.apps and r[1] in inputs.apps[r[0]].files
-            ]
-            found.append(Squash(mig.key, mig.path, list(mig.replaces), present))
+        nested: dict[Key, list[Key]] = {}
+        covered = cover(replaces[key], nested)
+        present = [k for k in covered if k in files]
+        found.append(Squash(key, files[key].path, replaces[key], covered, present, nested))
     return found
 
 
@@ -87,16 +100,25 @@ class DatabaseState:
 def database_state(alias: str, recorded: set[Key], squashes: list[Squash]) -> DatabaseState:
     state = DatabaseState(alias)
     for squash in squashes:
-        applied = [r for r in squash.replaced if r in recorded]
-        if len(applied) == len(squash.replaced):
+
+        def applied(key: Key, squash: Squash = squash) -> bool:
+            """Recorded, or a squash whose replaced migrations all are (as Django 6.0 reads
+            a squash of a squash)."""
+            if key in recorded:
+                return True
+            inner = squash.inner.get(key)
+            return bool(inner) and all(applied(k) for k in inner or [])
+
+        done = [r for r in squash.replaced if applied(r)]
+        if len(done) == len(squash.replaced):
             state.deployed.append(squash.key)
             if squash.key not in recorded:
                 state.record.append(squash.key)
-        elif not applied and squash.key not in recorded:
+        elif squash.key not in recorded and not any(k in recorded for k in squash.covered):
             state.fresh.append(squash.key)
         else:
-            missing = [r for r in squash.replaced if r not in recorded]
-            state.half[squash.key] = (applied, missing)
+            missing = [r for r in squash.replaced if r not in done]
+            state.half[squash.key] = (done, missing)
     return state
 
 
@@ -157,7 +179,7 @@ def plan(inputs: Inputs, squashes: list[Squash]) -> Pruning:
     deleted: set[Key] = set()
     squash_keys = {s.key for s in squashes}
     for squash in squashes:
-        for key in squash.replaced:
+        for key in squash.covered:
             renames[key] = squash.key
         deleted.update(squash.present)
     files: dict[Key, MigrationFile] = {
@@ -262,8 +284,8 @@ def _test_changes(
     from migtools import conf
 
     exact: dict[Key, Key] = {s.last: s.key for s in squashes}
-    replaced = {r for s in squashes for r in s.replaced}
-    owner = {r: s.key for s in squashes for r in s.replaced}
+    replaced = {r for s in squashes for r in s.covered}
+    owner = {r: s.key for s in squashes for r in s.covered}
     named = references.find(inputs.test_files, replaced, conf.default_app())
     changes = []
     for path in sorted({ref.path for ref in named}):

@@ -79,7 +79,7 @@ def load(*, replaced: bool = False) -> Graph:
         if replaced:
             loader = MigrationLoader(None, ignore_no_migrations=True, replace_migrations=False)
             for squash, migration in loader.replacements.items():
-                if all(tuple(r) in loader.graph.nodes for r in migration.replaces):
+                if all(tuple(r) in loader.disk_migrations for r in migration.replaces):
                     loader.graph.remove_replacement_node(squash, migration.replaces)
                 else:
                     loader.graph.remove_replaced_nodes(squash, migration.replaces)
