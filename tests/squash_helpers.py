@@ -4,6 +4,7 @@ constraint; plus a second app whose migration depends on one the squash replaces
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -153,6 +154,9 @@ def squash_project(root: Path, *, billing: bool = False, with_git: bool = False)
         proj.write("billing/models.py", BILLING_MODELS)
         proj.write("billing/migrations/__init__.py", "")
         proj.write("billing/migrations/0001_initial.py", BILLING_0001)
+    # A database of its own: its test database (pytest-django, the scratch databases of
+    # verify_squashes) is then named after it, never after the outer test session's.
+    own_database(proj, "sq_" + re.sub(r"[^a-z0-9]+", "_", root.parent.name.lower())[:40])
     result = proj.manage("migrations_lockfile")
     assert result.returncode == 0, result.err
     if with_git:
