@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from migtools import __version__
-from migtools.errors import DynamicMigrationError, MigtoolsError
+from migtools.errors import FAILED, OK, CheckFailedError, DynamicMigrationError, MigtoolsError
 from migtools.graph import checkout, lockfile
 
 DYNAMIC_HINT = (
@@ -42,13 +42,10 @@ def _lockfile(check: bool, verbosity: int) -> int:
         if mismatches:
             for mismatch in mismatches:
                 print(mismatch.describe(), file=sys.stderr)
-            print(
-                f"error: {lockfile.stale_message(_shown(path), len(mismatches))}", file=sys.stderr
-            )
-            return 1
+            raise CheckFailedError(lockfile.stale_message(_shown(path), len(mismatches)))
         if verbosity >= 1:
             print(f"{_shown(path)} is up to date.")
-        return 0
+        return OK
     if path.exists():
         text = path.read_bytes().decode("utf-8", errors="replace")
         if lockfile.has_conflict_markers(text):
@@ -60,7 +57,7 @@ def _lockfile(check: bool, verbosity: int) -> int:
             print(lockfile.converted_message(found, _shown(path)))
     elif verbosity >= 1:
         print(f"{_shown(path)} is up to date.")
-    return 0
+    return OK
 
 
 def parser() -> argparse.ArgumentParser:
@@ -105,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.returncode
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -24,8 +24,8 @@ def _raw(name: str, default: Any) -> Any:
     return getattr(settings, f"MIGTOOLS_{name}", default)
 
 
-def _error(name: str, value: Any, problem: str, hint: str, returncode: int = 1) -> SettingsError:
-    return SettingsError(f"MIGTOOLS_{name}", value, problem, hint, check_id(name), returncode)
+def _error(name: str, value: Any, problem: str, hint: str) -> SettingsError:
+    return SettingsError(f"MIGTOOLS_{name}", value, problem, hint, check_id(name))
 
 
 # -- Value kinds (each written once) -------------------------------------------------------
@@ -39,15 +39,21 @@ _UNITS_MS = {
     "h": 3_600_000.0,
     "d": 86_400_000.0,
 }
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(us|ms|s|min|h|d)\s*$")
-_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*$")
+# A non-negative number as PostgreSQL reads one (``strtod``: "5", "0.5", ".5", "5.", "1e3").
+_NUM = r"(\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)"
+_DURATION = re.compile(rf"^\s*{_NUM}\s*(us|ms|s|min|h|d)\s*$")
+_NUMBER = re.compile(rf"^\s*{_NUM}\s*$")
+# The largest lock_timeout / statement_timeout PostgreSQL takes (INT_MAX ms, ~24.8 days).
+PG_TIMEOUT_MAX_MS = 2_147_483_647
 _DURATION_HINT = (
     'Write a PostgreSQL duration string with its unit, e.g. "5s", "500ms", "2min" or "0.5s"'
 )
 
 
-def duration_ms(name: str, value: Any, *, none_ok: bool) -> float | None:
-    """Milliseconds of a duration setting; ``None`` only where it means "no limit"."""
+def duration_ms(name: str, value: Any, *, none_ok: bool, pg_timeout: bool = False) -> float | None:
+    """Milliseconds of a duration setting (the one duration parser of migtools); ``None`` only
+    where it means "no limit". ``pg_timeout``: the value is set as PostgreSQL's
+    ``lock_timeout``/``statement_timeout``, which refuse more than INT_MAX milliseconds."""
     if value is None:
         if none_ok:
             return None
@@ -100,6 +106,13 @@ def duration_ms(name: str, value: Any, *, none_ok: bool) -> float | None:
             value,
             "below one millisecond, which PostgreSQL rounds to 0 (no limit)",
             'Give at least "1ms".',
+        )
+    if pg_timeout and round(ms) > PG_TIMEOUT_MAX_MS:
+        raise _error(
+            name,
+            value,
+            f"above PostgreSQL's limit for a timeout ({PG_TIMEOUT_MAX_MS}ms, about 24.8 days)",
+            'Give at most "24d"' + (", or None for no limit." if none_ok else "."),
         )
     return ms
 
@@ -187,7 +200,6 @@ def _app_label(name: str, value: str, whole: Any) -> str:
             f"No installed app with label '{value}'",
             "Use app labels (the last part of the app's name, or its AppConfig.label) from "
             "INSTALLED_APPS.",
-            returncode=2,  # an unknown app label is bad usage, wherever it is named
         )
     return value
 
@@ -313,16 +325,25 @@ def lock_timeout() -> str:
     """``MIGTOOLS_LOCK_TIMEOUT``: a PostgreSQL duration (``"5s"``, ``"500ms"``); ``None``
     says "no timeout" explicitly (PostgreSQL's ``0``)."""
     value = _raw("LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
-    if duration_ms("LOCK_TIMEOUT", value, none_ok=True) is None:
+    if duration_ms("LOCK_TIMEOUT", value, none_ok=True, pg_timeout=True) is None:
         return "0"
     return str(value).strip()
+
+
+def lock_timeout_seconds() -> float:
+    """``MIGTOOLS_LOCK_TIMEOUT`` in seconds; 0.0 for no timeout."""
+    ms = duration_ms(
+        "LOCK_TIMEOUT", _raw("LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT), none_ok=True, pg_timeout=True
+    )
+    return 0.0 if ms is None else ms / 1000
 
 
 def statement_timeout(post_deployment: bool) -> str | None:
     """``MIGTOOLS_STATEMENT_TIMEOUT`` for pre-deploy migrations; None (no limit) for
     post-deployment ones, which are expected to be slow, and when the setting is None."""
     value = _raw("STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT)
-    if duration_ms("STATEMENT_TIMEOUT", value, none_ok=True) is None or post_deployment:
+    ms = duration_ms("STATEMENT_TIMEOUT", value, none_ok=True, pg_timeout=True)
+    if ms is None or post_deployment:
         return None
     return str(value).strip()
 
@@ -349,6 +370,12 @@ def lock_retry_max() -> str:
     if duration_ms("LOCK_RETRY_MAX", value, none_ok=True) is None:
         return "0"
     return str(value).strip()
+
+
+def lock_retry_max_seconds() -> float:
+    """``MIGTOOLS_LOCK_RETRY_MAX`` in seconds; 0.0 for no cap."""
+    ms = duration_ms("LOCK_RETRY_MAX", _raw("LOCK_RETRY_MAX", DEFAULT_LOCK_RETRY_MAX), none_ok=True)
+    return 0.0 if ms is None else ms / 1000
 
 
 def large_tables() -> frozenset[str]:

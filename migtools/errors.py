@@ -8,12 +8,16 @@ Exit codes, the same in every command (``EXIT_CODES`` is the table the README sh
 1     findings at error level, a failed check (``--check``), a refusal, an unknown migration
       name, an operational failure (database down or refusing the login, lock timeout, a git
       command that failed)
-2     bad usage: bad arguments, an unknown app label, an unknown database alias, a git ref that
-      does not exist, a stale lockfile under ``makemigrations --check``
+2     bad usage: bad arguments, an unknown app label or an app without migrations named on the
+      command line, an unknown database alias, a git ref that does not exist, a stale lockfile
+      under ``makemigrations --check``
 ====  ==========================================================================================
 
 Settings are validated by system checks (``migtools.E1xx`` errors) before any command that
 runs them (``migrate``, ``makemigrations``, ``verify_migrations``...); Django exits 1 then.
+A setting read at run time exits 1 the same way (``SettingsError``, ``RuleConfigError``).
+Commands never write an exit code themselves: they raise one of the classes below and
+``migtools.management.base`` maps it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ EXIT_CODES: dict[str, int] = {
     "a git command that failed": FAILED,
     "bad arguments": USAGE,
     "an unknown app label": USAGE,
+    "an app without migrations named on the command line": USAGE,
     "an unknown database alias (--database)": USAGE,
     "a git ref that does not exist (--since)": USAGE,
     "a stale lockfile under makemigrations --check": USAGE,
@@ -63,14 +68,23 @@ class UnknownAppError(UsageError):
         self.label = label
 
 
+class NoMigrationsError(UsageError):
+    """The command line names an app that has no migrations (exit 2, in every command)."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(f"App '{label}' does not have migrations.")
+        self.label = label
+
+
 class UnknownDatabaseError(UsageError):
     """``--database`` names an alias that is not in ``DATABASES``."""
 
-    def __init__(self, alias: str, known: list[str]) -> None:
+    def __init__(
+        self, alias: str, known: list[str], way_out: str = "give one of them with --database"
+    ) -> None:
         choices = ", ".join(repr(a) for a in known) or "none"
         super().__init__(
-            f"Unknown database alias {alias!r} (DATABASES defines: {choices}); give one of "
-            "them with --database."
+            f"Unknown database alias {alias!r} (DATABASES defines: {choices}); {way_out}."
         )
         self.alias = alias
 
@@ -86,10 +100,8 @@ class SettingsError(MigtoolsError):
         problem: str,
         hint: str,
         check_id: str,
-        returncode: int = FAILED,
     ) -> None:
         super().__init__(f"{setting} = {value!r}: {problem}. {hint}")
-        self.returncode = returncode
         self.setting = setting
         self.value = value
         self.problem = problem
@@ -150,8 +162,18 @@ class LockfileConflictError(LockfileError):
     """The lockfile holds git conflict markers."""
 
 
-class DatabaseServerError(MigtoolsError):
-    """No PostgreSQL server could be started or reached."""
+class StaleLockfileError(UsageError):
+    """``makemigrations --check``: the lockfile is missing, unreadable, conflicted or does not
+    match the migrations on disk (exit 2)."""
+
+
+class CheckFailedError(MigtoolsError):
+    """A ``--check`` found something to fix (e.g. a stale lockfile): exit 1."""
+
+
+class FindingsError(MigtoolsError):
+    """Error-level findings were reported (``verify_migrations``, ``sqlmigrate --check``,
+    ``migrate --check``): exit 1."""
 
 
 class GitRepoError(MigtoolsError):
@@ -179,8 +201,8 @@ class RenumberWriteError(RenumberError):
     """Writing the renames failed midway; every file was restored."""
 
 
-class RuleConfigError(UsageError):
-    """``MIGTOOLS_RULES`` names an unknown rule or level."""
+class RuleConfigError(MigtoolsError):
+    """``MIGTOOLS_RULES`` names an unknown rule or level (exit 1, as every bad setting)."""
 
 
 class UnsafeMigrationError(MigtoolsError):

@@ -149,13 +149,6 @@ class GitRepo:
             f"{', '.join(_MAIN_CANDIDATES)} exists. Set MIGTOOLS_MAIN_BRANCH."
         )
 
-    def merge_base(self, a: str, b: str = "HEAD") -> str | None:
-        proc = self._run("merge-base", a, b)
-        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
-
-    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
-        return self._run("merge-base", "--is-ancestor", ancestor, descendant).returncode == 0
-
     # ------------------------------------------------------------------ state
 
     def _rebase_dir(self) -> Path | None:

@@ -20,7 +20,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from migtools.errors import DatabaseServerError
+
+class DatabaseServerError(RuntimeError):
+    """No PostgreSQL server could be started or reached for the tests."""
+
 
 _SEARCH = ("/usr/lib/postgresql/*/bin", "/usr/local/pgsql/bin", "/opt/homebrew/opt/postgresql*/bin")
 _FAST = (

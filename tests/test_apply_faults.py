@@ -334,6 +334,7 @@ def test_server_stopped_mid_run_is_one_line(
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
-    assert f"database 'default' (host 127.0.0.1, port {server.port})" in err
+    assert "Lost the connection to database 'default' (name " in err
+    assert f"host 127.0.0.1, port {server.port}) mid-run" in err
     assert "SQLSTATE 57P01" in err
     assert "shop.0002_slow was running in a transaction that never committed" in err

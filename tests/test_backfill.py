@@ -215,4 +215,5 @@ def test_backfills_with_the_database_down_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.err
     assert len(result.err.strip().splitlines()) == 1
-    assert result.err.startswith("CommandError: Database 'default' (127.0.0.1:1) is unreachable: ")
+    assert result.err.startswith("CommandError: Database 'default' (name ")
+    assert "host 127.0.0.1, port 1) is unreachable: " in result.err

@@ -480,7 +480,7 @@ CASES = [
     Case(
         "apps-unknown-label",
         ("migrations_lockfile", "--check"),
-        2,
+        1,  # a bad setting exits 1, like every other (faults issue: one condition, one code)
         ("No installed app with label 'nosuch'",),
         'MIGTOOLS_APPS = ["shop", "nosuch"]',
     ),
@@ -589,6 +589,32 @@ CASES = [
         "migrate-unknown-app", ("migrate", "nosuch"), 2, ("No installed app with label 'nosuch'",)
     ),
     Case("migrate-app-without-migrations", ("migrate", "blog"), 2, ("does not have migrations",)),
+    # The same condition, the same code in every command (faults issue, "one place per concern").
+    Case(
+        "sqlmigrate-app-without-migrations",
+        ("sqlmigrate", "blog", "0001"),
+        2,
+        ("App 'blog' does not have migrations.",),
+    ),
+    Case(
+        "sqlmigrate-backwards-app-without-migrations",
+        ("sqlmigrate", "--backwards", "blog", "0001"),
+        2,
+        ("App 'blog' does not have migrations.",),
+    ),
+    Case(
+        "verify-app-without-migrations",
+        ("verify_migrations", "blog"),
+        2,
+        ("App 'blog' does not have migrations.",),
+    ),
+    Case(
+        "rules-unknown-id-no-checks",
+        ("verify_migrations", "--skip-checks"),
+        1,
+        ("MIGTOOLS_RULES names an unknown rule 'no-such-rule'",),
+        'MIGTOOLS_RULES = {"no-such-rule": "off"}',
+    ),
     Case("migrate-unknown-migration", ("migrate", "shop", "0099_nosuch"), 1, ("0099_nosuch",)),
     Case(
         "pre-deploy-unknown-app",
@@ -683,7 +709,7 @@ CASES = [
         "migrate-port-closed",
         ("migrate",),
         1,
-        ("Database 'default'", "host 127.0.0.1", "is unavailable"),
+        ("Database 'default'", "host 127.0.0.1", "is unreachable"),
         url=_port_closed,
     ),
     Case(
@@ -704,14 +730,14 @@ CASES = [
         "pre-deploy-port-closed",
         ("migrate", "--pre-deploy"),
         1,
-        ("Database 'default'", "is unavailable"),
+        ("Database 'default'", "is unreachable"),
         url=_port_closed,
     ),
     Case(
         "showmigrations-port-closed",
         ("showmigrations",),
         1,
-        ("Database 'default'", "is unavailable"),
+        ("Database 'default'", "is unreachable"),
         url=_port_closed,
     ),
     Case(

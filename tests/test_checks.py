@@ -128,6 +128,19 @@ def test_bad_settings_are_errors_with_ids_and_hints(tmp_path: Path) -> None:
     assert "(migtools.E110) MIGTOOLS_RULES['volatile-default'] = 'loud': not a level." in result.err
 
 
+def test_a_timeout_above_postgresqls_limit_is_refused_by_the_check(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p", extra_settings='MIGTOOLS_LOCK_TIMEOUT = "30d"\n')
+    for command in ("check", "migrate"):
+        result = proj.manage(command)
+        assert result.returncode == 1, command
+        assert "Traceback" not in result.err
+        assert (
+            "(migtools.E101) MIGTOOLS_LOCK_TIMEOUT = '30d': above PostgreSQL's limit for a "
+            "timeout (2147483647ms, about 24.8 days)." in result.err
+        )
+        assert 'HINT: Give at most "24d", or None for no limit.' in result.err
+
+
 def test_valid_settings_pass_the_check(tmp_path: Path) -> None:
     proj = make_project(
         tmp_path / "p",

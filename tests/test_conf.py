@@ -24,7 +24,19 @@ def _refused(name: str, value: Any, accessor: Any) -> SettingsError:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("5s", "5s"), ("500ms", "500ms"), ("2min", "2min"), ("0.5s", "0.5s"), ("1h", "1h"), (" 5s", "5s")],
+    [
+        ("5s", "5s"),
+        ("500ms", "500ms"),
+        ("2min", "2min"),
+        ("0.5s", "0.5s"),
+        (".5s", ".5s"),
+        ("5.s", "5.s"),
+        ("1e3ms", "1e3ms"),
+        ("1h", "1h"),
+        (" 5s", "5s"),
+        ("24d", "24d"),
+        ("2147483647ms", "2147483647ms"),
+    ],
 )
 def test_lock_timeout_accepts_postgresql_durations(value: str, expected: str) -> None:
     with override_settings(MIGTOOLS_LOCK_TIMEOUT=value):
@@ -34,7 +46,7 @@ def test_lock_timeout_accepts_postgresql_durations(value: str, expected: str) ->
 @pytest.mark.django_db
 def test_accepted_durations_mean_the_same_to_postgresql() -> None:
     """What conf accepts, a real server reads as the same number of milliseconds."""
-    for value in ("5s", "500ms", "2min", "0.5s", "1.5ms", "1d"):
+    for value in ("5s", "500ms", "2min", "0.5s", ".5s", "5.s", "1e3ms", "1.5ms", "1d", "24d"):
         ms = conf.duration_ms("LOCK_TIMEOUT", value, none_ok=False)
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [value])
@@ -59,6 +71,8 @@ def test_accepted_durations_mean_the_same_to_postgresql() -> None:
         ("0s", "zero turns the limit off"),
         ("0.0ms", "zero turns the limit off"),
         ("500us", "rounds to 0"),
+        ("30d", "above PostgreSQL's limit for a timeout (2147483647ms, about 24.8 days)"),
+        ("2147483648ms", "above PostgreSQL's limit"),
         (["5s"], "expected a string"),
     ],
 )
@@ -69,6 +83,32 @@ def test_lock_timeout_refuses(value: Any, says: str) -> None:
     assert error.check_id == "migtools.E101"
     assert error.returncode == 1
     assert "\n" not in str(error)
+
+
+@pytest.mark.django_db
+def test_the_timeout_limit_is_postgresqls() -> None:
+    """The largest value conf lets through, the server takes; one millisecond more it refuses
+    (a DataError at migrate time, before conf refused it)."""
+    from django.db import DataError, transaction
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('lock_timeout', %s, true)", [f"{conf.PG_TIMEOUT_MAX_MS}ms"]
+        )
+        with pytest.raises(DataError), transaction.atomic():
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", ["30d"])
+    assert conf.duration_ms(
+        "LOCK_TIMEOUT", f"{conf.PG_TIMEOUT_MAX_MS}ms", none_ok=True, pg_timeout=True
+    )
+
+
+def test_statement_timeout_above_the_limit_is_refused() -> None:
+    error = _refused("STATEMENT_TIMEOUT", "30d", lambda: conf.statement_timeout(False))
+    assert error.check_id == "migtools.E102"
+    assert error.hint == 'Give at most "24d", or None for no limit.'
+    # The retry cap is migtools' own wait, not a PostgreSQL setting: no such limit.
+    with override_settings(MIGTOOLS_LOCK_RETRY_MAX="30d"):
+        assert conf.lock_retry_max_seconds() == 30 * 86400
 
 
 def test_zero_hint_names_none() -> None:
@@ -141,10 +181,10 @@ def test_apps_a_string_is_not_read_letter_by_letter() -> None:
     assert 'MIGTOOLS_APPS = ["alpha"]' in error.hint
 
 
-def test_apps_unknown_label_exits_2() -> None:
+def test_apps_unknown_label_exits_1_as_every_bad_setting() -> None:
     error = _refused("APPS", ["alpha", "nosuch"], conf.apps_setting)
     assert "No installed app with label 'nosuch'" in str(error)
-    assert error.returncode == 2
+    assert error.returncode == 1
 
 
 def test_apps_valid() -> None:
@@ -163,7 +203,7 @@ def test_require_name_and_main_branch() -> None:
 
 
 def test_default_app() -> None:
-    assert _refused("DEFAULT_APP", "nosuch", conf.default_app).returncode == 2
+    assert _refused("DEFAULT_APP", "nosuch", conf.default_app).returncode == 1
     with override_settings(MIGTOOLS_DEFAULT_APP="ledger"):
         assert conf.default_app() == "ledger"
 
@@ -202,7 +242,7 @@ def test_migration_test_dirs(tmp_path: Path) -> None:
 
 def test_mappings() -> None:
     assert _refused("RULES", ["x"], conf.rule_levels).check_id == "migtools.E110"
-    assert _refused("BASELINE", {"nosuch": "0001"}, conf.baseline).returncode == 2
+    assert _refused("BASELINE", {"nosuch": "0001"}, conf.baseline).returncode == 1
     assert _refused("BASELINE", {"alpha": 1}, conf.baseline).check_id == "migtools.E111"
     error = _refused("HISTORICAL_TABLES", {"t": "nosuch"}, conf.historical_tables)
     assert error.check_id == "migtools.E112"

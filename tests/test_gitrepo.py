@@ -93,7 +93,6 @@ def test_merge_of_main_into_the_branch(root: Path) -> None:
     assert (stages.base, stages.ours, stages.theirs) == (
         "a: 1\n\nb: 1\n", "a: 2mine\n\nb: 1\n", "a: 2main\n\nb: 1\n")
     assert repo.unmerged_stages(root / "app" / "migrations" / "0001_initial.py") is None
-    assert repo.merge_base("main", "feature") == git(root, "rev-parse", "main~1").stdout.strip()
 
 
 def test_merge_of_the_branch_into_main_flips_ours(root: Path) -> None:

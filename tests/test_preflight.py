@@ -241,3 +241,100 @@ def test_pending_not_null_is_refused_by_the_preflight(tmp_path: Path) -> None:
     assert _applied(db) == {"0001_initial"}
     sql = proj.manage("sqlmigrate", "shop", "0003_pending")
     assert "-- THIS OPERATION CANNOT BE WRITTEN AS SQL" in sql.out
+
+
+# -- judge only what is checked (issue 21, item 2) ------------------------------------------
+
+SPY = """\
+from pathlib import Path
+
+from django.db.migrations.operations.base import Operation
+
+
+class Spy(Operation):
+    \"\"\"Appends its tag to SPY_LOG each time its SQL is collected.\"\"\"
+
+    reduces_to_sql = True
+    reversible = True
+
+    def __init__(self, tag):
+        self.tag = tag
+
+    def deconstruct(self):
+        return "Spy", [self.tag], {}
+
+    def state_forwards(self, app_label, state):
+        pass
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.collect_sql:
+            log = Path(__file__).resolve().parent.parent / "spy.log"
+            with log.open("a") as f:
+                f.write(self.tag + "\\n")
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        pass
+"""
+
+
+def _spied(proj, name: str, deps: list[tuple[str, str]], ops: str, *, checked: bool) -> None:  # type: ignore[no-untyped-def]
+    base = "CheckedMigration" if checked else "migrations.Migration"
+    attrs = "    is_post_deployment = False\n" if checked else ""
+    proj.write(
+        f"shop/migrations/{name}.py",
+        "from django.db import migrations, models\n\nfrom migtools import CheckedMigration\n"
+        f"from shop.spy import Spy\n\n\nclass Migration({base}):\n{attrs}"
+        f"    dependencies = {deps!r}\n    operations = [\n        {ops}\n    ]\n",
+    )
+
+
+def test_baselined_and_unchecked_migrations_are_not_collected(tmp_path: Path) -> None:
+    """Baselined history (plain Migrations holding RunSQL) is not collected by the preflight
+    (only its state advances); the checked migration after it is, and a table an unjudged
+    migration of the plan creates counts as new for it."""
+    proj, db = safe_project(tmp_path / "p", extra='MIGTOOLS_BASELINE = {"shop": "0002_old"}')
+    proj.write("shop/spy.py", SPY)
+    _spied(
+        proj,
+        "0001_initial",
+        [],
+        'Spy("0001"), ' + INITIAL.strip().rstrip(","),
+        checked=False,
+    )
+    _spied(
+        proj,
+        "0002_old",
+        FIRST,
+        'Spy("0002"), migrations.RunSQL("SELECT 1", migrations.RunSQL.noop), '
+        'migrations.CreateModel("Old", [("id", models.BigAutoField(primary_key=True))])',
+        checked=False,
+    )
+    # Checked: NOT NULL with a default on shop_old, a table created by a baselined migration
+    # of the same plan: new, so nothing refuses.
+    _spied(
+        proj,
+        "0003_new",
+        [("shop", "0002_old")],
+        'Spy("0003"), migrations.AddField("old", "qty", models.IntegerField(default=0))',
+        checked=True,
+    )
+    result = proj.manage("migrate", "shop", "-v", "0")
+    assert result.returncode == 0, result.out + result.err
+    # Collected: 0003 by the preflight and by the backstop as it applies; never 0001/0002.
+    assert (proj.root / "spy.log").read_text().split() == ["0003", "0003"]
+    assert _applied(db) == {"0001_initial", "0002_old", "0003_new"}
+
+
+def test_plan_with_nothing_checked_loads_nothing(tmp_path: Path) -> None:
+    """``judge_plan`` on a plan without a checked migration builds no loader."""
+    from django.db import connection, migrations
+
+    from migtools.safety.preflight import judge_plan
+
+    plain = migrations.Migration("0001_initial", "ledger")  # ledger is not managed
+
+    def loader() -> object:
+        raise AssertionError("the loader was built")
+
+    result = judge_plan(connection, loader, [(plain, False)])  # type: ignore[arg-type]
+    assert result.findings == [] and result.new_tables == frozenset()

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from migtools.renamer.apply import KILL_AT
 from tests.test_update_migration import MigRepo, base_history
 
+# tests/crashhook/sitecustomize.py, put first on the child's PYTHONPATH, kills the process
+# before the Nth write or git event of the renamer when this variable says N.
+KILL_AT = "MIGTOOLS_TEST_KILL_AT"
+CRASH_HOOK = Path(__file__).resolve().parent / "crashhook"
 Manage = Callable[..., subprocess.CompletedProcess[str]]
 TEST_FILE = "class T:\n    app = 'alpha'\n    migrate_from = '0002_step2'\n    migrate_to = '0003_update'\n"
 
@@ -59,7 +62,8 @@ def _manage(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
 def _env(root: Path, extra: dict[str, str]) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if k != KILL_AT}
     return {**base, "DJANGO_SETTINGS_MODULE": "settings", "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONPATH": os.pathsep.join([str(root), str(Path(__file__).resolve().parents[1])]),
+            "PYTHONPATH": os.pathsep.join(
+                [str(CRASH_HOOK), str(root), str(Path(__file__).resolve().parents[1])]),
             **extra}
 
 

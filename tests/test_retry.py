@@ -11,7 +11,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from migtools.errors import UsageError
 from migtools.safety import retry
 from tests.safety_helpers import (
     INITIAL,
@@ -25,18 +24,22 @@ from tests.safety_helpers import (
 FIRST = [("shop", "0001_initial")]
 
 
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [("5s", 5.0), ("500ms", 0.5), ("2min", 120.0), ("1h", 3600.0), ("250", 0.25), ("1.5s", 1.5)],
-)
-def test_seconds_reads_postgresql_durations(value: str, expected: float) -> None:
-    assert retry.seconds(value, "MIGTOOLS_LOCK_RETRY_MAX") == pytest.approx(expected)
+def test_policy_reads_every_duration_through_conf() -> None:
+    """One duration parser: ``Policy.from_settings`` takes conf's values, ``".5s"`` included."""
+    from django.test import override_settings
 
-
-@pytest.mark.parametrize("value", ["soon", "5 seconds", "-1s", "1.5.2s", ""])
-def test_seconds_refuses_what_is_not_a_duration(value: str) -> None:
-    with pytest.raises(UsageError, match=r"MIGTOOLS_LOCK_RETRY_MAX = .* is not a PostgreSQL"):
-        retry.seconds(value, "MIGTOOLS_LOCK_RETRY_MAX")
+    with override_settings(
+        MIGTOOLS_LOCK_TIMEOUT=".5s",
+        MIGTOOLS_LOCK_RETRY_DELAY="250ms",
+        MIGTOOLS_LOCK_RETRY_MAX="2min",
+        MIGTOOLS_LOCK_RETRIES=4,
+    ):
+        policy = retry.Policy.from_settings()
+    assert (policy.retries, policy.delay, policy.max_wait) == (4, 0.25, 120.0)
+    assert policy.lock_timeout == pytest.approx(0.5)
+    with override_settings(MIGTOOLS_LOCK_TIMEOUT=None, MIGTOOLS_LOCK_RETRY_MAX=None):
+        policy = retry.Policy.from_settings()
+    assert (policy.lock_timeout, policy.max_wait) == (0.0, 0.0)
 
 
 def test_backoff_doubles_with_jitter_between_half_and_all() -> None:

@@ -8,16 +8,21 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import django
 import pytest
 
-from migtools.renamer.apply import KILL_AT
-from tests.miniproject import MiniProject
+from tests.miniproject import MiniProject, Result
 from tests.pgserver import ensure_database_url
 from tests.squash_helpers import git, own_database, run_pytest, squash_project
 
+# tests/crashhook/sitecustomize.py, first on the child's PYTHONPATH, kills the process before
+# the Nth write or git event of the journaled writer when this variable says N.
+KILL_AT = "MIGTOOLS_TEST_KILL_AT"
+CRASH_HOOK = Path(__file__).resolve().parent / "crashhook"
 SQUASH = "0001_squashed_0003_fill_qty"
 GONE = ("0001_initial.py", "0002_add_qty.py", "0003_fill_qty.py")
 
@@ -201,6 +206,24 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in result.err
 
 
+def _killed_at(root: Path, event: int) -> Result:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(CRASH_HOOK), str(root)]),
+        "PYTHONWARNINGS": "ignore",
+        KILL_AT: str(event),
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "prune_squashed"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    return Result(proc.stdout, proc.stderr, proc.returncode)
+
+
 def test_sigkill_before_each_event_then_one_plain_run_finishes(tmp_path: Path) -> None:
     base = _deployed(tmp_path, "sq_prune_kill")
     events = 0
@@ -208,11 +231,7 @@ def test_sigkill_before_each_event_then_one_plain_run_finishes(tmp_path: Path) -
         root = tmp_path / f"kill{event}"
         shutil.copytree(base.root, root, symlinks=True)
         proj = MiniProject(root)
-        os.environ[KILL_AT] = str(event)
-        try:
-            killed = proj.manage("prune_squashed")
-        finally:
-            del os.environ[KILL_AT]
+        killed = _killed_at(root, event)
         if killed.returncode == 0:
             events = event - 1
             _assert_pruned(proj)

@@ -510,7 +510,8 @@ def test_warm_copy_in_doubt_is_rebuilt(migtools_migrator: Migrator) -> None:
         ),
         (
             {"migrate_from": FROM, "app": "ledger", "connection": "nope"},
-            "connection = 'nope' is not a database alias (DATABASES has: default, other)",
+            "connection = 'nope': Unknown database alias 'nope' (DATABASES defines: 'default', "
+            "'other'); set connection to one of them.",
         ),
     ],
 )

@@ -26,7 +26,7 @@ from migtools.operations import DeletionAction, SafeDeleteModel, SafeRemoveField
 class MigrationAutodetector(DjangoAutodetector):
     def changes(self, *args: Any, **kwargs: Any) -> dict[str, list[Any]]:
         changes: dict[str, list[Any]] = super().changes(*args, **kwargs)
-        from migtools.safety.policy import managed_labels
+        from migtools.rules.scope import managed_labels
 
         managed = managed_labels()
         problems: list[str] = []

@@ -227,17 +227,6 @@ def ranges_left(cursor: CursorWrapper, name: str) -> int:
     return int(row[0]) if row else 0
 
 
-def range_workers(connection: BaseDatabaseWrapper, name: str) -> dict[str, int]:
-    """worker -> ranges it finished (for status and tests)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT worker, count(*) FROM {RANGES} WHERE backfill = %s AND state = %s "
-            "GROUP BY worker",
-            [name, DONE],
-        )
-        return {str(w): int(n) for w, n in cursor.fetchall()}
-
-
 # -- listing ----------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from django.db import connections, transaction
 from migtools import conf as mt_settings
 from migtools.backfill import batches, progress
 from migtools.backfill.display import Display
+from migtools.dberrors import sqlstate
 from migtools.errors import BackfillError
 
 if TYPE_CHECKING:
@@ -82,17 +83,8 @@ def _timeouts(cursor: CursorWrapper) -> None:
     cursor.execute("SELECT set_config('statement_timeout', %s, true)", [statement])
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    while exc is not None:
-        code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
-        if code:
-            return str(code)
-        exc = exc.__cause__  # type: ignore[assignment]
-    return None
-
-
 def _explain(job: Job, exc: BaseException, after: str | None) -> str:
-    state = _sqlstate(exc)
+    state = sqlstate(exc)
     where = f"after key {after}" if after is not None else "from the first key"
     if state == "57014":
         cause = (
@@ -123,7 +115,7 @@ def _with_retries(job: Job, attempt: Callable[[], Any], after: Callable[[], str 
         try:
             return attempt()
         except Exception as exc:
-            if _sqlstate(exc) == "55P03" and n < retries:
+            if sqlstate(exc) == "55P03" and n < retries:
                 time.sleep(delay * 2**n)
                 continue
             message = _explain(job, exc, after())

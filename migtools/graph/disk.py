@@ -15,7 +15,6 @@ import ast
 import importlib
 import importlib.util
 import os
-import pkgutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -241,16 +240,6 @@ def _imported_file(app_label: str, module: str, name: str, path: Path) -> Migrat
     )
 
 
-def migration_names(directory: Path) -> list[str]:
-    """Module names Django's loader would consider, sorted."""
-    names = [
-        info.name
-        for info in pkgutil.iter_modules([str(directory)])
-        if not info.ispkg and info.name[0] not in "_~"
-    ]
-    return sorted(names)
-
-
 def locate(app_label: str) -> tuple[str | None, Path | None]:
     """The app's migrations module name and directory, without importing the package."""
     from django.db.migrations.loader import MigrationLoader
@@ -426,11 +415,6 @@ class DiskGraph:
     def warnings(self) -> list[str]:
         """Files of the asked-for apps that could not be read statically."""
         return [w for app in self.apps.values() for w in app.warnings]
-
-    @property
-    def context_warnings(self) -> list[str]:
-        """The same for the context apps (third-party code the user may not own)."""
-        return [w for app in self.context.values() for w in app.warnings]
 
     def _migrated(self, label: str) -> bool:
         app = self._all.get(label)

@@ -4,6 +4,7 @@ exit code, in one place."""
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import InterfaceError, OperationalError
 from django.utils.connection import ConnectionDoesNotExist
 
-from migtools.errors import DatabaseUnavailableError, MigtoolsError, UnknownDatabaseError
-
-# SQLSTATE classes that mean "no usable connection": 08 connection exception, 28 invalid
-# authorization, 3D invalid catalog name (no such database), 57 operator intervention
-# (the server shut down or is starting) except 57014 query_canceled (a statement timeout).
-_UNAVAILABLE_CLASSES = ("08", "28", "3D", "57")
-_NOT_UNAVAILABLE = ("57014",)
+from migtools import dberrors
+from migtools.errors import MigtoolsError, NoMigrationsError, UnknownAppError
 
 
 def display_path(path: Path | str) -> str:
@@ -30,45 +26,30 @@ def display_path(path: Path | str) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
-def sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a database error (psycopg 3 or 2, wrapped by Django or not)."""
-    for candidate in (exc, exc.__cause__):
-        if candidate is None:
-            continue
-        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
-        if code:
-            return str(code)
-    return None
-
-
-def is_unavailable(exc: BaseException) -> bool:
-    """A connection that could not be made, was refused, or was lost (not a query error)."""
-    if not isinstance(exc, (OperationalError, InterfaceError)):
-        return False
-    code = sqlstate(exc)
-    if code is None:
-        return True  # refused before the server answered, or a closed connection
-    return code[:2] in _UNAVAILABLE_CLASSES and code not in _NOT_UNAVAILABLE
-
-
-def unavailable(alias: str, exc: BaseException) -> DatabaseUnavailableError:
-    """One line: the alias, where it points, the server's (or driver's) own reason."""
-    settings_dict = connections.databases.get(alias, {})
-    host = settings_dict.get("HOST") or "localhost (socket)"
-    port = settings_dict.get("PORT") or "default port"
-    name = settings_dict.get("NAME") or "?"
-    reason = " ".join(str(exc.__cause__ or exc).split()).rstrip(". ") or type(exc).__name__
-    end = "" if reason.endswith(("?", "!")) else "."
-    return DatabaseUnavailableError(
-        f"Database '{alias}' (name {name}, host {host}, port {port}) is unavailable: {reason}{end} "
-        f"Check that the server is running and DATABASES['{alias}'] is right, then re-run."
-    )
-
-
 def check_database_alias(alias: object) -> None:
     """``--database`` must name an alias of ``DATABASES`` (exit 2 otherwise)."""
     if isinstance(alias, str) and alias not in connections.databases:
-        raise UnknownDatabaseError(alias, sorted(connections.databases))
+        raise dberrors.unknown_alias(alias)
+
+
+def check_app_label(app_label: str, migrated_apps: Collection[str] | None = None) -> None:
+    """An app label named on the command line: unknown, or without migrations, is bad usage
+    (exit 2) in every command. ``migrated_apps``: the loader's, when there is one (else the
+    app's migrations package is looked for on disk)."""
+    from django.apps import apps
+
+    try:
+        apps.get_app_config(app_label)
+    except LookupError:
+        raise UnknownAppError(app_label) from None
+    if migrated_apps is None:
+        from migtools.graph import disk
+
+        migrated = disk.locate(app_label)[1] is not None
+    else:
+        migrated = app_label in migrated_apps
+    if not migrated:
+        raise NoMigrationsError(app_label)
 
 
 class MigtoolsCommandMixin(BaseCommand):
@@ -80,17 +61,23 @@ class MigtoolsCommandMixin(BaseCommand):
         try:
             if "database" in options:
                 check_database_alias(options["database"])
-            return super().execute(*args, **options)
+            output = super().execute(*args, **options)
+            self.finished(**options)
+            return output
         except MigtoolsError as exc:
             raise CommandError(str(exc), returncode=exc.returncode) from exc
         except ConnectionDoesNotExist as exc:
-            unknown = UnknownDatabaseError(str(alias), sorted(connections.databases))
+            unknown = dberrors.unknown_alias(str(alias))
             raise CommandError(str(unknown), returncode=unknown.returncode) from exc
         except (OperationalError, InterfaceError) as exc:
-            if not is_unavailable(exc):
+            if not dberrors.is_unavailable(exc):
                 raise
-            error = unavailable(str(alias), exc)
+            error = dberrors.unavailable(str(alias), exc)
             raise CommandError(str(error), returncode=error.returncode) from exc
+
+    def finished(self, **options: Any) -> None:
+        """Called once the command's output is written: raise a migtools error here to exit
+        with its code after the output (e.g. ``sqlmigrate --check``)."""
 
     def warn_all(self, warnings: list[str]) -> None:
         for warning in warnings:

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from migtools.errors import AppliedMigrationsError, DatabaseUnavailableError, UsageError
+from migtools import dberrors
+from migtools.errors import AppliedMigrationsError, DatabaseUnavailableError
 from migtools.renamer.plan import Key, fmt
 
 if TYPE_CHECKING:
@@ -29,24 +30,10 @@ class Applied:
 
 def connection_for(alias: str) -> BaseDatabaseWrapper:
     from django.db import connections
-    from django.utils.connection import ConnectionDoesNotExist
 
-    try:
-        return connections[alias]
-    except ConnectionDoesNotExist:
-        known = ", ".join(sorted(connections.settings)) or "none"
-        raise UsageError(f"Unknown database alias '{alias}' (DATABASES has: {known}).") from None
-
-
-def _describe(connection: BaseDatabaseWrapper, exc: BaseException) -> str:
-    settings = connection.settings_dict
-    if settings.get("ENGINE") == "django.db.backends.dummy":
-        return f"database '{connection.alias}' is not configured (DATABASES is empty)"
-    where = settings.get("HOST") or "localhost"
-    if settings.get("PORT"):
-        where += f":{settings['PORT']}"
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    return f"database '{connection.alias}' at {where} is unreachable: {reason}"
+    if alias not in connections.settings:
+        raise dberrors.unknown_alias(alias)
+    return connections[alias]
 
 
 def applied_moved(moved: Iterable[Key], connection: BaseDatabaseWrapper) -> Applied:
@@ -65,7 +52,7 @@ def applied_moved(moved: Iterable[Key], connection: BaseDatabaseWrapper) -> Appl
             return result
         recorded = set(recorder.applied_migrations())
     except (DatabaseError, ImproperlyConfigured) as exc:
-        result.unavailable = _describe(connection, exc)
+        result.unavailable = dberrors.unreachable(connection, exc)
         result.configured = connection.settings_dict.get("ENGINE") != "django.db.backends.dummy"
         return result
     result.applied = [key for key in moved if key in recorded]

@@ -12,8 +12,6 @@ journal, and :func:`recover` at the start of the next run completes it, or finis
 
 from __future__ import annotations
 
-import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,18 +23,10 @@ from migtools.renamer.plan import Plan, fmt
 
 Step = Callable[[str], None]
 
-# Test hook: MIGTOOLS_RENAMER_KILL_AT=N makes the process SIGKILL itself before its Nth write or
-# git event (the crash-safety tests use it; nothing else should).
-KILL_AT = "MIGTOOLS_RENAMER_KILL_AT"
-_events = 0
-
 
 def _event(description: str, before_step: Step | None) -> None:
-    global _events
-    _events += 1
-    kill_at = os.environ.get(KILL_AT)
-    if kill_at and kill_at.isdigit() and int(kill_at) == _events:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Every write and git event of a run passes here first (the crash-safety tests kill the
+    process at each one)."""
     if before_step is not None:
         before_step(description)
 

@@ -133,10 +133,6 @@ class Plan:
     def empty(self) -> bool:
         return not self.changes and not self.stage_lockfile
 
-    @property
-    def rename_table(self) -> dict[Key, Key]:
-        return {r.old_key: r.new_key for r in self.renames}
-
     def relative(self, path: Path) -> str:
         if self.root is not None:
             try:

@@ -109,9 +109,9 @@ def run(options: Options, report: Report) -> None:
         else:
             report(
                 Message(
-                    f"Database '{options.database}' is unreachable: not checked whether the moved "
-                    "migrations are applied there. If they are, roll them back (migrate APP "
-                    f"<migration before them>) before you migrate again. ({found.unavailable})",
+                    f"{found.unavailable[:1].upper()}{found.unavailable[1:]}. Not checked "
+                    "whether the moved migrations are applied there. If they are, roll them back "
+                    "(migrate APP <migration before them>) before you migrate again.",
                     WARNING,
                 )
             )

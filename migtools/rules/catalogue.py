@@ -54,10 +54,6 @@ class Rule:
     sql: bool = False  # judged on the SQL (pglast) rather than on the operation object
     about: About = About.DATABASE
 
-    @property
-    def stage_aware(self) -> bool:
-        return bool(self.allowed_in)
-
 
 _LATER = frozenset({Stage.POST_DEPLOYMENT, Stage.DELETE_PHASE})
 
@@ -519,10 +515,6 @@ class Finding:
     @property
     def rule(self) -> Rule:
         return CATALOGUE[self.rule_id]
-
-    @property
-    def is_error(self) -> bool:
-        return self.level is Level.ERROR
 
     @property
     def refuses(self) -> bool:

@@ -3,7 +3,8 @@
 ``SqlContext`` carries what a statement cannot tell by itself: which tables are new (created in
 the same run: operations on them lock nothing that matters), which are large, whether the
 migration is atomic, its stage, and the old column types (for safe widenings). ``check`` returns
-raw ``Hit``s; ``check_sql`` turns them into ``Finding``s at their effective levels.
+raw ``Hit``s; the rule engine (``migtools.rules.engine``) turns them into ``Finding``s at their
+effective levels.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from pglast import ast, parse_sql, parser
 from pglast.enums import AlterTableType, ConstrType, ObjectType
 from pglast.parser import ParseError
 
-from migtools.rules.catalogue import CATALOGUE, Finding, Level, Stage, effective_level, stage_of
+from migtools.rules.catalogue import Stage
 
 if TYPE_CHECKING:
-    from django.db.migrations.migration import Migration
+    pass
 
 MAX_IDENTIFIER_BYTES = 63
 
@@ -455,39 +456,3 @@ def check(statements: list[str], ctx: SqlContext) -> tuple[list[Hit], list[State
             parsed.append(stmt)
             checker.statement(stmt)
     return checker.hits, parsed
-
-
-def check_sql(
-    sql: str,
-    *,
-    migration: Migration | None = None,
-    new_tables: Collection[str] = (),
-    large_tables: Collection[str] = (),
-    stage: Stage | None = None,
-) -> list[Finding]:
-    """Findings for raw SQL (e.g. SafeRunSQL's), at their effective levels, OFF dropped."""
-    ctx = SqlContext(
-        stage=stage if stage is not None else stage_of(migration),
-        atomic=bool(getattr(migration, "atomic", True)),
-        new_tables=set(new_tables),
-        large_tables=large_tables,
-    )
-    hits, _ = check([sql], ctx)
-    findings = []
-    for h in hits:
-        if ctx.stage in CATALOGUE[h.rule_id].allowed_in:
-            continue
-        level = effective_level(h.rule_id, migration)
-        if level is Level.OFF:
-            continue
-        findings.append(
-            Finding(
-                h.rule_id,
-                level,
-                h.message,
-                app_label=getattr(migration, "app_label", "") or "",
-                migration_name=getattr(migration, "name", "") or "",
-                sql=h.statement,
-            )
-        )
-    return findings

@@ -1,12 +1,40 @@
 """The pre-deploy plan: every migration that is not post-deployment and does not depend on
-one, forwards only; what it defers, and why."""
+one, forwards only; what it defers, and why. And the deploy ``migrate`` is applying: the tables
+its plan creates, handed to the schema editors of that connection."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.migration import Migration
 
 from migtools.errors import UsageError
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+_NEW_TABLES = "migtools_deploy_new_tables"
+
+
+@contextmanager
+def applying(connection: BaseDatabaseWrapper, new_tables: Iterable[str]) -> Iterator[None]:
+    """While ``migrate`` applies a plan its preflight passed, on ``connection``: the plan's
+    new tables (the preflight judged the plan as one deploy, so a table created anywhere in it
+    is new; the editor's apply-time backstop judges each migration of it the same way)."""
+    before = getattr(connection, _NEW_TABLES, None)
+    setattr(connection, _NEW_TABLES, frozenset(new_tables))
+    try:
+        yield
+    finally:
+        setattr(connection, _NEW_TABLES, before)
+
+
+def new_tables(connection: BaseDatabaseWrapper) -> frozenset[str]:
+    """The tables the deploy applied on ``connection`` creates (empty outside ``migrate``)."""
+    return getattr(connection, _NEW_TABLES, None) or frozenset()
 
 
 def is_post_deployment(migration: Migration) -> bool:

@@ -43,8 +43,8 @@ from django_zero_downtime_migrations.backends.postgres import (  # type: ignore[
 
 from migtools import conf as mt_settings
 from migtools.errors import LockTimeoutError, UnsafeMigrationError
-from migtools.safety import faults, retry
-from migtools.safety import policy as enforcement
+from migtools.rules import scope
+from migtools.safety import deploy, faults, retry
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -89,6 +89,8 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         # Already in a transaction (e.g. a test's): lock-light DDL could not run either.
         self._outer_atomic = bool(connection.in_atomic_block) and not collect_sql
         self._saved_timeouts: tuple[str, str] | None = None
+        # SET LOCAL: the editor's own transaction ends with it and restores the timeouts.
+        self._local_timeouts = False
         self._statement_timeout: str | None = None
         self._quiet: warnings.catch_warnings[None] | None = None
 
@@ -117,7 +119,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
 
     def _set(self, name: str, value: str) -> None:
         with self.connection.cursor() as cursor:
-            cursor.execute("SELECT set_config(%s, %s, false)", [name, value])
+            cursor.execute("SELECT set_config(%s, %s, %s)", [name, value, self._local_timeouts])
 
     def __enter__(self) -> MigtoolsSchemaEditorMixin:
         # The upstream editor warns about what the rule engine judges; silence it for this
@@ -127,14 +129,23 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         warnings.simplefilter("ignore", zd.UnsafeOperationWarning)
         super().__enter__()
         if not self.collect_sql:
+            atomic = getattr(self, "atomic", None)
+            blocks = getattr(self.connection, "atomic_blocks", ())
+            if self.atomic_migration and atomic is not None and list(blocks) == [atomic]:
+                # The editor's transaction is the outermost: SET LOCAL, which its end undoes
+                # (one round trip per migration, nothing to restore).
+                self._local_timeouts = True
+                self._set("lock_timeout", mt_settings.lock_timeout())
+                return self
             with self.connection.cursor() as cursor:
                 cursor.execute(
-                    "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')"
+                    "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'),"
+                    " set_config('lock_timeout', %s, false)",
+                    [mt_settings.lock_timeout()],
                 )
                 row = cursor.fetchone()
             assert row is not None
             self._saved_timeouts = (str(row[0]), str(row[1]))
-            self._set("lock_timeout", mt_settings.lock_timeout())
         return self
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
@@ -162,8 +173,12 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         if failed and self.connection.in_atomic_block:
             return  # the rollback undoes the SETs made inside the transaction
         try:
-            self._set("lock_timeout", saved[0])
-            self._set("statement_timeout", saved[1])
+            with self.connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('lock_timeout', %s, false), "
+                    "set_config('statement_timeout', %s, false)",
+                    list(saved),
+                )
         except Exception:  # a broken connection: its settings die with it
             logger.debug("could not restore timeouts", exc_info=True)
 
@@ -186,7 +201,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         verifier's, calls this so it sees the SQL ``migrate`` would run)."""
         self.migtools_migration = migration
         self.migtools_backwards = backwards
-        self.migtools_checked = enforcement.is_checked(migration)
+        self.migtools_checked = scope.is_checked(migration)
 
     def migtools_run(
         self,
@@ -210,7 +225,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             self.IDEMPOTENT_SQL = not self.atomic_migration
         with faults.translated(
             self.connection,
-            enforcement.label(migration),
+            scope.label(migration),
             atomic=self.atomic_migration,
             statement_timeout_=self._statement_timeout,
             post_deployment=post,
@@ -250,7 +265,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             logger.warning(
                 "migtools: %s: lock_timeout (%s) hit; rolled the migration back to release "
                 "its locks, retrying it in %.1fs (retry %d of %d, %.1fs waited so far)",
-                enforcement.label(migration),
+                scope.label(migration),
                 mt_settings.lock_timeout(),
                 progress.wait,
                 progress.attempt,
@@ -263,7 +278,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         except retry.Exhausted as exhausted:
             raise LockTimeoutError(
                 retry.gave_up(
-                    enforcement.label(migration),
+                    scope.label(migration),
                     "the whole migration (atomic)",
                     exhausted,
                     "Each attempt was rolled back: nothing of the migration was applied.",
@@ -283,11 +298,11 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             large_tables=large_tables(self.connection),
             managed={migration.app_label},
         )
-        new_tables = set(enforcement.deploy_new_tables(self.connection.alias))
+        new_tables = set(deploy.new_tables(self.connection))
         refusals = engine.judge(migration, project_state.clone(), new_tables).refusals
         if refusals:
             raise UnsafeMigrationError.of(
-                enforcement.label(migration),
+                scope.label(migration),
                 explain(refusals),
                 tuple(dict.fromkeys(f.rule_id for f in refusals)),
             )
@@ -428,7 +443,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
                 base_execute(statement, params)
             return
         sql = str(statement)
-        label = enforcement.label(self.migtools_migration)
+        label = scope.label(self.migtools_migration)
         dropped: list[str] = []
 
         def attempt() -> None:

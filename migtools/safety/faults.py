@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from django.db.utils import InterfaceError, OperationalError
 
+from migtools.dberrors import sqlstate, where
 from migtools.errors import MigtoolsError, ServerGoneError, StatementTimeoutError
 
 if TYPE_CHECKING:
@@ -27,20 +28,6 @@ QUERY_CANCELED = "57014"
 # cannot_connect_now (the server is starting or stopping).
 SERVER_GONE = frozenset({"57P01", "57P02", "57P03"})
 CONNECTION_EXCEPTION_CLASS = "08"
-
-
-def sqlstate(exc: BaseException) -> str | None:
-    """The first SQLSTATE found on ``exc`` or the exceptions it was raised from (Django wraps
-    the driver's error; psycopg 3 calls it ``sqlstate``, psycopg2 ``pgcode``)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if code:
-            return str(code)
-        current = current.__cause__ or current.__context__
-    return None
 
 
 def is_lock_timeout(exc: BaseException) -> bool:
@@ -62,14 +49,6 @@ def is_server_gone(exc: BaseException, connection: BaseDatabaseWrapper) -> bool:
         return False
     raw = connection.connection
     return raw is None or bool(getattr(raw, "closed", False)) or bool(getattr(raw, "broken", False))
-
-
-def where(connection: BaseDatabaseWrapper) -> str:
-    """``database 'default' (host 127.0.0.1, port 5432)``."""
-    settings = connection.settings_dict
-    host = settings.get("HOST") or "local socket"
-    port = settings.get("PORT") or "5432"
-    return f"database '{connection.alias}' (host {host}, port {port})"
 
 
 def server_gone(connection: BaseDatabaseWrapper, exc: BaseException, state: str) -> ServerGoneError:

@@ -3,7 +3,8 @@
 The plan ``migrate`` is about to run is one deploy: a table created anywhere in it is new.
 Forwards migrations are judged in one pass of the verifier over the plan (the state built
 from the migrations already applied, table sizes from the database); migrations the plan
-unapplies are judged backwards. Only checked migrations count, and only error-level findings
+unapplies are judged backwards. Only checked migrations are judged (unchecked and baselined
+ones only advance the state: no SQL is collected for them), and only error-level findings
 about the database refuse the plan (rules about the repository are the verifier's).
 """
 
@@ -15,11 +16,11 @@ from typing import TYPE_CHECKING
 from migtools.errors import UnsafeMigrationError
 from migtools.rules.catalogue import About, Finding, Level
 from migtools.rules.engine import Engine, explain, large_tables
-from migtools.safety.policy import is_checked
+from migtools.rules.scope import is_checked
 from migtools.verifier.run import Verifier
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.migrations.loader import MigrationLoader
@@ -57,22 +58,32 @@ class Preflight:
 
 
 def judge_plan(
-    connection: BaseDatabaseWrapper, loader: MigrationLoader, plan: Iterable[tuple[Migration, bool]]
+    connection: BaseDatabaseWrapper,
+    loader: MigrationLoader | Callable[[], MigrationLoader],
+    plan: Iterable[tuple[Migration, bool]],
 ) -> Preflight:
-    """Judge ``plan`` (Django's ``[(migration, backwards)]``) as one deploy."""
+    """Judge ``plan`` (Django's ``[(migration, backwards)]``) as one deploy.
+
+    Only checked migrations are judged (their SQL collected); the others only advance the
+    project state, so a plan with nothing checked (every app baselined, third-party apps)
+    costs nothing here: not even the loader (``loader`` may be a callable building it) nor a
+    query."""
     plan = list(plan)
-    forwards = {(m.app_label, m.name) for m, backwards in plan if not backwards}
     checked = {(m.app_label, m.name) for m, _backwards in plan if is_checked(m)}
     found: list[Finding] = []
     new_tables: frozenset[str] = frozenset()
-    if forwards:
+    if not checked:
+        return Preflight()
+    if callable(loader):
+        loader = loader()
+    forwards = {(m.app_label, m.name) for m, backwards in plan if not backwards}
+    if forwards & checked:
         applied = set(loader.applied_migrations or {})
         verifier = Verifier(connection, loader, with_tests=False)
-        report = verifier.run(forwards, one_deploy=True, deployed=applied)
+        report = verifier.run(forwards, one_deploy=True, deployed=applied, judged=checked)
         new_tables = report.new_tables
         for migration_report in report.migrations:
-            if migration_report.node in checked:
-                found.extend(migration_report.findings)
+            found.extend(migration_report.findings)
     backwards = [m for m, back in plan if back and (m.app_label, m.name) in checked]
     if backwards:
         engine = Engine(connection, large_tables=large_tables(connection))

@@ -29,7 +29,6 @@ from pglast import ast
 from pglast.enums import ReindexObjectType
 
 from migtools import conf as mt_settings
-from migtools.errors import UsageError
 from migtools.safety.faults import is_lock_timeout
 
 if TYPE_CHECKING:
@@ -39,25 +38,9 @@ logger = logging.getLogger("migtools.apply")
 
 T = TypeVar("T")
 
-_DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(us|ms|s|min|h|d)?\s*$")
-_UNIT_SECONDS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 # What REINDEX CONCURRENTLY names its transient indexes: <name>_ccnew[N], <name>_ccold[N]
 # (the name truncated to fit 63 bytes).
 _TRANSIENT = re.compile(r"^(?P<base>.*)_cc(?:new|old)[0-9]*$")
-
-
-def seconds(duration: str | float, setting: str) -> float:
-    """A PostgreSQL duration as ``SET lock_timeout`` reads it (``"5s"``, ``"500ms"``,
-    ``"2min"``; a bare number is milliseconds), in seconds."""
-    if isinstance(duration, (int, float)) and not isinstance(duration, bool):
-        return float(duration) / 1000
-    match = _DURATION.match(str(duration))
-    if match is None:
-        raise UsageError(
-            f"{setting} = {duration!r} is not a PostgreSQL duration (write e.g. '5s', '500ms', "
-            "'2min')."
-        )
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "ms"]
 
 
 @dataclass
@@ -73,14 +56,11 @@ class Policy:
 
     @classmethod
     def from_settings(cls) -> Policy:
-        delay = mt_settings.lock_retry_delay()
         return cls(
             retries=mt_settings.lock_retries(),
-            delay=float(delay)
-            if isinstance(delay, (int, float))
-            else seconds(delay, "MIGTOOLS_LOCK_RETRY_DELAY"),
-            max_wait=seconds(mt_settings.lock_retry_max(), "MIGTOOLS_LOCK_RETRY_MAX"),
-            lock_timeout=seconds(mt_settings.lock_timeout(), "MIGTOOLS_LOCK_TIMEOUT"),
+            delay=mt_settings.lock_retry_delay(),
+            max_wait=mt_settings.lock_retry_max_seconds(),
+            lock_timeout=mt_settings.lock_timeout_seconds(),
         )
 
     def backoff(self, retry: int) -> float:

@@ -22,6 +22,7 @@ from django.db.migrations.operations import RunPython, RunSQL
 from django.db.migrations.state import ModelState, ProjectState
 
 from migtools.errors import GraphError
+from migtools.squash import _django
 
 Key = tuple[str, str]
 
@@ -116,8 +117,8 @@ def paths(source: MigrationLoader, key: Key) -> Paths | str:
             "disk: nothing to compare"
         )
     replaced_set = set(replaced)
-    replaced_plan: list[Key] = graph._generate_plan(replaced, True)  # type: ignore[attr-defined]
-    squash_plan: list[Key] = graph._generate_plan([key], True)  # type: ignore[attr-defined]
+    replaced_plan: list[Key] = _django.plan(graph, replaced)
+    squash_plan: list[Key] = _django.plan(graph, [key])
     if any(node in replaced_set for node in squash_plan):
         return "the squash depends on a migration it replaces"
     if key in replaced_plan:

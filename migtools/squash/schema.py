@@ -26,6 +26,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.state import ProjectState
 
 from migtools.errors import DatabaseUnavailableError
+from migtools.squash import _django
 from migtools.squash import compare as comparing
 from migtools.squash.compare import REPLACED, SQUASH, Key
 
@@ -119,7 +120,7 @@ def supported(alias: str) -> bool:
 def scratch_names(alias: str) -> tuple[str, str]:
     """The two scratch database names, derived from the alias's test database name."""
     wrapper = connections[alias]
-    base = str(wrapper.creation._get_test_db_name())  # type: ignore[attr-defined]
+    base = _django.test_database_name(wrapper)
     base = base[: 63 - len("_squash_a")]
     return f"{base}_squash_a", f"{base}_squash_b"
 
@@ -138,7 +139,7 @@ def scratch_database(alias: str, name: str) -> Iterator[BaseDatabaseWrapper]:
     wrapper = connections[alias]
     quoted = wrapper.ops.quote_name(name)
     try:
-        with wrapper._nodb_cursor() as cursor:
+        with _django.server_cursor(wrapper) as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
             cursor.execute(f"CREATE DATABASE {quoted}")
     except DatabaseError as exc:
@@ -157,7 +158,7 @@ def scratch_database(alias: str, name: str) -> Iterator[BaseDatabaseWrapper]:
     finally:
         scratch.close()
         connections[alias] = wrapper
-        with wrapper._nodb_cursor() as cursor:
+        with _django.server_cursor(wrapper) as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {quoted}")
 
 

@@ -30,6 +30,7 @@ from django.db.backends.base.creation import TEST_DATABASE_PREFIX
 from django.db.migrations.migration import Migration
 from django.db.migrations.state import ProjectState, StateApps
 
+from migtools import dberrors
 from migtools.backfill.runners import inline_only
 from migtools.conf import default_app
 from migtools.errors import MigrationTestError
@@ -42,10 +43,8 @@ __all__ = ["MigrationTestError", "Migrator"]
 
 def _check_alias(alias: str, owner: str) -> BaseDatabaseWrapper:
     if alias not in connections.settings:
-        known = ", ".join(sorted(connections.settings))
-        raise MigrationTestError(
-            f"{owner}: connection = {alias!r} is not a database alias (DATABASES has: {known})."
-        )
+        unknown = dberrors.unknown_alias(alias, "set connection to one of them")
+        raise MigrationTestError(f"{owner}: connection = {alias!r}: {unknown}")
     return connections[alias]
 
 

@@ -35,6 +35,7 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.loader import MigrationLoader
 
+from migtools.dberrors import sqlstate
 from migtools.errors import SnapshotError
 
 PREFIX = "mt_"
@@ -375,13 +376,5 @@ atexit.register(_finish_at_exit)
 
 
 def _is_object_in_use(exc: BaseException) -> bool:
-    """PostgreSQL's object_in_use (SQLSTATE 55006), read from the driver's error (psycopg 3
-    ``sqlstate``, psycopg 2 ``pgcode``) or the one it caused, never from the message."""
-    current: BaseException | None = exc
-    for _ in range(5):
-        if current is None:
-            return False
-        if (getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)) == "55006":
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+    """PostgreSQL's object_in_use (SQLSTATE 55006), never read from the message."""
+    return sqlstate(exc) == "55006"

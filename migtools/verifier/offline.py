@@ -13,7 +13,7 @@ puts an *offline connection* in its place for the alias, for the duration of the
   literal a server with ``standard_conforming_strings`` receives);
 - large tables are ``MIGTOOLS_LARGE_TABLES`` only (no ``pg_class``);
 - the applied migrations are unknown: the verifier judges every migration as production meets
-  it, with every earlier migration deployed (see ``applied_nodes``);
+  it, with every earlier migration deployed;
 - catalog queries (the schema editor's introspection) read an empty database; any statement
   other than a catalog read or transaction control is refused with ``OperationalError``.
 
@@ -34,7 +34,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import OperationalError
 
 from migtools import conf as mt_settings
-from migtools.errors import UsageError
+from migtools import dberrors
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -85,26 +85,15 @@ def reason(connection: BaseDatabaseWrapper) -> str | None:
     try:
         connection.ensure_connection()
     except OperationalError as exc:
-        return f"database {connection.alias!r} {_where(connection)} unreachable: {first_line(exc)}"
+        return dberrors.unreachable(connection, exc)
     finally:
         if added:
             options.pop("connect_timeout", None)
     return None
 
 
-def _where(connection: BaseDatabaseWrapper) -> str:
-    settings = connection.settings_dict
-    host = settings.get("HOST") or "local socket"
-    port = settings.get("PORT") or "5432"
-    return f"at {host}:{port}"
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    line = text.splitlines()[0].strip()
-    # psycopg repeats the target: keep the server's own words.
-    marker = line.rfind("failed: ")
-    return line[marker + len("failed: ") :] if marker >= 0 else line
+#: The server's words from an error (offline refusals print it as their one line).
+first_line = dberrors.reason
 
 
 def default_version(connection: BaseDatabaseWrapper) -> int:
@@ -122,7 +111,7 @@ def reachable_or_offline(
     try:
         connection = connections[alias]
     except Exception:
-        raise UsageError(f"Unknown database alias {alias!r}.") from None
+        raise dberrors.unknown_alias(alias) from None
     why = reason(connection)
     if why is None:
         yield connection, None
@@ -164,15 +153,6 @@ def _offline_connection(connection: BaseDatabaseWrapper) -> BaseDatabaseWrapper:
     cls = type(f"Offline{base.__name__}", (_OfflineMixin, base), {})
     wrapper: BaseDatabaseWrapper = cls(settings, connection.alias)
     return wrapper
-
-
-def applied_nodes(connection: BaseDatabaseWrapper, nodes: Any) -> set[tuple[str, str]] | None:
-    """What the verifier takes as applied: None online (ask the database); offline, every
-    node of the plan, i.e. each migration judged with every earlier one deployed, as
-    production meets it (so a table counts as new only in the migration creating it)."""
-    if not is_offline(connection):
-        return None
-    return set(nodes)
 
 
 # -- the offline connection -------------------------------------------------------------

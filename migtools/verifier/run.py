@@ -11,7 +11,6 @@ the registry is rendered once, at the first selected migration, and kept in step
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +22,7 @@ from migtools import conf as mt_settings
 from migtools import project
 from migtools.rules.catalogue import configured_levels
 from migtools.rules.engine import Engine, large_tables
+from migtools.rules.operation import created_tables
 from migtools.verifier import offline
 from migtools.verifier.fast import one_client_cursor, step
 from migtools.verifier.report import MigrationReport, Report
@@ -89,6 +89,7 @@ class Verifier:
         *,
         one_deploy: bool = False,
         deployed: Collection[Node] | None = None,
+        judged: Collection[Node] | None = None,
     ) -> Report:
         """Verify ``selected`` in plan order, in one linear pass: the state of the migrations
         before the first selected one is built without rendering a model; from there on the
@@ -101,15 +102,19 @@ class Verifier:
         without it (a full run) each migration is judged as production meets it, with every
         earlier migration deployed: a table is new only in the migration that creates it.
         ``deployed``: the unselected migrations the state is built from (default: every
-        earlier node of the plan; the preflight passes the applied ones)."""
-        if not selected:
+        earlier node of the plan; the preflight passes the applied ones). ``judged``: of the
+        selected nodes, only these are judged (the preflight: the checked ones); the others
+        only advance the state (no SQL collected) and, with ``one_deploy``, the tables they
+        create count as new."""
+        wanted = set(selected)
+        to_judge = wanted if judged is None else wanted & set(judged)
+        if not to_judge:
             return Report()
         plan = full_plan(self.loader)
-        wanted = set(selected)
         if deployed is not None:
             keep = wanted | set(deployed)
             plan = [n for n in plan if n in keep]
-        positions = [i for i, n in enumerate(plan) if n in wanted]
+        positions = [i for i, n in enumerate(plan) if n in to_judge]
         nodes = self.loader.graph.nodes
         state = ProjectState(real_apps=self.loader.unmigrated_apps)
         deploy_tables: set[str] = set()
@@ -117,12 +122,14 @@ class Verifier:
         with one_client_cursor(self.connection):
             for node in plan[: positions[-1] + 1]:
                 migration = nodes[node]
-                if node in wanted:
+                if node in to_judge:
                     new_tables = deploy_tables if one_deploy else set()
                     out.append(self.verify_migration(migration, state, new_tables))
                     if progress is not None:
                         progress(len(out), len(positions))
                     continue
+                if one_deploy and node in wanted:
+                    deploy_tables |= created_tables(migration)
                 for operation in migration.operations:
                     step(state, operation, migration.app_label)
         return Report(out, new_tables=frozenset(deploy_tables))
@@ -169,13 +176,6 @@ def findings_for_files(paths: Iterable[str | Path], connection: BaseDatabaseWrap
     selected = {n for n, m in loader.graph.nodes.items() if path_of(m) in wanted}
     # The files just written are unapplied and deploy together.
     return Verifier(connection, loader).run(selected, one_deploy=True)
-
-
-def migration_file_line(migration: Migration) -> int:
-    try:
-        return inspect.getsourcelines(type(migration))[1]
-    except (OSError, TypeError):
-        return 1
 
 
 def lines_for_written(paths: Iterable[str | Path], database: str = "default") -> list[str]:

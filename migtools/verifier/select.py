@@ -13,8 +13,8 @@ from django.apps import apps as django_apps
 from django.db.migrations.loader import MigrationLoader
 
 from migtools import project
-from migtools.errors import UnknownAppError, UnknownMigrationError
-from migtools.safety.policy import in_baseline
+from migtools.errors import NoMigrationsError, UnknownAppError, UnknownMigrationError
+from migtools.rules.scope import in_baseline
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -67,6 +67,8 @@ def select(
             django_apps.get_app_config(app_label)
         except LookupError:
             raise UnknownAppError(app_label) from None
+        if app_label not in loader.migrated_apps:
+            raise NoMigrationsError(app_label)
         labels = {app_label}
     else:
         labels = set(default_apps())

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import OperationalError
 
+from migtools import dberrors
 from migtools.backfill import runners, status
 from migtools.management.base import MigtoolsCommandMixin
 
@@ -23,19 +24,11 @@ class Command(MigtoolsCommandMixin, BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         alias = options["database"]
-        if alias not in connections.settings:
-            raise CommandError(f"Unknown database alias {alias!r}.", returncode=2)
-        connection = connections[alias]
+        connection = connections[alias]  # an unknown alias: exit 2 (MigtoolsCommandMixin)
         try:
             connection.ensure_connection()
         except OperationalError as exc:
-            cfg = connection.settings_dict
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise CommandError(
-                f"Database {alias!r} ({cfg.get('HOST') or 'localhost'}:{cfg.get('PORT') or 5432}) "
-                f"is unreachable: {reason}",
-                returncode=1,
-            ) from exc
+            raise dberrors.unavailable(alias, exc) from exc
         if options["run"]:
             job = runners.locate(options["run"], alias)
             record = runners.finish(job, stream=self.stderr)

@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import CommandError
 from django.core.management.commands.makemigrations import Command as DjangoCommand
 from django.db.migrations import Migration
 from django.db.migrations.writer import MigrationWriter
@@ -22,7 +21,7 @@ from migtools import conf as mt_settings
 from migtools import project
 from migtools.authoring import writer
 from migtools.authoring.autodetector import MigrationAutodetector
-from migtools.errors import ConflictError, LockfileError
+from migtools.errors import ConflictError, LockfileError, StaleLockfileError, UsageError
 from migtools.graph import disk as graph
 from migtools.graph import lockfile
 from migtools.management.base import MigtoolsCommandMixin
@@ -70,9 +69,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             and writer.needs_name(changes)
         ):
             labels = " ".join(sorted(changes))
-            raise CommandError(
-                NAME_REQUIRED.format(labels=f"{labels} " if labels else ""), returncode=2
-            )
+            raise UsageError(NAME_REQUIRED.format(labels=f"{labels} " if labels else ""))
         for app_label, migrations in changes.items():
             for migration in migrations:
                 path = Path(MigrationWriter(migration).path)
@@ -112,12 +109,11 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             mismatches = lockfile.check(path, disk)
         except (LockfileError, ConflictError) as exc:
             # A missing, unreadable or conflicted lockfile is stale too (exit 2).
-            raise CommandError(str(exc), returncode=2) from None
+            raise StaleLockfileError(str(exc)) from None
         if mismatches:
             for mismatch in mismatches:
                 self.stderr.write(mismatch.describe())
-            raise CommandError(
+            raise StaleLockfileError(
                 f"{self.get_relative_path(str(path))} is stale: run 'python manage.py "
-                "makemigrations' or 'python manage.py migrations_lockfile'.",
-                returncode=2,
+                "makemigrations' or 'python manage.py migrations_lockfile'."
             )

@@ -17,7 +17,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 from django.core.management.commands.migrate import Command as DjangoCommand
 from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrate_signal
 from django.db import connections
@@ -27,9 +27,10 @@ from django.db.migrations.loader import AmbiguityError
 from django.db.models.signals import pre_migrate
 
 from migtools.authoring.autodetector import MigrationAutodetector
-from migtools.errors import UnknownAppError
-from migtools.management.base import MigtoolsCommandMixin, check_database_alias
-from migtools.safety import policy
+from migtools.errors import ConflictError, FindingsError, UsageError
+from migtools.management.base import MigtoolsCommandMixin, check_app_label, check_database_alias
+from migtools.safety import deploy
+from migtools.safety._django import applied_state
 from migtools.safety.deploy import pre_deploy_plan
 from migtools.safety.lock import migrate_lock
 from migtools.safety.preflight import Preflight, judge_plan
@@ -53,7 +54,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         database = options["database"]
         check_database_alias(database)
         if options.get("app_label"):
-            self._app_label_or_error(options["app_label"])
+            check_app_label(options["app_label"])
         if not options["skip_checks"]:
             # Settings errors (migtools.E1xx) stop here, before the first SQL statement
             # (the advisory lock); Django's handle() then skips running them again.
@@ -77,7 +78,8 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
                     if using != database or judged or options["fake"]:
                         return
                     judged.append(True)
-                    loader = MigrationExecutor(connection).loader
+                    # Built only when the plan holds a checked migration.
+                    loader = lambda: MigrationExecutor(connection).loader  # noqa: E731
                     stack.enter_context(self._preflight(connection, loader, plan or []))
 
                 pre_migrate.connect(
@@ -91,7 +93,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         result = judge_plan(connection, loader, plan)
         self._print_warnings(result)
         result.raise_if_refused()
-        return policy.deploying(connection.alias, result.new_tables)
+        return deploy.applying(connection, result.new_tables)
 
     def _print_warnings(self, result: Preflight) -> None:
         for f in result.warnings:
@@ -123,7 +125,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
                 )
             )
             if options["check_unapplied"]:
-                raise CommandError("migrate would refuse the plan.", returncode=1)
+                raise FindingsError("migrate would refuse the plan.")
 
     def _targets(
         self, executor: MigrationExecutor, options: dict[str, Any]
@@ -148,9 +150,8 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
 
     def _pre_deploy(self, connection: BaseDatabaseWrapper, *args: Any, **options: Any) -> None:
         if options["fake"] or options["fake_initial"] or options["prune"] or options["plan"]:
-            raise CommandError(
-                "--pre-deploy cannot be combined with --fake/--fake-initial/--prune/--plan.",
-                returncode=2,
+            raise UsageError(
+                "--pre-deploy cannot be combined with --fake/--fake-initial/--prune/--plan."
             )
         self.verbosity = options["verbosity"]
         self.interactive = options["interactive"]
@@ -158,21 +159,19 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         executor.loader.check_consistent_history(connection)
         conflicts = executor.loader.detect_conflicts()
         if conflicts:
-            names = "; ".join(f"{', '.join(v)} in {k}" for k, v in conflicts.items())
-            raise CommandError(f"Conflicting migrations detected ({names}).")
+            raise ConflictError(conflicts)
         app_label = options.get("app_label")
         if app_label:
-            self._app_label_or_error(app_label, executor)
+            check_app_label(app_label, executor.loader.migrated_apps)
             targets: list[tuple[str, str | None]] = [
                 key for key in executor.loader.graph.leaf_nodes() if key[0] == app_label
             ]
         else:
             targets = list(executor.loader.graph.leaf_nodes())
         if options.get("migration_name"):
-            raise CommandError(
+            raise UsageError(
                 "--pre-deploy applies up to the leaves; to apply one migration give "
-                "`migrate APP NAME` without --pre-deploy.",
-                returncode=2,
+                "`migrate APP NAME` without --pre-deploy."
             )
         plan, deferred = pre_deploy_plan(executor, targets)
         with self._preflight(connection, executor.loader, plan):
@@ -186,7 +185,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         plan: list[tuple[Any, bool]],
         deferred: list[tuple[Any, str]],
     ) -> None:
-        pre_state = executor._create_project_state(with_applied_migrations=True)  # type: ignore[attr-defined]
+        pre_state = applied_state(executor)
         emit_pre_migrate_signal(
             self.verbosity,
             self.interactive,
@@ -222,22 +221,3 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             )
             for migration, reason in deferred:
                 self.stdout.write(f"  {migration.app_label}.{migration.name} ({reason})")
-
-    def _app_label_or_error(
-        self, app_label: str, executor: MigrationExecutor | None = None
-    ) -> None:
-        """An unknown app label, or one without migrations, is bad usage: exit 2."""
-        from django.apps import apps
-
-        try:
-            apps.get_app_config(app_label)
-        except LookupError:
-            raise UnknownAppError(app_label) from None
-        if executor is None:
-            from migtools.graph import disk
-
-            migrated = disk.locate(app_label)[1] is not None
-        else:
-            migrated = app_label in executor.loader.migrated_apps
-        if not migrated:
-            raise CommandError(f"App '{app_label}' does not have migrations.", returncode=2)

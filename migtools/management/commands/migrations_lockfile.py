@@ -5,9 +5,10 @@ from __future__ import annotations
 from argparse import ArgumentParser
 from typing import Any, ClassVar
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from migtools import project
+from migtools.errors import CheckFailedError
 from migtools.graph import disk as graph
 from migtools.graph import lockfile
 from migtools.management.base import MigtoolsCommandMixin, display_path
@@ -36,7 +37,7 @@ class Command(MigtoolsCommandMixin, BaseCommand):
             if mismatches:
                 for mismatch in mismatches:
                     self.stderr.write(mismatch.describe())
-                raise CommandError(lockfile.stale_message(display_path(path), len(mismatches)))
+                raise CheckFailedError(lockfile.stale_message(display_path(path), len(mismatches)))
             if options["verbosity"] >= 1:
                 self.stdout.write(f"{display_path(path)} is up to date.")
             return

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.core.management.base import CommandError, CommandParser
+from django.core.management.base import CommandParser
 from django.core.management.commands import sqlmigrate
 from django.db.migrations.loader import AmbiguityError
 from django.db.utils import OperationalError
 
-from migtools.errors import UnknownAppError
-from migtools.management.base import MigtoolsCommandMixin
+from migtools.errors import DatabaseUnavailableError, FindingsError, UnknownMigrationError
+from migtools.management.base import MigtoolsCommandMixin, check_app_label
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -31,27 +31,20 @@ class Command(MigtoolsCommandMixin, sqlmigrate.Command):
             help="Exit with status 1 when an error-level finding is reported.",
         )
 
-    def execute(self, *args: Any, **options: Any) -> str | None:
-        self._errors = 0
-        output = super().execute(*args, **options)
+    _errors = 0
+
+    def finished(self, **options: Any) -> None:
         if options.get("check") and self._errors:
-            raise CommandError(
+            raise FindingsError(
                 f"{self._errors} error-level migtools finding(s); see the "
-                "'-- migtools:' lines above.",
-                returncode=1,
+                "'-- migtools:' lines above."
             )
-        return output
 
     def handle(self, *args: Any, **options: Any) -> str:
-        from django.apps import apps
-
         from migtools.verifier import offline
 
         app_label, name = options["app_label"], options["migration_name"]
-        try:
-            apps.get_app_config(app_label)
-        except LookupError:
-            raise UnknownAppError(app_label) from None
+        check_app_label(app_label)
         # With no reachable database, an offline connection stands in for the alias (Django's
         # own backwards path included) and one line on stderr says so.
         with offline.reachable_or_offline(options["database"]) as (connection, offline_run):
@@ -62,7 +55,7 @@ class Command(MigtoolsCommandMixin, sqlmigrate.Command):
                     return str(super().handle(*args, **options))
                 return self._annotated(connection, app_label, name, options)
             except OperationalError as exc:
-                raise CommandError(offline.first_line(exc), returncode=1) from None
+                raise DatabaseUnavailableError(offline.first_line(exc)) from None
 
     def _annotated(
         self, connection: BaseDatabaseWrapper, app_label: str, name: str, options: Any
@@ -71,17 +64,16 @@ class Command(MigtoolsCommandMixin, sqlmigrate.Command):
         from migtools.verifier.select import load
 
         loader = load(connection, replace=False)
-        if app_label not in loader.migrated_apps:
-            raise CommandError(f"App '{app_label}' does not have migrations")
+        check_app_label(app_label, loader.migrated_apps)
         try:
             migration = loader.get_migration_by_prefix(app_label, name)
         except AmbiguityError:
-            raise CommandError(
+            raise UnknownMigrationError(
                 f"More than one migration matches '{name}' in app '{app_label}'. Please be "
                 "more specific."
             ) from None
         except KeyError:
-            raise CommandError(
+            raise UnknownMigrationError(
                 f"Cannot find a migration matching '{name}' from app '{app_label}'. Is it in "
                 "INSTALLED_APPS?"
             ) from None

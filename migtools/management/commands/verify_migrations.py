@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import OperationalError
 
+from migtools.errors import DatabaseUnavailableError, FindingsError, UsageError
 from migtools.management.base import MigtoolsCommandMixin
 from migtools.verifier import report as report_formats
 
@@ -50,7 +51,7 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         from migtools.verifier.run import verify
 
         if options["migration_name"] and not options["app_label"]:
-            raise CommandError("NAME needs APP.", returncode=2)
+            raise UsageError("NAME needs APP.")
         fmt = options["fmt"]
         progress = None
         if fmt == "text" and sys.stderr.isatty() and options["verbosity"] >= 1:
@@ -58,8 +59,8 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         with offline.reachable_or_offline(options["database"]) as (connection, offline_run):
             if offline_run is not None:
                 if options["unapplied"]:
-                    raise CommandError(
-                        f"--unapplied needs the database: {offline_run.reason}.", returncode=1
+                    raise DatabaseUnavailableError(
+                        f"--unapplied needs the database: {offline_run.reason}."
                     )
                 self.stderr.write(offline_run.line())
             try:
@@ -72,7 +73,7 @@ class Command(MigtoolsCommandMixin, BaseCommand):
                     progress=progress,
                 )
             except OperationalError as exc:
-                raise CommandError(offline.first_line(exc), returncode=1) from None
+                raise DatabaseUnavailableError(offline.first_line(exc)) from None
         if progress is not None:
             self.stderr.write("\r\033[K", ending="")
         if fmt == "json":
@@ -92,10 +93,9 @@ class Command(MigtoolsCommandMixin, BaseCommand):
             )
             self.stdout.write("\n".join(lines))
         if report.errors:
-            raise CommandError(
+            raise FindingsError(
                 f"{report.errors} error-level finding(s). Fix them, or silence one with "
-                "`ignore_rules = {'<rule id>': '<reason>'}` on the migration.",
-                returncode=1,
+                "`ignore_rules = {'<rule id>': '<reason>'}` on the migration."
             )
 
     def _progress(self, done: int, total: int) -> None:

@@ -1,16 +1,14 @@
-"""Which migrations migtools checks on apply.
+"""Which migrations migtools checks.
 
 A migration is *checked* when it is a ``CheckedMigration`` (wherever it lives) or belongs to a
 managed app (``MIGTOOLS_APPS``), unless it says ``checked = False`` or lies at or before the
 app's ``MIGTOOLS_BASELINE`` migration. What a checked migration may do is decided by the rule
-engine (``migtools.rules.engine``): ``migrate``'s preflight (``migtools.safety.preflight``)
-and the editor's apply-time backstop both call it.
+engine (``migtools.rules.engine``): ``migrate``'s preflight (``migtools.safety.preflight``),
+the editor's apply-time backstop and the verifier all ask this module which migrations count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -63,27 +61,3 @@ def is_checked(migration: Migration) -> bool:
     elif migration.app_label not in managed_labels():
         return False
     return not in_baseline(migration)
-
-
-# Tables the plan ``migrate`` is applying creates, per database alias: the preflight judged the
-# plan as one deploy (a table created anywhere in it is new), and the apply-time backstop
-# judges each migration of it the same way.
-_DEPLOY_NEW_TABLES: dict[str, frozenset[str]] = {}
-
-
-@contextmanager
-def deploying(alias: str, new_tables: Iterable[str]) -> Iterator[None]:
-    """While ``migrate`` applies a plan its preflight passed: the plan's new tables."""
-    before = _DEPLOY_NEW_TABLES.get(alias)
-    _DEPLOY_NEW_TABLES[alias] = frozenset(new_tables)
-    try:
-        yield
-    finally:
-        if before is None:
-            _DEPLOY_NEW_TABLES.pop(alias, None)
-        else:
-            _DEPLOY_NEW_TABLES[alias] = before
-
-
-def deploy_new_tables(alias: str) -> frozenset[str]:
-    return _DEPLOY_NEW_TABLES.get(alias, frozenset())

@@ -1,0 +1,158 @@
+"""Benchmark: ``migrate`` of an empty database, plain Django against migtools with every app
+baselined (issue 21: "judge only what is checked"), in one run on the same server.
+
+    python bench/migrate_baseline.py [--apps 20] [--migrations 60] [--reps 3] [--keep DIR]
+
+On a generated project (bench/generate.py: ``--apps`` x ``--migrations`` AddField chains with
+cross-app ForeignKeys, contenttypes and auth), each repetition creates fresh databases and runs
+``manage.py migrate -v 0`` as a whole process, interleaved:
+
+- plain: Django alone (``migtools`` removed from ``INSTALLED_APPS``, Django's ENGINE);
+- ours: migtools installed, every app baselined at its leaf (``MIGTOOLS_BASELINE``), Django's
+  ENGINE;
+- ours, migtools ENGINE: the same with ``migtools.db.backends.postgresql``;
+- ours, not baselined (for information, one run): every migration checked and judged.
+
+Prints the median of each and the ratio to plain (whole process: ``migrate`` dwarfs Django's
+start-up here). Target: ours <= 1.05x plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from bench.generate import Project, generate  # noqa: E402
+from tests.pgserver import ensure_database_url  # noqa: E402
+
+VARIANTS = """\
+import os
+
+from benchsite.settings import *  # noqa: F403
+
+DATABASES["default"]["NAME"] = os.environ["BENCH_DB"]  # noqa: F405
+VARIANT = os.environ["BENCH_VARIANT"]
+if VARIANT == "plain":
+    INSTALLED_APPS = [a for a in INSTALLED_APPS if a != "migtools"]  # noqa: F405
+else:
+    SILENCED_SYSTEM_CHECKS = ["migtools.W001"]
+    if VARIANT != "unbaselined":
+        MIGTOOLS_BASELINE = {LEAVES!r}
+    if VARIANT == "engine":
+        DATABASES["default"]["ENGINE"] = "migtools.db.backends.postgresql"  # noqa: F405
+"""
+
+NAMES = {
+    "plain": "plain Django",
+    "ours": "migtools, baselined",
+    "engine": "migtools ENGINE, baselined",
+    "unbaselined": "migtools, nothing baselined",
+}
+
+
+def create_database(url: str) -> str:
+    name = f"bench_migrate_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name
+
+
+def drop_database(url: str, name: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def run(project: Project, url: str, variant: str) -> tuple[float, int, str]:
+    db = create_database(url)
+    env = {
+        **project.env,
+        "DJANGO_SETTINGS_MODULE": "benchsite.settings_variants",
+        "BENCH_DB": db,
+        "BENCH_VARIANT": variant,
+    }
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [project.python, str(project.manage_py), "migrate", "-v", "0"],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    drop_database(url, db)
+    return wall, proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--apps", type=int, default=20)
+    parser.add_argument("--migrations", type=int, default=60, help="migrations per app")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--keep", type=Path, help="generate into DIR and leave it there")
+    parser.add_argument("--no-unbaselined", action="store_true")
+    args = parser.parse_args(argv)
+
+    url = ensure_database_url()
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    tmp = Path(tempfile.mkdtemp(prefix="migtools_bench_migrate_"))
+    root = args.keep or tmp / "proj"
+    project = generate(
+        root, args.apps, args.migrations, cross_app_fks=True, database_url=url, overwrite=True
+    )
+    (project.root / "benchsite" / "settings_variants.py").write_text(
+        VARIANTS.replace("{LEAVES!r}", repr(project.leaves))
+    )
+    subprocess.run(
+        [project.python, "-m", "compileall", "-q", str(project.root)],
+        env=project.env,
+        check=True,
+        capture_output=True,
+    )
+    total = project.migration_count + 30  # contenttypes and auth, roughly
+    print(f"migrate from empty: {project.migration_count} project migrations (+ contrib), ")
+    print(f"{args.reps} interleaved repetitions, median of whole processes")
+    variants = ["plain", "ours", "engine"]
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for v in variants:  # warm-up: caches, the server's catalog
+        _wall, rc, out = run(project, admin, v)
+        if rc:
+            print(f"{NAMES[v]}: exit {rc}\n{out[-2000:]}", file=sys.stderr)
+            return 1
+    for _ in range(args.reps):
+        for v in variants:
+            wall, rc, out = run(project, admin, v)
+            if rc:
+                print(f"{NAMES[v]}: exit {rc}\n{out[-2000:]}", file=sys.stderr)
+                return 1
+            times[v].append(wall)
+    plain = statistics.median(times["plain"])
+    for v in variants:
+        median = statistics.median(times[v])
+        spread = ", ".join(f"{t:.2f}" for t in times[v])
+        print(f"  {NAMES[v]:<30} {median:7.2f} s  ({median / plain:5.3f}x plain)  [{spread}]")
+    if not args.no_unbaselined:
+        wall, rc, out = run(project, admin, "unbaselined")
+        verdict = "applied" if rc == 0 else f"exit {rc} (refused: {out.splitlines()[-1][:100]})"
+        print(
+            f"  {NAMES['unbaselined']:<30} {wall:7.2f} s  ({wall / plain:5.3f}x plain), {verdict}"
+        )
+    ours = max(statistics.median(times[v]) for v in ("ours", "engine"))
+    verdict = "OK" if ours <= 1.05 * plain else "ABOVE TARGET"
+    print(f"target: baselined <= 1.05x plain: {ours / plain:.3f}x, {verdict} ({total} migrations)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
