@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 
+from migtools.errors import SquashError
 from migtools.management.base import MigtoolsCommandMixin
 from migtools.squash import proof as proving
 from migtools.squash.compare import fmt
@@ -63,6 +64,4 @@ class Command(MigtoolsCommandMixin, BaseCommand):
                 for line in item.elided:
                     self.stdout.write(f"    {line}")
         if different:
-            raise CommandError(
-                f"{different} squashed migration(s) differ from what they replace.", returncode=1
-            )
+            raise SquashError(f"{different} squashed migration(s) differ from what they replace.")
