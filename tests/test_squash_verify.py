@@ -126,5 +126,6 @@ def test_unreachable_database_compares_offline_in_one_line(project: MiniProject)
     )
     result = project.manage("verify_squashes")
     assert result.returncode == 0, result.err
-    assert result.out.startswith("Compared offline only: database 'default' is unreachable (")
+    assert result.out.startswith("Compared offline only: database 'default' (name ")
+    assert "port 1) is unreachable: " in result.out
     assert "faithful (state)" in result.out

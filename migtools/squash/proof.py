@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from django.db import connections
 
-from migtools import project
+from migtools import dberrors, project
 from migtools.squash import compare, schema
 
 
@@ -37,8 +37,7 @@ def _database_reason(alias: str | None) -> str | None:
     try:
         connections[alias].ensure_connection()
     except (OperationalError, InterfaceError) as exc:
-        reason = " ".join(str(exc.__cause__ or exc).split())
-        return f"database '{alias}' is unreachable ({reason})"
+        return dberrors.unreachable(alias, exc)
     return None
 
 

@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 
 from django.db import connections
 
-from migtools import project
+from migtools import dberrors, project
 from migtools.errors import (
     DatabaseUnavailableError,
     SquashError,
-    UnknownDatabaseError,
     UsageError,
 )
 from migtools.gitrepo import GitRepo
@@ -58,17 +57,17 @@ def _recorded(alias: str) -> set[Key]:
             return set()
         return {(str(a), str(n)) for a, n in recorder.applied_migrations()}
     except DatabaseError as exc:
-        reason = " ".join(str(exc.__cause__ or exc).split())
+        text = dberrors.unreachable(alias, exc)
         raise DatabaseUnavailableError(
-            f"Database '{alias}' is unavailable ({reason}): prune_squashed must see where the "
-            "squashes are deployed. Nothing was changed."
+            f"{text[0].upper()}{text[1:]}: prune_squashed must see where the squashes are "
+            "deployed. Nothing was changed."
         ) from None
 
 
 def run(options: Options, report: Report) -> None:
     for alias in options.databases:
         if alias not in connections.databases:
-            raise UnknownDatabaseError(alias, sorted(connections.databases))
+            raise dberrors.unknown_alias(alias)
     labels = [project.app_config(label).label for label in options.app_labels] or None
     repo = GitRepo.find(project.lockfile_path())
 
