@@ -344,7 +344,10 @@ DATABASES = {{"default": dj_database_url.parse(os.environ["DATABASE_URL"])}}
 if os.environ.get("LARGE_DB"):
     DATABASES["default"]["NAME"] = os.environ["LARGE_DB"]
 if os.environ.get("LARGE_TEST_DB"):
+    # The test database is one `migrate` built already (reused with --reuse-db), not a clone
+    # of a template.
     DATABASES["default"]["TEST"] = {{"NAME": os.environ["LARGE_TEST_DB"]}}
+    MIGTOOLS_TEST_TEMPLATES = False
 if os.environ.get("LARGE_MIGTOOLS_ENGINE"):
     DATABASES["default"]["ENGINE"] = "migtools.db.backends.postgresql"
 
