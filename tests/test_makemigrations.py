@@ -222,3 +222,23 @@ def test_several_leaves_point_at_update_migration_never_at_merge(tmp_path: Path)
         assert "Conflicting migrations detected" in result.err, result.err
         assert "python manage.py update_migration" in result.err, args
         assert "Traceback" not in result.err
+
+
+def test_integer_to_big_integer_is_refused_before_writing(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p")
+    proj.add_model_field("shop", "qty = models.IntegerField(null=True)")
+    assert proj.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    models = proj.root / "shop" / "models.py"
+    models.write_text(
+        models.read_text().replace(
+            "qty = models.IntegerField(null=True)", "qty = models.BigIntegerField(null=True)"
+        )
+    )
+    before = proj.snapshot()
+    result = proj.manage("makemigrations", "shop", "-n", "widen_qty")
+    assert result.returncode == 1, result.out + result.err
+    assert "shop.Item.qty: IntegerField -> BigIntegerField rewrites the table" in result.err
+    assert "[column-type-change]" in result.err
+    assert "--explain column-type-change` for why and the full recipe" in result.err
+    assert "error" not in result.out
+    assert proj.snapshot() == before  # refused before writing
