@@ -22,7 +22,6 @@ from django.db.migrations.autodetector import MigrationAutodetector as DjangoAut
 from migtools.errors import UnsafeModelChangeError
 from migtools.operations import DeletionAction, SafeDeleteModel, SafeRemoveField
 
-
 # Widening an integer column changes its type: PostgreSQL rewrites the table.
 _NARROW_INTEGERS = frozenset(
     {"IntegerField", "SmallIntegerField", "PositiveIntegerField", "PositiveSmallIntegerField"}
