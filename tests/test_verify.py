@@ -1048,3 +1048,31 @@ class Migration(CheckedMigration):
     dependencies = [("shop", "0002_memo")]
     operations = [migrations.RemoveField("item", "name")]
 """
+
+
+ADD_INDEXED_CHAR = """\
+from django.db import migrations, models
+
+from migtools import CheckedMigration
+
+
+class Migration(CheckedMigration):
+    is_post_deployment = False
+    dependencies = [("shop", "0001_initial")]
+    operations = [
+        migrations.AddField("item", "code", models.CharField(max_length=10, null=True, db_index=True)),
+    ]
+"""
+
+
+def test_an_index_and_its_like_twin_are_one_finding(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", extra_settings="MIGTOOLS_LARGE_TABLES = ['shop_item']\n")
+    assert project.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    assert project.manage("migrate", "shop", "-v0").returncode == 0
+    project.write("shop/migrations/0002_code.py", ADD_INDEXED_CHAR)
+    result = project.manage("verify_migrations", "shop", "0002", "--format", "json")
+    findings = json.loads(result.out)["findings"]
+    rules = sorted(f["rule"] for f in findings)
+    assert rules == ["index-not-concurrent", "index-on-large-table-not-post-deployment"], findings
+    assert all("(and its _like twin)" in f["message"] for f in findings)
+    assert not any("_like" in (f["sql"] or "") for f in findings)

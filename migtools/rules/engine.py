@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -309,7 +310,7 @@ class Engine:
                     statement_index=h.statement_index if isinstance(h, Hit) else None,
                 )
             )
-        return findings, has_ddl, has_data
+        return _twins_grouped(findings), has_ddl, has_data
 
     def _level(self, rule_id: str, migration: Migration) -> Level:
         return effective_level(rule_id, migration, levels=self.levels)
@@ -402,6 +403,36 @@ class Engine:
                     )
         _locate(out, path if path is not None else migration_path(migration))
         return out
+
+
+_INDEX_NAME = re.compile(
+    r'CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF NOT EXISTS\s+)?"([^"]+)"', re.I
+)
+
+
+def _twins_grouped(findings: list[Finding]) -> list[Finding]:
+    """One index and its ``_like`` twin (the varchar_pattern_ops index Django adds for a
+    CharField/TextField) are one finding: the twin's is dropped, the index's names both."""
+
+    def index_name(f: Finding) -> str | None:
+        match = _INDEX_NAME.search(f.sql or "")
+        return match.group(1) if match else None
+
+    plain = {(f.rule_id, index_name(f)) for f in findings if index_name(f)}
+    out: list[Finding] = []
+    twins: set[tuple[str, str]] = set()
+    for f in findings:
+        name = index_name(f)
+        if name and name.endswith("_like") and (f.rule_id, name[: -len("_like")]) in plain:
+            twins.add((f.rule_id, name[: -len("_like")]))
+            continue
+        out.append(f)
+    return [
+        replace(f, message=f"{f.message} (and its _like twin)")
+        if (f.rule_id, index_name(f)) in twins
+        else f
+        for f in out
+    ]
 
 
 def _checks_itself(operation: Operation) -> bool:
