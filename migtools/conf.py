@@ -270,36 +270,39 @@ def apps_setting() -> list[str] | None:
     return labels
 
 
-def lockfile_setting() -> Path | None:
-    """``MIGTOOLS_LOCKFILE_PATH``, or None (then: at the project root). Its directory must
-    exist: a typo must not create a lockfile somewhere else on disk."""
-    value = _raw("LOCKFILE_PATH", None)
+def _file_path(name: str, example: str) -> Path | None:
+    """A path setting naming a file, or None when unset. Its directory must exist: a typo
+    must not create a file somewhere else on disk."""
+    value = _raw(name, None)
     if value is None:
         return None
     if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
         raise _error(
-            "LOCKFILE_PATH",
-            value,
-            "expected a path",
-            'Write e.g. MIGTOOLS_LOCKFILE_PATH = BASE_DIR / "migrations_lockfile.txt".',
+            name, value, "expected a path", f'Write e.g. MIGTOOLS_{name} = BASE_DIR / "{example}".'
         )
     path = Path(value)
     if path.is_dir():
-        raise _error(
-            "LOCKFILE_PATH",
-            value,
-            "is a directory",
-            f"Name the file, e.g. {str(path / 'migrations_lockfile.txt')!r}.",
-        )
+        raise _error(name, value, "is a directory", f"Name the file, e.g. {str(path / example)!r}.")
     if not path.parent.is_dir():
         raise _error(
-            "LOCKFILE_PATH",
+            name,
             value,
             f"its directory {str(path.parent)!r} does not exist",
-            "Fix the path (an absolute path, e.g. BASE_DIR / 'migrations_lockfile.txt') or "
-            "create the directory.",
+            f"Fix the path (an absolute path, e.g. BASE_DIR / '{example}') or create the "
+            "directory.",
         )
     return path
+
+
+def lockfile_setting() -> Path | None:
+    """``MIGTOOLS_LOCKFILE_PATH``, or None (then: at the project root)."""
+    return _file_path("LOCKFILE_PATH", "migrations_lockfile.txt")
+
+
+def table_sizes_setting() -> Path | None:
+    """``MIGTOOLS_TABLE_SIZES``: the recorded table sizes file, or None (then: beside the
+    lockfile, ``migtools.rules.sizes``)."""
+    return _file_path("TABLE_SIZES", "migrations_table_sizes.txt")
 
 
 def rule_levels() -> dict[str, str]:
@@ -473,6 +476,7 @@ SETTINGS: dict[str, tuple[str, Callable[[], object]]] = {
     "PG_VERSION": ("migtools.E117", pg_version),
     "FAST_PATHS": ("migtools.E118", fast_paths),
     "BACKFILL_RUNNER": ("migtools.E119", backfill_runner),
+    "TABLE_SIZES": ("migtools.E120", table_sizes_setting),
 }
 
 #: Settings read elsewhere (by name) that the unknown-name warning must not flag.

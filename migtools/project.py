@@ -75,6 +75,17 @@ def lockfile_path() -> Path:
     return root() / LOCKFILE_NAME
 
 
+TABLE_SIZES_NAME = "migrations_table_sizes.txt"
+
+
+def table_sizes_path() -> Path:
+    """``MIGTOOLS_TABLE_SIZES``, else ``migrations_table_sizes.txt`` beside the lockfile."""
+    configured = conf.table_sizes_setting()
+    if configured is not None:
+        return configured
+    return lockfile_path().with_name(TABLE_SIZES_NAME)
+
+
 _SKIP_DIRS = {
     ".git",
     ".hg",
