@@ -177,3 +177,39 @@ def test_file_round_trip_sorted_per_alias(tmp_path: Path) -> None:
     path.write_text(text.replace("z: 10", "z: ten"))
     with pytest.raises(sizes.TableSizesError, match=r":\d+: expected 'table: rows'"):
         sizes.read(path)
+
+
+HOOK = Path(__file__).resolve().parent.parent / "hooks" / "migtools-verify"
+
+
+def test_the_verify_hook_reads_the_recorded_sizes(project: Path, database: str) -> None:
+    """pre-commit's verify hook, with no database: the staged index on a table recorded as
+    large fails the commit; without the sizes file it could not know."""
+    closed = f"postgres://u:p@127.0.0.1:{_closed_port()}/x"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "DATABASE_URL": closed}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+
+    def hook() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                str(HOOK),
+                "--python",
+                sys.executable,
+                "shop/migrations/0002_index.py",
+            ],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+
+    blind = hook()
+    assert RULE not in blind.stdout, blind.stdout
+    assert "no file" in blind.stderr
+    assert _manage(project, database, "table_sizes", "--write").returncode == 0
+    seen = hook()
+    assert seen.returncode == 1, seen.stdout + seen.stderr
+    assert RULE in seen.stdout
+    assert "table sizes from migrations_table_sizes.txt [default]" in seen.stderr
