@@ -37,8 +37,9 @@ def settings_dir() -> Path:
 def _project() -> tuple[Path, Mapping[str, Any], Path | None]:
     start = settings_dir()
     git_root = pyproject.find_git_root(start)
-    table, source = pyproject.find(start, git_root)
-    base = source.parent if source is not None else git_root or start.parent
+    top = git_root or start.parent  # outside git: no higher than the directory above
+    table, source = pyproject.find(start, top)
+    base = source.parent if source is not None else top
     return base, table, source
 
 
