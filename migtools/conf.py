@@ -450,6 +450,25 @@ def backfill_runner() -> str:
     return str(value)
 
 
+DEFAULT_BACKFILL_LEASE = "60s"
+
+
+def backfill_lease() -> float:
+    """``MIGTOOLS_BACKFILL_LEASE``: a duration (``"60s"``), how long a tasks worker holds a
+    backfill range without renewing it (it renews every third of it while it runs); a range
+    whose worker died is re-enqueued once its lease expired. In seconds."""
+    value = _raw("BACKFILL_LEASE", DEFAULT_BACKFILL_LEASE)
+    ms = duration_ms("BACKFILL_LEASE", value, none_ok=False)
+    if ms is None or ms < 1000:
+        raise _error(
+            "BACKFILL_LEASE",
+            value,
+            "expected a duration of at least 1s",
+            'Write e.g. MIGTOOLS_BACKFILL_LEASE = "60s".',
+        )
+    return ms / 1000
+
+
 # -- The table -----------------------------------------------------------------------------
 
 #: name (without ``MIGTOOLS_``) -> (check id, validator). One line per setting.
@@ -473,6 +492,7 @@ SETTINGS: dict[str, tuple[str, Callable[[], object]]] = {
     "PG_VERSION": ("migtools.E117", pg_version),
     "FAST_PATHS": ("migtools.E118", fast_paths),
     "BACKFILL_RUNNER": ("migtools.E119", backfill_runner),
+    "BACKFILL_LEASE": ("migtools.E120", backfill_lease),
 }
 
 #: Settings read elsewhere (by name) that the unknown-name warning must not flag.
