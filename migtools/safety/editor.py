@@ -44,7 +44,7 @@ from django_zero_downtime_migrations.backends.postgres import (  # type: ignore[
 from migtools import conf as mt_settings
 from migtools.errors import LockTimeoutError, UnsafeMigrationError
 from migtools.rules import scope
-from migtools.safety import deploy, faults, retry
+from migtools.safety import blockers, deploy, faults, retry
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -108,6 +108,8 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         self._timeouts_depth = 0
         self._watching = False
         self._quiet: warnings.catch_warnings[None] | None = None
+        # The last query that hit lock_timeout (its tables name the lock it waited for).
+        self._lock_waited_sql = ""
 
     # -- mode ----------------------------------------------------------------------------
 
@@ -155,7 +157,12 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         queries): the migration's timeouts go in before the first one."""
         if self._watching and not self._timeouts_applied:
             self._apply_timeouts()
-        return execute(sql, params, many, context)
+        try:
+            return execute(sql, params, many, context)
+        except Exception as exc:
+            if faults.is_lock_timeout(exc):
+                self._lock_waited_sql = str(sql)
+            raise
 
     def _stop_watching(self) -> None:
         if self._watching:
@@ -336,10 +343,11 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
 
         def say(progress: retry.Progress) -> None:
             logger.warning(
-                "migtools: %s: lock_timeout (%s) hit; rolled the migration back to release "
+                "migtools: %s: lock_timeout (%s) hit%s; rolled the migration back to release "
                 "its locks, retrying it in %.1fs (retry %d of %d, %.1fs waited so far)",
                 scope.label(migration),
                 mt_settings.lock_timeout(),
+                _while(blockers.holders(self.connection, self._lock_waited_sql)),
                 progress.wait,
                 progress.attempt,
                 progress.retries,
@@ -355,6 +363,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
                     "the whole migration (atomic)",
                     exhausted,
                     "Each attempt was rolled back: nothing of the migration was applied.",
+                    blockers.holders(self.connection, self._lock_waited_sql),
                 )
             ) from exhausted.__cause__
 
@@ -539,10 +548,11 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
 
         def say(progress: retry.Progress) -> None:
             logger.warning(
-                "migtools: %s: lock_timeout (%s) hit; retrying the statement in %.1fs "
+                "migtools: %s: lock_timeout (%s) hit%s; retrying the statement in %.1fs "
                 "(retry %d of %d, %.1fs waited so far): %s",
                 label,
                 mt_settings.lock_timeout(),
+                _while(blockers.holders(self.connection, sql)),
                 progress.wait,
                 progress.attempt,
                 progress.retries,
@@ -556,9 +566,18 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             stuck = retry.try_drop_invalid_leftovers(self.connection, sql, dropped)
             raise LockTimeoutError(
                 retry.gave_up(
-                    label, f"statement {statement}", exhausted, _left_behind(dropped, stuck)
+                    label,
+                    f"statement {statement}",
+                    exhausted,
+                    _left_behind(dropped, stuck),
+                    blockers.holders(self.connection, sql),
                 )
             ) from exhausted.__cause__
+
+
+def _while(waited_for: str) -> str:
+    """`` (lock on "t", held by pid N (…))`` for a retry's log line, or ""."""
+    return f" ({waited_for.replace('waited for a lock on', 'lock on', 1)})" if waited_for else ""
 
 
 def _left_behind(dropped: list[str], stuck: list[str]) -> str:

@@ -126,19 +126,25 @@ def run(
             before_retry()
 
 
-def gave_up(label: str, what: str, exhausted: Exhausted, state: str) -> str:
-    """The message when the retries give up; ``state`` says truly what was left behind."""
+def gave_up(label: str, what: str, exhausted: Exhausted, state: str, waited_for: str = "") -> str:
+    """The message when the retries give up; ``state`` says truly what was left behind,
+    ``waited_for`` who held the lock (``blockers.holders``), when known."""
     cap = (
         f", stopped by MIGTOOLS_LOCK_RETRY_MAX ({mt_settings.lock_retry_max()})"
         if exhausted.capped
         else ""
     )
+    who = (
+        f"It {waited_for}."
+        if waited_for
+        else "Another transaction holds a conflicting lock on the table (find it in "
+        "pg_stat_activity / pg_locks)."
+    )
     return (
         f"{label}: could not get a lock within lock_timeout ({mt_settings.lock_timeout()}); "
         f"{what} was tried {exhausted.attempts} times with backoff and jitter, waiting "
-        f"{exhausted.waited:.1f}s in all{cap}. Another transaction holds a conflicting lock on "
-        f"the table (find it in pg_stat_activity / pg_locks). {state} Run migrate again when "
-        "the table is quieter, or raise MIGTOOLS_LOCK_TIMEOUT."
+        f"{exhausted.waited:.1f}s in all{cap}. {who} {state} Run migrate again when "
+        "the table is quieter (or once that session ends), or raise MIGTOOLS_LOCK_TIMEOUT."
     )
 
 
