@@ -39,7 +39,7 @@ ORDER BY l.relation, l.pid
 """
 
 
-class _Relations(visitors.Visitor):  # type: ignore[misc]
+class _Relations(visitors.Visitor):
     def __init__(self) -> None:
         super().__init__()
         self.found: list[tuple[str | None, str]] = []
