@@ -27,6 +27,7 @@ statement tagged with the lock it takes). migtools adds, per migration:
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -110,6 +111,8 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         self._quiet: warnings.catch_warnings[None] | None = None
         # The last query that hit lock_timeout (its tables name the lock it waited for).
         self._lock_waited_sql = ""
+        # What a failed statement of a non-atomic migration left (an INVALID index dropped).
+        self._failure_left = ""
 
     # -- mode ----------------------------------------------------------------------------
 
@@ -297,14 +300,25 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             if self._timeouts_applied:  # a query ran already: set it now
                 self._set("statement_timeout", self._statement_timeout or "0")
             self.IDEMPOTENT_SQL = not self.atomic_migration
+        operations = (
+            faults.Operations(migration, backwards)
+            if not collect_sql and not self.atomic_migration
+            else None
+        )
+        self._failure_left = ""
         with faults.translated(
             self.connection,
             scope.label(migration),
             atomic=self.atomic_migration,
             statement_timeout_=self._statement_timeout,
             post_deployment=post,
+            operations=operations,
+            left=lambda: self._failure_left,
         ):
-            if collect_sql or not self.atomic_migration:
+            if operations is not None:
+                with operations.watching():
+                    return inner(project_state, self, collect_sql)
+            if collect_sql:
                 return inner(project_state, self, collect_sql)
             return self._run_atomic_with_retries(migration, inner, project_state)
 
@@ -528,6 +542,17 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         with self._no_statement_timeout(light):
             self._execute_with_retries(statement, params, condition)
 
+    def _skip_applied(self, condition: Any) -> bool:
+        """The upstream idempotency check (does what this statement makes already exist?),
+        with the identifiers it splices into string literals escaped."""
+        if condition is not None:
+            condition = zd.Condition(
+                _literal_identifiers(condition.sql),
+                condition.exists,
+                idempotent_mode_only=condition.idempotent_mode_only,
+            )
+        return bool(super()._skip_applied(condition))
+
     def _execute_with_retries(self, statement: Any, params: Any, condition: Any = None) -> None:
         """Run one statement; outside a transaction, retry it on lock timeouts. Each attempt
         first drops the INVALID indexes an earlier timed-out or interrupted concurrent build
@@ -573,6 +598,47 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
                     blockers.holders(self.connection, sql),
                 )
             ) from exhausted.__cause__
+        except Exception as exc:
+            if not faults.is_server_gone(exc, self.connection):
+                self._failure_left = self._clean_after_failure(sql)
+            raise
+
+    def _clean_after_failure(self, sql: str) -> str:
+        """After a statement failed for another reason than a lock timeout (out of
+        temp_file_limit, read-only, a statement timeout): drop the INVALID index a failed
+        concurrent build left, or name it."""
+        try:
+            dropped = retry.drop_invalid_leftovers(self.connection, sql, log=False)
+        except Exception:
+            logger.debug("could not drop the INVALID leftovers", exc_info=True)
+            build = retry.index_build(sql)
+            try:
+                stuck = retry.invalid_leftovers(self.connection, build) if build else []
+            except Exception:
+                stuck = []
+            if stuck:
+                return (
+                    f"The failed index build left INVALID index(es) {', '.join(stuck)} (unused "
+                    "by queries); the next migrate drops them before building again."
+                )
+            return ""
+        if dropped:
+            return (
+                f"The INVALID index(es) the failed build left ({', '.join(dropped)}) were dropped."
+            )
+        return ""
+
+
+# An identifier the upstream editor spliced, quoted, into a string literal of an idempotency
+# check (``to_regclass('"it's tab"')``, ``parse_ident('"odd'idx"')``): a quoted name, or a
+# schema-qualified one, between single quotes.
+_SPLICED = re.compile(r"""'("(?:[^"]|"")*"(?:\."(?:[^"]|"")*")*)'""")
+
+
+def _literal_identifiers(sql: str) -> str:
+    """The check with each spliced identifier made a proper string literal (its single
+    quotes doubled), so names such as ``it's tab`` or ``odd'idx`` are checked, not broken."""
+    return _SPLICED.sub(lambda m: "'" + m.group(1).replace("'", "''") + "'", sql)
 
 
 def _while(waited_for: str) -> str:

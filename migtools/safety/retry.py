@@ -248,7 +248,9 @@ def invalid_leftovers(connection: BaseDatabaseWrapper, build: IndexBuild) -> lis
     return found
 
 
-def drop_invalid_leftovers(connection: BaseDatabaseWrapper, sql: str) -> list[str]:
+def drop_invalid_leftovers(
+    connection: BaseDatabaseWrapper, sql: str, *, log: bool = True
+) -> list[str]:
     """Drop the INVALID leftovers of the concurrent index build ``sql`` (outside a
     transaction; ``DROP INDEX CONCURRENTLY`` waits for the table's writers, so it can hit
     lock_timeout itself, which then counts as a failed attempt). Returns the names dropped."""
@@ -259,7 +261,8 @@ def drop_invalid_leftovers(connection: BaseDatabaseWrapper, sql: str) -> list[st
     for name in invalid_leftovers(connection, build):
         with connection.cursor() as cursor:
             cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-        logger.warning("migtools: dropped INVALID index %s left by a timed-out build", name)
+        if log:
+            logger.warning("migtools: dropped INVALID index %s left by a timed-out build", name)
         dropped.append(name)
     return dropped
 
