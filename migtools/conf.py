@@ -383,7 +383,7 @@ def rule_levels() -> dict[str, str]:
 
 # -- Safety on apply -----------------------------------------------------------------------
 
-DEFAULT_LOCK_TIMEOUT = "5s"
+DEFAULT_LOCK_TIMEOUT = "2s"
 DEFAULT_STATEMENT_TIMEOUT = "5s"
 DEFAULT_LOCK_RETRIES = 3
 DEFAULT_LOCK_RETRY_DELAY = "500ms"
@@ -410,12 +410,46 @@ def lock_timeout_seconds() -> float:
 
 def statement_timeout(post_deployment: bool) -> str | None:
     """``MIGTOOLS_STATEMENT_TIMEOUT`` for pre-deploy migrations; None (no limit) for
-    post-deployment ones, which are expected to be slow, and when the setting is None."""
+    post-deployment ones, which are expected to be slow, and when the setting is None.
+
+    It must be above ``MIGTOOLS_LOCK_TIMEOUT``: PostgreSQL counts a statement's wait for its
+    lock in its statement_timeout, so a statement_timeout at or below the lock_timeout
+    cancels a statement that waits for a lock as if it ran long, and it is neither retried
+    nor reported as the lock wait it is."""
     value = _raw("STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT)
     ms = duration_ms("STATEMENT_TIMEOUT", value, none_ok=True, pg_timeout=True)
-    if ms is None or post_deployment:
+    if ms is None:
+        return None
+    _above_lock_timeout(value, ms)
+    if post_deployment:
         return None
     return str(value).strip()
+
+
+def _above_lock_timeout(value: Any, ms: float) -> None:
+    lock_value = _raw("LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
+    try:
+        lock_ms = duration_ms("LOCK_TIMEOUT", lock_value, none_ok=True, pg_timeout=True)
+    except SettingsError:
+        return  # migtools.E101 says what is wrong with it
+    if lock_ms is not None and ms > lock_ms:
+        return
+    lock = "None (no lock timeout)" if lock_ms is None else repr(str(lock_value).strip())
+    raise _error(
+        "STATEMENT_TIMEOUT",
+        value,
+        f"not above MIGTOOLS_LOCK_TIMEOUT = {lock}: PostgreSQL counts the wait for a lock in "
+        "statement_timeout, so a statement waiting for a lock would be cancelled as a slow "
+        "statement instead of being retried as a lock wait",
+        f'Give a lock timeout below it (e.g. MIGTOOLS_LOCK_TIMEOUT = "{_below(ms)}"), a '
+        "longer statement timeout, or MIGTOOLS_STATEMENT_TIMEOUT = None.",
+    )
+
+
+def _below(ms: float) -> str:
+    """A round lock timeout below ``ms`` milliseconds (the check's hint)."""
+    half = max(1, int(ms // 2))
+    return f"{half / 1000:g}s" if half >= 1000 else f"{half}ms"
 
 
 def lock_retries() -> int:
