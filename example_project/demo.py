@@ -98,6 +98,63 @@ RISKY_OPERATIONS = """\
     ]"""
 
 
+# Adoption: an app whose history was written before migtools came into the project (plain
+# Migrations, raw SQL), added to the demo's copy only.
+LEGACY_APP = "suppliers"
+LEGACY_FILES = {
+    "suppliers/__init__.py": "",
+    "suppliers/migrations/__init__.py": "",
+    "suppliers/models.py": """\
+from django.db import models
+
+
+class Supplier(models.Model):
+    name = models.CharField(max_length=200)
+    country = models.CharField(max_length=2)
+""",
+    "suppliers/migrations/0001_initial.py": """\
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = True
+
+    dependencies = []
+
+    operations = [
+        migrations.CreateModel(
+            name="Supplier",
+            fields=[
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=200)),
+            ],
+        ),
+    ]
+""",
+    "suppliers/migrations/0002_supplier_country.py": """\
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("suppliers", "0001_initial")]
+
+    operations = [
+        migrations.AddField(
+            model_name="supplier",
+            name="country",
+            field=models.CharField(max_length=2, default="FR"),
+            preserve_default=False,
+        ),
+        migrations.RunSQL(
+            "CREATE INDEX suppliers_supplier_country_idx ON suppliers_supplier (country)",
+            reverse_sql="DROP INDEX suppliers_supplier_country_idx",
+        ),
+    ]
+""",
+}
+LEGACY_INDEX_NAME = "suppliers_supplier_country_idx"
+
+
 class StepFailed(Exception):
     """A step did not do what the workflow promises."""
 
@@ -217,13 +274,51 @@ def copy_project(demo: Demo) -> None:
     print(indent((demo.project / "migrations_lockfile.txt").read_text().rstrip(), "    | "))
 
 
+@step("Adopt an existing history in one command")
+def adopt_history(demo: Demo) -> None:
+    say(
+        "The shop also has an app from before migtools came in: suppliers/, plain "
+        "migrations.Migration classes (they never state is_post_deployment) and a RunSQL "
+        "building an index. Judged today, that deployed history breaks rules it cannot follow "
+        "any more."
+    )
+    for relpath, text in LEGACY_FILES.items():
+        (demo.project / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (demo.project / relpath).write_text(text)
+    edit(demo, "shop/settings.py", '    "orders",\n', f'    "orders",\n    "{LEGACY_APP}",\n')
+    commit_all(demo, f"{LEGACY_APP}: the app written before migtools")
+    say("migrate on the empty database refuses the whole plan, in one line naming the way out:")
+    proc = demo.manage("migrate", expect=1, why="history written before migtools")
+    output = proc.stdout + proc.stderr
+    for expected in ("migrations_lockfile --adopt", "missing-is-post-deployment", "nothing was"):
+        if expected not in output:
+            raise StepFailed(f"the refusal does not say {expected!r}")
+    if table_exists(demo, "django_migrations") and query(demo, "SELECT 1 FROM django_migrations"):
+        raise StepFailed("the refused migrate applied migrations")
+    say("Adopt: the history up to today becomes the baseline, never judged; what comes after is.")
+    demo.manage("migrations_lockfile", "--adopt")
+    baseline = (demo.project / "migrations_baseline.txt").read_text()
+    if f"{LEGACY_APP}: 0002_supplier_country" not in baseline.splitlines():
+        raise StepFailed("migrations_baseline.txt does not record suppliers' history")
+    print(indent(baseline.rstrip(), "    | "))
+    demo.git("add", "-A")
+    demo.git("commit", "-q", "-m", "Adopt migtools")
+    demo.git("show", "--stat", "--format=%h %s", "HEAD")
+    demo.initial_commit = demo.git("rev-parse", "--short", "HEAD", quiet=True).stdout.strip()
+    demo.manage("migrations_lockfile", "--check")
+
+
 @step("Apply the committed migration history")
 def migrate_committed(demo: Demo) -> None:
     say(
         "A squashed migration stands in for catalog's first three; customers has a RunPython "
-        "backfill; orders depends on catalog and customers."
+        "backfill; orders depends on catalog and customers; suppliers is the adopted history."
     )
     demo.manage("migrate")
+    if not is_applied(demo, LEGACY_APP, "0002_supplier_country") or not index_exists(
+        demo, LEGACY_INDEX_NAME
+    ):
+        raise StepFailed("migrate did not apply the adopted suppliers history")
 
 
 @step("Change a model: add Order.gift_wrap")
@@ -552,7 +647,7 @@ def verify_added(demo: Demo) -> None:
     say(
         "The verifier judges each migration's operations and the SQL the configured backend "
         "will run, in one pass; --since limits it to what changed since a git ref (here, the "
-        "example project as copied)."
+        "adoption commit)."
     )
     demo.manage("verify_migrations", "--since", demo.initial_commit)
     demo.manage("verify_migrations", "customers", "0003_backfill_display_name")
@@ -647,6 +742,10 @@ def column_exists(demo: Demo, table: str, column: str) -> bool:
             column,
         )
     )
+
+
+def table_exists(demo: Demo, name: str) -> bool:
+    return bool(query(demo, "SELECT to_regclass(%s)::text", name)[0][0])
 
 
 def index_exists(demo: Demo, name: str) -> bool:
