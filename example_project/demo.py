@@ -95,7 +95,18 @@ RISKY_OPERATIONS = """\
             "CREATE INDEX orders_order_created_idx ON orders_order (created_at)",
             reverse_sql="DROP INDEX orders_order_created_idx",
         ),
+        migrations.RunSQL(
+            "ALTER TABLE orders_order ALTER COLUMN status SET NOT NULL",
+            reverse_sql="ALTER TABLE orders_order ALTER COLUMN status DROP NOT NULL",
+        ),
     ]"""
+
+# The first migration of the refused plan: a new table, safe on its own.
+COUPON_MODEL = """
+
+class Coupon(models.Model):
+    code = models.CharField(max_length=32, unique=True)
+"""
 
 
 # Adoption: an app whose history was written before migtools came into the project (plain
@@ -597,13 +608,18 @@ def pre_deploy(demo: Demo) -> None:
 # -- A refused operation --------------------------------------------------------------
 
 
-@step("An unsafe migration is refused")
+@step("An unsafe plan is refused as a whole")
 def refused_migration(demo: Demo) -> None:
     say(
-        "On a throwaway branch, a hand-written migration with plain RunSQL building an index "
-        "without CONCURRENTLY (writes to orders_order would wait for the whole build)."
+        "On a throwaway branch, two migrations: a new Coupon table (safe), then a hand-written "
+        "one with plain RunSQL building an index without CONCURRENTLY (writes to orders_order "
+        "would wait for the whole build) and setting a column NOT NULL (a full scan under an "
+        "exclusive lock)."
     )
     demo.git("switch", "-q", "-c", "risky")
+    models_py = demo.project / "orders" / "models.py"
+    models_py.write_text(models_py.read_text() + COUPON_MODEL)
+    coupon = make_migration(demo, "orders", "coupon")
     migration = make_migration(demo, "orders", "order_created_idx", "--empty")
     text = migration.read_text()
     if "    operations = [\n    ]" not in text:
@@ -623,11 +639,24 @@ def refused_migration(demo: Demo) -> None:
         quiet=True,
         why="error-level findings",
     )
+    say(
+        "migrate judges the whole plan before applying anything: the safe first migration is "
+        "not applied either, and every finding is listed with its recipe."
+    )
     proc = demo.manage("migrate", expect="nonzero", why="refused before any SQL ran")
     output = proc.stdout + proc.stderr
-    for expected in ("run-sql-not-safe", "Why:", "Safe recipe:"):
+    for expected in (
+        "run-sql-not-safe",
+        "index-not-concurrent",
+        "set-not-null",
+        "Why:",
+        "Safe recipe:",
+        migration.stem,
+    ):
         if expected not in output:
             raise StepFailed(f"the refusal does not say {expected!r}")
+    if is_applied(demo, "orders", coupon.stem) or table_exists(demo, "orders_coupon"):
+        raise StepFailed(f"orders.{coupon.stem} was applied though the plan was refused")
     if is_applied(demo, "orders", migration.stem) or index_exists(demo, "orders_order_created_idx"):
         raise StepFailed("the refused migration ran")
     say("Nothing ran. Throw the branch away:")
