@@ -2,14 +2,19 @@
 """`make demo`: the migtools local-development workflow, step by step, on real parts.
 
 It starts a throwaway PostgreSQL server (unless DATABASE_URL points at one), copies
-example_project/ into a temp git repository, and then does what a developer does: change a
+example_project/ into a temp git repository, adds an app written before migtools (plain
+migrations, raw SQL) and adopts that history in one command (`migrations_lockfile --adopt`,
+after `migrate` refused it with the hint), and then does what a developer does: change a
 model, write the migration with `makemigrations -n`, look at the lockfile diff, apply it, and
 run the checks CI runs. Every command is printed before it runs, with its output.
 
 Then the team workflow: two branches add migrations to one app, the lockfile conflicts in git
 and `update_migration` resolves it; a field removed in two phases (SafeRemoveField); a
-post-deployment index deferred by `migrate --pre-deploy`; an unsafe migration refused with its
-recipe; `verify_migrations`; and the project's TestMigrations test of its data migration.
+post-deployment index deferred by `migrate --pre-deploy`; a plan of two migrations refused as a
+whole (the safe first one is not applied either) with every finding and its recipe;
+`verify_migrations`; the project's TestMigrations test of its data migration; and the squash
+lifecycle: `squashmigrations`, the migration test still passing, `verify_squashes` offline and
+on the database, `prune_squashed --dry-run`, then `prune_squashed`.
 
 Each step is a function registered with @step, run in the order defined; each checks its own
 result.
@@ -696,6 +701,99 @@ def migration_tests(demo: Demo) -> None:
     proc = demo.run(sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider")
     if " 1 passed" not in proc.stdout:
         raise StepFailed("expected exactly one migration test to pass")
+
+
+# -- Squash: squash, verify, prune ----------------------------------------------------
+
+SQUASH = "0001_squashed_0003_backfill_display_name"
+REPLACED = ("0001_initial", "0002_customer_display_name", "0003_backfill_display_name")
+
+
+@step("Squash customers 0001-0003; the migration test still passes")
+def squash_customers(demo: Demo) -> None:
+    say(
+        "customers' first three migrations become one. migtools writes the squash as a "
+        "CheckedMigration with honest attributes, lists the migration tests naming what it "
+        "replaces, and names the command that proves the squash faithful."
+    )
+    say(
+        "The backfill has run on every database: marked elidable (Django's convention for data "
+        "migrations whose work is done), the squash leaves it out instead of copying it."
+    )
+    edit(
+        demo,
+        "customers/migrations/0003_backfill_display_name.py",
+        "migrations.RunPython(backfill_display_name, clear_display_name),",
+        "migrations.RunPython(backfill_display_name, clear_display_name, elidable=True),",
+    )
+    proc = demo.manage("squashmigrations", "--noinput", "customers", "0003")
+    squash = demo.project / "customers" / "migrations" / f"{SQUASH}.py"
+    if not squash.exists() or "CheckedMigration" not in squash.read_text():
+        raise StepFailed(f"squashmigrations did not write {squash.name} as a CheckedMigration")
+    if "verify_squashes customers" not in proc.stdout + proc.stderr:
+        raise StepFailed("squashmigrations did not print the verify_squashes command")
+    show_file(demo, squash, "    replaces")
+    demo.manage("makemigrations", "--check")
+    demo.manage("migrations_lockfile", "--check")
+    commit_all(demo, "customers: squash 0001-0003")
+    say(
+        "The migration test names 0002 and 0003, both replaced now: it runs on the replaced "
+        "migrations, the path every database that applied them one by one took."
+    )
+    proc = demo.run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    if "1 passed" not in proc.stdout or "failed" in proc.stdout:
+        raise StepFailed("expected the migration test to pass after the squash")
+
+
+@step("verify_squashes: offline and on the database")
+def verify_squash(demo: Demo) -> None:
+    say(
+        "Offline: the state the squash builds against the state its replaced migrations build, "
+        "model by model, field by field. With the database: both paths applied on two scratch "
+        "databases, their catalogs compared."
+    )
+    for extra in (("--offline",), ()):
+        proc = demo.manage("verify_squashes", "customers", *extra)
+        if f"customers.{SQUASH}" not in proc.stdout:
+            raise StepFailed(f"verify_squashes {' '.join(extra)} did not judge the squash")
+    say("Deploy: a database that applied 0001-0003 one by one records the squash as applied.")
+    demo.manage("migrate")
+
+
+@step("prune_squashed: the squash becomes a normal migration")
+def prune_squash(demo: Demo) -> None:
+    say(
+        "Once every database runs a release with the squash: delete the replaced files, "
+        "point every dependency at the squash, drop its replaces. --dry-run shows the plan."
+    )
+    migrations = demo.project / "customers" / "migrations"
+    demo.manage("prune_squashed", "customers", "--dry-run")
+    if not all((migrations / f"{name}.py").exists() for name in REPLACED):
+        raise StepFailed("prune_squashed --dry-run changed files")
+    proc = demo.manage("prune_squashed", "customers")
+    test = "customers/tests/test_0003_backfill_display_name.py"
+    output = proc.stdout + proc.stderr
+    if f"{test}:" not in output or "migrate_from = '0002_customer_display_name'" not in output:
+        raise StepFailed(f"prune_squashed did not report {test} (it names 0002)")
+    left = [name for name in REPLACED if (migrations / f"{name}.py").exists()]
+    if left:
+        raise StepFailed(f"prune_squashed left replaced migrations: {left}")
+    if "replaces" in (migrations / f"{SQUASH}.py").read_text():
+        raise StepFailed(f"{SQUASH}.py still has replaces")
+    demo.git("status", "--short")
+    say(
+        "The backfill test seeds rows at 0002, a state that now exists only inside the squash. "
+        "The backfill has run on every database: the test has done its job, delete it."
+    )
+    demo.git("rm", "-q", test)
+    demo.manage("makemigrations", "--check")
+    demo.manage("migrations_lockfile", "--check")
+    say("Django's own last step drops the rows of the deleted migrations; nothing is left to do:")
+    demo.manage("migrate", "customers", "--prune")
+    proc = demo.manage("migrate")
+    if "No migrations to apply" not in proc.stdout:
+        raise StepFailed("migrate has something to do after the prune")
+    commit_all(demo, "customers: prune the 0001-0003 squash")
 
 
 # --------------------------------------------------------------------------------------
