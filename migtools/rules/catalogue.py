@@ -511,6 +511,7 @@ class Finding:
     statement_index: int | None = None  # index into the operation's collected statements
     path: str | None = None
     line: int | None = None
+    database: str | None = None  # the alias whose SQL was judged (filled by the engine)
 
     @property
     def rule(self) -> Rule:
@@ -526,6 +527,10 @@ class Finding:
         if self.path:
             return f"{self.path}:{self.line or 1}"
         return f"{self.app_label}.{self.migration_name}"
+
+    def on_database(self) -> str:
+        """`` (database 'x')`` when the alias is known, else empty."""
+        return f" (database {self.database!r})" if self.database else ""
 
     def describe(self) -> str:
         """A multi-line explanation: the message, why, and the recipe step by step."""
@@ -546,6 +551,7 @@ class Finding:
             "path": self.path,
             "line": self.line,
             "about": str(self.rule.about),
+            "database": self.database,
         }
 
 

@@ -3,7 +3,8 @@
 The plan ``migrate`` is about to run is one deploy: a table created anywhere in it is new.
 Forwards migrations are judged in one pass of the verifier over the plan (the state built
 from the migrations already applied, table sizes from the database); migrations the plan
-unapplies are judged backwards. Only checked migrations are judged (unchecked and baselined
+unapplies are judged backwards. Only what the router lets run on the connection's alias is
+judged (``migtools.rules.routing``), with that database's table sizes. Only checked migrations are judged (unchecked and baselined
 ones only advance the state: no SQL is collected for them), and only error-level findings
 about the database refuse the plan (rules about the repository are the verifier's).
 """
@@ -35,6 +36,7 @@ class Preflight:
 
     findings: list[Finding] = field(default_factory=list)  # about the database, not OFF
     new_tables: frozenset[str] = frozenset()  # tables the plan creates
+    database: str = ""  # the alias the plan is applied to
 
     @property
     def refusals(self) -> list[Finding]:
@@ -49,9 +51,10 @@ class Preflight:
         refusals = self.refusals
         if refusals:
             names = sorted({f"{f.app_label}.{f.migration_name}" for f in refusals})
+            on = f" on database {self.database!r}" if self.database else ""
             raise UnsafeMigrationError.of(
-                f"migrate refused before applying anything ({len(refusals)} finding(s) in "
-                f"{', '.join(names)}; nothing was applied)",
+                f"migrate refused before applying anything{on} ({len(refusals)} finding(s) "
+                f"in {', '.join(names)}; nothing was applied)",
                 explain(refusals),
                 tuple(dict.fromkeys(f.rule_id for f in refusals)),
             )
@@ -73,7 +76,7 @@ def judge_plan(
     found: list[Finding] = []
     new_tables: frozenset[str] = frozenset()
     if not checked:
-        return Preflight()
+        return Preflight(database=connection.alias)
     if callable(loader):
         loader = loader()
     forwards = {(m.app_label, m.name) for m, backwards in plan if not backwards}
@@ -93,4 +96,5 @@ def judge_plan(
     return Preflight(
         [f for f in found if f.rule.about is About.DATABASE and f.level is not Level.OFF],
         new_tables,
+        connection.alias,
     )

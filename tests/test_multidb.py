@@ -1,0 +1,130 @@
+"""Several databases, as Sentry runs them: the router project of ``tests/multidb`` driven
+through ``manage.py``-style subprocesses, on one server with one database per alias."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.safety_helpers import query, server_conninfo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Run:
+    out: str
+    err: str
+    returncode: int
+
+
+@dataclass
+class Project:
+    prefix: str
+
+    def db(self, alias: str) -> str:
+        return f"{self.prefix}_{alias}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {**os.environ, "MULTIDB_PREFIX": self.prefix, "PYTHONWARNINGS": "ignore", **extra}
+        env["DJANGO_SETTINGS_MODULE"] = "tests.multidb.settings"
+        env["PYTHONPATH"] = str(ROOT)
+        return env
+
+    def manage(self, *args: str, **extra: str) -> Run:
+        proc = subprocess.run(
+            [sys.executable, "-m", "django", *args],
+            cwd=ROOT,
+            env=self.env(**extra),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        return Run(proc.stdout, proc.stderr, proc.returncode)
+
+    def query(self, alias: str, sql: str) -> list[tuple[object, ...]]:
+        return query(self.db(alias), sql)
+
+    def table(self, alias: str, table: str) -> bool:
+        return self.query(alias, f"SELECT to_regclass('{table}') IS NOT NULL")[0][0] is True
+
+    def applied(self, alias: str, app: str) -> set[str]:
+        rows = self.query(alias, f"SELECT name FROM django_migrations WHERE app = '{app}'")
+        return {str(name) for (name,) in rows}
+
+
+@pytest.fixture
+def project() -> Iterator[Project]:
+    prefix = f"mt_multi_{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}_default", f"{prefix}_control"]
+    with psycopg.connect(server_conninfo(), autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    yield Project(prefix)
+    with psycopg.connect(server_conninfo(), autocommit=True) as conn:
+        for name in names:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_migrate_per_alias_applies_only_what_the_router_sends_there(project: Project) -> None:
+    for alias in ("default", "control"):
+        result = project.manage("migrate", "--database", alias)
+        assert result.returncode == 0, result.err
+    assert project.table("default", "cell_item")
+    assert not project.table("default", "cell_region")  # routed to control by model
+    assert not project.table("default", "control_account")
+    assert project.table("control", "cell_region")
+    assert project.table("control", "control_account")
+    assert not project.table("control", "cell_item")
+    # RunPython with hints={"silo": "control"} ran on control only.
+    assert project.query("control", "SELECT code FROM cell_region ORDER BY code") == [
+        ("eu",),
+        ("us",),
+    ]
+
+
+def test_a_migration_unsafe_only_on_default_refuses_only_there(project: Project) -> None:
+    for alias in ("default", "control"):
+        result = project.manage("migrate", "cell", "0002", "--database", alias)
+        assert result.returncode == 0, result.err
+    # cell.0003 adds a column on control (safe) and builds an index on default's existing
+    # cell_item without CONCURRENTLY: only default's migrate refuses.
+    refused = project.manage("migrate", "cell", "--database", "default")
+    assert refused.returncode == 1
+    assert "on database 'default'" in refused.err
+    assert "[index-not-concurrent]" in refused.err
+    assert "0003_region_label_item_name_idx" not in project.applied("default", "cell")
+    applied = project.manage("migrate", "cell", "--database", "control")
+    assert applied.returncode == 0, applied.err
+    assert "0003_region_label_item_name_idx" in project.applied("control", "cell")
+    columns = project.query(
+        "control",
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'cell_region'",
+    )
+    assert ("label",) in columns
+    # --plan on control: nothing to say about default's index.
+    plan = project.manage("migrate", "cell", "--database", "control", "--plan")
+    assert "index-not-concurrent" not in plan.out
+
+
+def test_pre_deploy_per_alias(project: Project) -> None:
+    for alias in ("default", "control"):
+        result = project.manage("migrate", "--pre-deploy", "--database", alias)
+        assert result.returncode == 0, result.err
+    # control's post-deployment backfill (and what depends on it) waits; default has none.
+    control = project.manage("migrate", "--pre-deploy", "--database", "control")
+    assert "control.0002_backfill_plan (post-deployment)" in control.out
+    assert project.applied("control", "control") == {"0001_initial"}
+    assert project.applied("default", "control") == {"0001_initial"}  # recorded, nothing run
+    assert not project.table("default", "control_account")
