@@ -128,3 +128,84 @@ def test_pre_deploy_per_alias(project: Project) -> None:
     assert project.applied("control", "control") == {"0001_initial"}
     assert project.applied("default", "control") == {"0001_initial"}  # recorded, nothing run
     assert not project.table("default", "control_account")
+
+
+def _seed_accounts(project: Project, n: int) -> None:
+    project.query(
+        "control",
+        "INSERT INTO control_account (email) "
+        f"SELECT 'a' || g || '@example.com' FROM generate_series(1, {n}) g",
+    )
+
+
+def test_backfill_on_a_control_model_runs_there_and_resumes_there_after_sigkill(
+    project: Project,
+) -> None:
+    for alias in ("default", "control"):
+        result = project.manage("migrate", "control", "0001", "--database", alias)
+        assert result.returncode == 0, result.err
+    _seed_accounts(project, 2000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "django", "migrate", "control", "--database", "control"],
+        cwd=ROOT,
+        env=project.env(MULTIDB_BACKFILL_SLEEP="0.02"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if project.table("control", "migtools_backfill"):
+                rows = project.query(
+                    "control", "SELECT coalesce(max(rows), 0) FROM migtools_backfill"
+                )
+                if int(str(rows[0][0])) >= 400:
+                    break
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    visits = dict(
+        project.query("control", "SELECT visits, count(*) FROM control_account GROUP BY 1")
+    )
+    assert set(visits) == {0, 1}, visits  # killed midway; nothing visited twice
+    ((name, state, rows),) = project.query(
+        "control", "SELECT name, state, rows FROM migtools_backfill"
+    )
+    assert (name, state) == ("control.0002_backfill_plan", "running")
+    assert visits[1] == rows  # its progress lives on control, with the committed batches
+    assert not project.table("default", "migtools_backfill")  # nothing on default
+    result = project.manage("migrate", "control", "--database", "control")
+    assert result.returncode == 0, result.err
+    assert project.query("control", "SELECT visits, count(*) FROM control_account GROUP BY 1") == [
+        (1, 2000)
+    ]
+    assert project.query("control", "SELECT state, rows FROM migtools_backfill") == [("done", 2000)]
+    # On default the router skips the backfill: migrate records it, runs nothing.
+    result = project.manage("migrate", "control", "--database", "default")
+    assert result.returncode == 0, result.err
+    assert not project.table("default", "migtools_backfill")
+    listed = project.manage("backfills", "--database", "control")
+    assert "control.0002_backfill_plan" in listed.out and "done" in listed.out
+
+
+def test_tasks_runner_claims_the_ranges_on_the_models_database(project: Project) -> None:
+    for alias in ("default", "control"):
+        result = project.manage("migrate", "control", "0001", "--database", alias)
+        assert result.returncode == 0, result.err
+    _seed_accounts(project, 120)
+    for alias in ("default", "control"):
+        result = project.manage(
+            "migrate", "control", "0002", "--database", alias, MULTIDB_RUNNER="tasks"
+        )
+        assert result.returncode == 0, result.err
+    assert project.query("control", "SELECT runner, state FROM migtools_backfill") == [
+        ("tasks", "done")
+    ]
+    ranges = project.query(
+        "control", "SELECT state, count(*) FROM migtools_backfill_range GROUP BY 1"
+    )
+    assert ranges == [("done", 3)]  # 120 rows in ranges of 50, claimed and done on control
+    assert project.query("control", "SELECT DISTINCT visits FROM control_account") == [(1,)]
+    assert not project.table("default", "migtools_backfill")

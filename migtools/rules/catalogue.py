@@ -288,6 +288,25 @@ _RULES: tuple[Rule, ...] = (
         about=About.REPOSITORY,
     ),
     Rule(
+        "run-without-hints",
+        Level.WARNING,
+        "RunPython/RunSQL without hints in a project whose router reads them",
+        "Django routes RunPython and RunSQL through `allow_migrate(db, app_label, **hints)`: "
+        "without hints the router only sees the app label, so the code runs on the database "
+        "the app is routed to, which may not be where the tables it touches live (Sentry's "
+        "silos: a data migration of one app writing a model routed elsewhere). migtools "
+        "raises this when one of DATABASE_ROUTERS has an allow_migrate that takes `**hints` "
+        "and reads them (a heuristic on its source).",
+        (
+            "Pass `hints=` naming what the operation touches, as your router expects (e.g. "
+            "`hints={'tables': ['app_model']}` or `hints={'silo': 'control'}`).",
+            "Check with `manage.py sqlmigrate APP NAME --database ALIAS` (or "
+            "`verify_migrations`, which lists each finding with its database) that it runs "
+            "where its tables are.",
+        ),
+        about=About.REPOSITORY,
+    ),
+    Rule(
         "run-python-imports-model",
         Level.ERROR,
         "RunPython uses an imported model instead of the historical one",

@@ -33,3 +33,8 @@ MIGTOOLS_APPS = ["cell", "control"]
 MIGTOOLS_MIGRATION_TEST_DIRS = [os.path.dirname(__file__)]
 MIGTOOLS_LOCK_RETRY_DELAY = "100ms"
 SILENCED_SYSTEM_CHECKS = ["migtools.W001"]
+
+if os.environ.get("MULTIDB_RUNNER") == "tasks":  # backfills through Django Tasks, run at once
+    INSTALLED_APPS.append("django_tasks")
+    TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+    MIGTOOLS_BACKFILL_RUNNER = "tasks"
