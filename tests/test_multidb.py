@@ -209,3 +209,35 @@ def test_tasks_runner_claims_the_ranges_on_the_models_database(project: Project)
     assert ranges == [("done", 3)]  # 120 rows in ranges of 50, claimed and done on control
     assert project.query("control", "SELECT DISTINCT visits FROM control_account") == [(1,)]
     assert not project.table("default", "migtools_backfill")
+
+
+def test_delete_phase_drops_the_control_table_on_control_and_nowhere_else(
+    project: Project,
+) -> None:
+    for alias in ("default", "control"):
+        result = project.manage("migrate", "control", "0003", "--database", alias)
+        assert result.returncode == 0, result.err
+    assert project.table("control", "control_oldaudit")  # pending: the table stays
+    # A table of that name on default too: the DELETE phase must not touch it.
+    project.query("default", "CREATE TABLE control_oldaudit (id bigint)")
+    for alias in ("default", "control"):
+        result = project.manage("migrate", "control", "--database", alias)
+        assert result.returncode == 0, result.err
+        assert "0004_delete_oldaudit" in project.applied(alias, "control")
+    assert not project.table("control", "control_oldaudit")
+    assert project.table("default", "control_oldaudit")
+
+
+def test_delete_phase_of_an_unassigned_table_fails_before_anything_runs(
+    project: Project,
+) -> None:
+    result = project.manage("migrate", "control", "0001", "--database", "control")
+    assert result.returncode == 0, result.err
+    result = project.manage(
+        "migrate", "control", "--database", "control", MULTIDB_FORGET_HISTORY="1"
+    )
+    assert result.returncode == 1
+    assert "Cannot tell which database holds table 'control_oldaudit'" in result.err
+    assert "Traceback" not in result.err
+    assert project.applied("control", "control") == {"0001_initial"}  # nothing ran
+    assert project.table("control", "control_oldaudit")

@@ -72,6 +72,13 @@ def judge_plan(
     costs nothing here: not even the loader (``loader`` may be a callable building it) nor a
     query."""
     plan = list(plan)
+    for migration, _backwards in plan:
+        # A DELETE phase whose table no router assigns fails here, naming the table,
+        # before anything runs (checked or not).
+        for operation in migration.operations:
+            own = getattr(operation, "migtools_routed", None)
+            if own is not None:
+                own(connection.alias, migration.app_label)
     checked = {(m.app_label, m.name) for m, _backwards in plan if is_checked(m)}
     found: list[Finding] = []
     new_tables: frozenset[str] = frozenset()
