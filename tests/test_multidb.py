@@ -241,3 +241,55 @@ def test_delete_phase_of_an_unassigned_table_fails_before_anything_runs(
     assert "Traceback" not in result.err
     assert project.applied("control", "control") == {"0001_initial"}  # nothing ran
     assert project.table("control", "control_oldaudit")
+
+
+def _findings(run: Run) -> set[tuple[str, str, str, object]]:
+    data = json.loads(run.out)
+    return {(f["rule"], f["app_label"], f["migration"], f["database"]) for f in data["findings"]}
+
+
+def test_verify_migrations_reports_each_finding_with_its_database(project: Project) -> None:
+    for alias in ("default", "control"):
+        result = project.manage("migrate", "cell", "0002", "--database", alias)
+        assert result.returncode == 0, result.err
+    every = project.manage("verify_migrations", "cell", "--unapplied", "--format", "json")
+    assert every.returncode == 1, every.err
+    found = _findings(every)
+    assert ("index-not-concurrent", "cell", "0003_region_label_item_name_idx", "default") in found
+    assert not any(db == "control" and rule == "index-not-concurrent" for rule, _a, _m, db in found)
+    control = project.manage(
+        "verify_migrations", "cell", "--unapplied", "--database", "control", "--format", "json"
+    )
+    assert control.returncode == 0, control.out  # the unsafe index does not run there
+    text = project.manage("verify_migrations", "cell", "--unapplied")
+    assert (
+        "[index-not-concurrent] cell.0003_region_label_item_name_idx (database 'default')"
+        in text.out
+    )
+    # The hint rule: SafeRunSQL without hints, reported on the database it runs on.
+    full = project.manage("verify_migrations", "cell", "--format", "json")
+    assert ("run-without-hints", "cell", "0002_seed_regions", "default") in _findings(full)
+    # The RunPython with hints={"silo": "control"} is not flagged.
+    assert all(
+        f["operation_index"] != 0
+        for f in json.loads(full.out)["findings"]
+        if f["rule"] == "run-without-hints"
+    )
+    # sqlmigrate per alias: the router decides what each database runs.
+    on_control = project.manage("sqlmigrate", "cell", "0003", "--database", "control")
+    assert 'ADD COLUMN "label"' in on_control.out
+    assert "CREATE INDEX" not in on_control.out
+    on_default = project.manage("sqlmigrate", "cell", "0003", "--database", "default")
+    assert "CREATE INDEX" in on_default.out
+    assert "-- migtools: index-not-concurrent (database 'default'):" in on_default.out
+
+
+def test_verify_offline_gives_the_same_findings_per_database(project: Project) -> None:
+    online = project.manage("verify_migrations", "--format", "json")
+    offline = project.manage(
+        "verify_migrations", "--format", "json", MULTIDB_PREFIX="mt_multi_absent_" + project.prefix
+    )
+    assert "offline" in offline.err.lower() or "not reachable" in offline.err.lower(), offline.err
+    assert _findings(offline) == _findings(online)
+    assert ("run-without-hints", "control", "0005_touch_accounts", "control") in _findings(online)
+    assert {db for *_x, db in _findings(online)} == {"default", "control"}

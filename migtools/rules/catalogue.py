@@ -548,8 +548,13 @@ class Finding:
         return f"{self.app_label}.{self.migration_name}"
 
     def on_database(self) -> str:
-        """`` (database 'x')`` when the alias is known, else empty."""
-        return f" (database {self.database!r})" if self.database else ""
+        """`` (database 'x')`` when the alias is known and the project has several
+        databases, else empty (one database: nothing to tell apart)."""
+        from django.conf import settings
+
+        if not self.database or len(getattr(settings, "DATABASES", {})) < 2:
+            return ""
+        return f" (database {self.database!r})"
 
     def describe(self) -> str:
         """A multi-line explanation: the message, why, and the recipe step by step."""

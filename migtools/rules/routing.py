@@ -28,6 +28,7 @@ from django.db import router
 from django.db.migrations import operations as ops
 
 if TYPE_CHECKING:
+    from django.db.migrations.migration import Migration
     from django.db.migrations.operations.base import Operation
     from django.db.migrations.state import ProjectState
 
@@ -40,7 +41,7 @@ def routed(
     own = getattr(operation, "migtools_routed", None)
     if own is not None:
         return bool(own(alias, app_label))
-    if isinstance(operation, ops.SeparateDatabaseAndState):
+    if isinstance(operation, ops.SeparateDatabaseAndState) and operation.database_operations:
         return any(routed(op, app_label, alias, state) for op in operation.database_operations)
     if isinstance(operation, ops.RunPython | ops.RunSQL):
         return bool(router.allow_migrate(alias, app_label, **operation.hints))
@@ -57,6 +58,14 @@ def routed(
     if model is not None:
         return bool(router.allow_migrate_model(alias, model))
     return bool(router.allow_migrate(alias, model_app, model_name=model_name))
+
+
+def runs_on(migration: Migration, alias: str) -> bool:
+    """Whether ``migration`` does anything on ``alias`` (an empty one runs everywhere: it is
+    recorded as applied)."""
+    return not migration.operations or any(
+        routed(op, migration.app_label, alias) for op in migration.operations
+    )
 
 
 def databases(

@@ -20,6 +20,7 @@ from django.db.migrations.state import ProjectState
 
 from migtools import conf as mt_settings
 from migtools import project
+from migtools.rules import routing
 from migtools.rules.catalogue import configured_levels
 from migtools.rules.engine import Engine, large_tables
 from migtools.rules.operation import created_tables
@@ -163,10 +164,41 @@ def verify(
     unapplied: bool = False,
     progress: Progress | None = None,
 ) -> Report:
+    """Verify the selection on ``connection``'s database: only the migrations the router lets
+    run there are reported (``migtools.rules.routing``)."""
     loader = load(connection)
     selected = select(loader, app_label=app_label, name=name, since=since, unapplied=unapplied)
     one_deploy = since is not None or unapplied
-    return Verifier(connection, loader).run(selected, progress, one_deploy=one_deploy)
+    report = Verifier(connection, loader).run(selected, progress, one_deploy=one_deploy)
+    nodes = loader.graph.nodes
+    report.migrations = [
+        m for m in report.migrations if routing.runs_on(nodes[m.node], connection.alias)
+    ]
+    return report
+
+
+def merge(reports: Iterable[Report]) -> Report:
+    """One report of the same selection verified on several databases: each migration once
+    (the SQL of the first database it runs on), with the findings of every database (each
+    carries its alias); a finding about the whole migration that every database repeats is
+    kept once."""
+    by_node: dict[Node, MigrationReport] = {}
+    seen: set[tuple[object, ...]] = set()
+    for report in reports:
+        for m in report.migrations:
+            merged = by_node.setdefault(
+                m.node,
+                MigrationReport(m.node, m.path, m.entries, [], m.atomic, m.op_starts),
+            )
+            for f in m.findings:
+                key: tuple[object, ...] = (f.rule_id, f.operation_index, f.message, f.sql)
+                if f.operation_index is not None:
+                    key += (f.database,)
+                if (m.node, key) in seen:
+                    continue
+                seen.add((m.node, key))
+                merged.findings.append(f)
+    return Report(list(by_node.values()))
 
 
 def findings_for_files(paths: Iterable[str | Path], connection: BaseDatabaseWrapper) -> Report:
