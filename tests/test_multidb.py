@@ -293,3 +293,42 @@ def test_verify_offline_gives_the_same_findings_per_database(project: Project) -
     assert _findings(offline) == _findings(online)
     assert ("run-without-hints", "control", "0005_touch_accounts", "control") in _findings(online)
     assert {db for *_x, db in _findings(online)} == {"default", "control"}
+
+
+def _pytest(project: Project, connection: str) -> Run:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/multidb/migration_tests.py",
+            "-q",
+            "-p",
+            "no:xdist",
+            "--ds",
+            "tests.multidb.settings",
+        ],
+        cwd=ROOT,
+        env=project.env(MULTIDB_TEST_CONNECTION=connection),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return Run(proc.stdout, proc.stderr, proc.returncode)
+
+
+def test_migration_test_on_the_tables_database_passes_and_elsewhere_names_it(
+    project: Project,
+) -> None:
+    passed = _pytest(project, "control")
+    assert passed.returncode == 0, passed.out[-3000:] + passed.err[-2000:]
+    assert "2 passed" in passed.out
+    failed = _pytest(project, "default")
+    assert failed.returncode == 1, failed.out[-3000:]
+    assert (
+        "TestBackfillPlan: connection = 'default', but control.0002_backfill_plan runs on "
+        "'control' (where the router puts its tables), not on 'default': set connection = "
+        "'control'." in failed.out
+    ), failed.out[-3000:]
+    assert "2 failed" in failed.out  # the fixture refuses the same way
+    assert "migtools_migrator: connection = 'default', but control.0002_backfill_plan" in failed.out
