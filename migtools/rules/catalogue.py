@@ -257,7 +257,8 @@ _RULES: tuple[Rule, ...] = (
             "Remove every code reference to the model.",
             "Replace DeleteModel with "
             "`SafeDeleteModel(..., deletion_action=DeletionAction.MOVE_TO_PENDING)` (no SQL), "
-            "add the table to MIGTOOLS_HISTORICAL_TABLES if it lives outside 'default', deploy.",
+            "with several databases, assign the table to its database (your router's "
+            "`historical_db_for(table)`, or MIGTOOLS_HISTORICAL_TABLES), deploy.",
             "In a later migration: "
             "`SafeDeleteModel(..., deletion_action=DeletionAction.DELETE)` drops the table.",
         ),

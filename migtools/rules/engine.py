@@ -43,9 +43,8 @@ from django.db.migrations.exceptions import IrreversibleError
 from django.db.utils import NotSupportedError
 
 from migtools.errors import PendingDeletionError, UnsafeMigrationError
-from migtools.rules import data
+from migtools.rules import data, routing
 from migtools.rules import operation as oprules
-from migtools.rules import routing
 from migtools.rules.catalogue import CATALOGUE, Finding, Level, configured_levels, effective_level
 from migtools.rules.sql import Hit, SqlContext, check, is_data_statement
 

@@ -19,10 +19,9 @@ only accepts ``**hints`` to satisfy the signature does not count.
 from __future__ import annotations
 
 import ast
-import functools
 import inspect
 import textwrap
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.db import router
 from django.db.migrations import operations as ops
@@ -91,11 +90,19 @@ def _model_of(operation: Operation, app_label: str) -> tuple[str, str] | None:
 def reads_hints() -> bool:
     """Whether a configured router's ``allow_migrate`` reads its hints (see the module
     docstring for the heuristic)."""
-    return any(_router_reads_hints(type(r)) for r in router.routers)
+    return any(_cached_reads_hints(type(r)) for r in router.routers)
 
 
-@functools.cache
-def _router_reads_hints(candidate: type[Any]) -> bool:
+_READS_HINTS: dict[type, bool] = {}
+
+
+def _cached_reads_hints(candidate: type) -> bool:
+    if candidate not in _READS_HINTS:
+        _READS_HINTS[candidate] = _router_reads_hints(candidate)
+    return _READS_HINTS[candidate]
+
+
+def _router_reads_hints(candidate: type) -> bool:
     method = getattr(candidate, "allow_migrate", None)
     if method is None:
         return False

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF012
 from migtools import CheckedMigration
 from migtools.operations import DeletionAction, SafeDeleteModel
 
