@@ -20,6 +20,7 @@ from typing import Any
 from django.core import checks
 
 from migtools import conf
+from migtools import source as pysource
 from migtools.errors import MigtoolsError, SettingsError
 from migtools.rules.catalogue import CATALOGUE, Level
 
@@ -148,8 +149,8 @@ def check_ignore_rules(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
         for name in sorted(graph.apps[label].files):
             path = graph.apps[label].files[name].path
             try:
-                source = path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError):
+                source = pysource.read(path)
+            except (OSError, SyntaxError):
                 continue
             if "ignore_rules" not in source:
                 continue

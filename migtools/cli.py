@@ -1,9 +1,13 @@
-"""``migtools``: the settings-free console script (``migtools lockfile [--check]``).
+"""``migtools``: the settings-free console script (``migtools lockfile [--check]``,
+``migtools update-migration [MIGRATION] [APP] [--dry-run] [--allow-dirty]``).
 
-Runs in a repository without Django settings, project code or Django itself: the apps are
-the repository's migration packages and the rest comes from ``[tool.migtools]`` in
-``pyproject.toml`` (:mod:`migtools.graph.checkout`). Same lockfile, messages and exit codes
-as ``manage.py migrations_lockfile``; errors are one line (``error: ...``), never a traceback.
+Runs in a repository without Django settings or project code: the apps are the repository's
+migration packages and the rest comes from ``[tool.migtools]`` in ``pyproject.toml``
+(:mod:`migtools.graph.checkout`); migration files are read with ``ast``, never imported, so it
+works while ``models.py`` holds conflict markers. ``lockfile`` does not even import Django.
+Same lockfile, messages and exit codes as ``manage.py migrations_lockfile`` and ``manage.py
+update_migration`` (which alone can look at the database: ``--update-applied``); errors are
+one line (``error: ...``), never a traceback.
 """
 
 from __future__ import annotations
@@ -60,6 +64,36 @@ def _lockfile(check: bool, verbosity: int) -> int:
     return OK
 
 
+def _update_migration(args: argparse.Namespace) -> int:
+    # imported here: ``migtools lockfile`` stays free of Django imports
+    from migtools.gitrepo import GitRepo
+    from migtools.renamer import inputs, workflow
+
+    config = checkout.read_config(Path.cwd())
+    source = inputs.checkout_source(config)
+    options = workflow.Options(
+        migration=args.migration,
+        app_label=args.app_label,
+        dry_run=args.dry_run,
+        allow_dirty=args.allow_dirty,
+    )
+
+    def report(message: workflow.Message) -> None:
+        if message.kind == workflow.WARNING:
+            print(message.text, file=sys.stderr)
+        elif message.kind == workflow.DIFF:
+            sys.stdout.write(message.text)
+        else:
+            print(message.text)
+
+    try:
+        workflow.resolve(GitRepo.find(config.lockfile), source, options, report)
+    except DynamicMigrationError as exc:
+        hint = DYNAMIC_HINT.replace("migrations_lockfile", "update_migration")
+        raise DynamicMigrationError(exc.path, exc.line, f"{exc.reason}; {hint}") from None
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="migtools",
@@ -90,12 +124,37 @@ def parser() -> argparse.ArgumentParser:
     )
     # pre-commit passes the changed file names; the whole graph is checked anyway.
     lock.add_argument("files", nargs="*", help=argparse.SUPPRESS)
+    update = commands.add_parser(
+        "update-migration",
+        help="Resolve migration conflicts after a merge or rebase (no settings needed).",
+        description=(
+            "Resolve migration conflicts after a merge or rebase: renumber your branch's "
+            "migrations after the latest on main, rewrite every reference to them, fix the "
+            "lockfile and stage it all. Reads no Django settings and imports no project code, "
+            "so it works while models.py is conflicted. Does not look at any database: "
+            "'manage.py update_migration --update-applied' rolls back applied migrations."
+        ),
+    )
+    update.add_argument(
+        "migration", nargs="?", help="The migration to move: full name, number or substring."
+    )
+    update.add_argument("app_label", nargs="?", help="The app of MIGRATION, when not unique.")
+    update.add_argument(
+        "--dry-run", action="store_true", help="Print the plan and a unified diff; change nothing."
+    )
+    update.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="Rewrite files holding uncommitted edits of your own; those edits stay unstaged.",
+    )
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.command == "update-migration":
+            return _update_migration(args)
         return _lockfile(args.check, args.verbosity)
     except MigtoolsError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -37,6 +37,7 @@ EXIT_CODES: dict[str, int] = {
     "database down, refusing the login, or stopped mid-run": FAILED,
     "a lock timeout after every retry": FAILED,
     "a git command that failed": FAILED,
+    "a migration file Django's loader refuses (syntax error, missing dependency, cycle, ...)": FAILED,
     "bad arguments": USAGE,
     "an unknown app label": USAGE,
     "an app without migrations named on the command line": USAGE,
@@ -122,8 +123,10 @@ class GraphError(MigtoolsError):
     """The migrations on disk do not form a valid graph (missing node, cycle, ...)."""
 
 
-class DynamicMigrationError(GraphError):
-    """A migration file cannot be read statically (non-literal dependencies, ...)."""
+class MigrationFileError(GraphError):
+    """A migration file Django's loader refuses (a syntax error, a missing dependency, a cycle,
+    no ``Migration`` class, an error on import, an inconsistent history...): one line,
+    ``path:line: reason`` (exit 1)."""
 
     def __init__(self, path: str, line: int, reason: str) -> None:
         super().__init__(f"{path}:{line}: {reason}")
@@ -132,11 +135,13 @@ class DynamicMigrationError(GraphError):
         self.reason = reason
 
 
-class MigrationSyntaxError(GraphError):
+class DynamicMigrationError(MigrationFileError):
+    """A migration file cannot be read statically (non-literal dependencies, ...)."""
+
+
+class MigrationSyntaxError(MigrationFileError):
     def __init__(self, path: str, line: int, msg: str) -> None:
-        super().__init__(f"{path}:{line}: syntax error: {msg}")
-        self.path = path
-        self.line = line
+        super().__init__(path, line, f"syntax error: {msg}")
 
 
 class ConflictError(MigtoolsError):

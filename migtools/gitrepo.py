@@ -34,6 +34,22 @@ class IndexEntry:
 
 
 @dataclass(frozen=True)
+class Binding:
+    """The git operation a renamer run belongs to: HEAD, and MERGE_HEAD during a merge or the
+    rebase's onto and orig-head during a rebase (None where there is none)."""
+
+    state: str | None
+    head: str | None
+    merge_head: str | None = None
+    onto: str | None = None
+    orig_head: str | None = None
+
+    def describe(self) -> str:
+        """What the operation is called in messages."""
+        return {MERGE: "merge", REBASE: "rebase stop"}.get(self.state or "", "checkout")
+
+
+@dataclass(frozen=True)
 class Stages:
     """The unmerged index stages of one conflicted file (None where a side lacks it)."""
 
@@ -48,6 +64,7 @@ class GitRepo:
     def __init__(self, root: Path, git_dir: Path) -> None:
         self.root = root.resolve()
         self.git_dir = git_dir.resolve()
+        self._null_oid: str | None = None
 
     @classmethod
     def find(cls, path: Path) -> GitRepo:
@@ -149,6 +166,9 @@ class GitRepo:
             f"{', '.join(_MAIN_CANDIDATES)} exists. Set MIGTOOLS_MAIN_BRANCH."
         )
 
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return self._run("merge-base", "--is-ancestor", ancestor, descendant).returncode == 0
+
     # ------------------------------------------------------------------ state
 
     def _rebase_dir(self) -> Path | None:
@@ -184,6 +204,42 @@ class GitRepo:
         if self.state() != REBASE or not onto or not orig_head:
             return None
         return onto, orig_head
+
+    def rebase_remaining(self) -> str | None:
+        """The changes of the commits the rebase in progress has yet to replay (their patches,
+        without context); None when that cannot be told."""
+        directory = self._rebase_dir()
+        if directory is None:
+            return None
+        todo = directory / "git-rebase-todo"
+        if not todo.is_file():
+            return None
+        commits = []
+        for line in todo.read_text(encoding="utf-8", errors="replace").splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] in {"p", "pick", "r", "reword", "e", "edit"}:
+                commits.append(words[1])
+            elif len(words) >= 2 and words[0] in {"s", "squash", "f", "fixup"}:
+                commits.append(words[-1] if words[1].startswith("-") else words[1])
+        if not commits:
+            return ""
+        proc = self._run("show", "--format=", "--unified=0", "--no-color", *commits, "--")
+        return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else None
+
+    def binding(self) -> Binding:
+        """The git operation in progress, as a run records what it belongs to."""
+        state = self.state()
+        merge_head = None
+        if state == MERGE:
+            merge_head = (self.git_dir / "MERGE_HEAD").read_text().split()[0]
+        key = self.rebase_key() if state == REBASE else None
+        return Binding(
+            state,
+            self.resolve("HEAD"),
+            merge_head,
+            key[0] if key else None,
+            key[1] if key else None,
+        )
 
     def main_side_refs(self, main: str) -> list[str]:
         """Commits whose trees are main's side: main, plus the rebase's upstream."""
@@ -310,6 +366,20 @@ class GitRepo:
             }
         return found
 
+    def bytes_at(self, ref: str, rel: str) -> bytes | None:
+        """The content of ``rel`` in the tree of ``ref`` (None: absent)."""
+        proc = self._run("cat-file", "blob", f"{ref}:{rel}")
+        return proc.stdout if proc.returncode == 0 else None
+
+    @property
+    def null_oid(self) -> str:
+        """The all-zero object id of this repository's hash (40 digits for SHA-1, 64 for
+        SHA-256)."""
+        if self._null_oid is None:
+            fmt = self._run("rev-parse", "--show-object-format").stdout.decode().strip()
+            self._null_oid = "0" * (64 if fmt == "sha256" else 40)
+        return self._null_oid
+
     def blob_text(self, sha: str) -> str:
         return self._git("cat-file", "blob", sha)
 
@@ -320,7 +390,7 @@ class GitRepo:
     def set_index(self, remove: Iterable[str], entries: Iterable[IndexEntry]) -> None:
         """Drop every stage of ``remove`` (relative paths), then add ``entries``, in one
         ``git update-index --index-info`` (git takes the index lock)."""
-        lines = [f"0 {'0' * 40}\t{rel}" for rel in remove]
+        lines = [f"0 {self.null_oid}\t{rel}" for rel in remove]
         lines += [f"{e.mode} {e.sha} {e.stage}\t{e.path}" for e in entries]
         if lines:
             self._git(
@@ -329,6 +399,10 @@ class GitRepo:
             # entries set from blobs carry no stat data: refresh them, or `git merge --abort`
             # and `git reset --merge` take them for modified files
             self._run("update-index", "-q", "--refresh")
+
+    def refresh_index(self) -> None:
+        """``git update-index -q --refresh``: stat data of entries whose files match again."""
+        self._run("update-index", "-q", "--refresh")
 
     @property
     def state_dir(self) -> Path:

@@ -14,6 +14,7 @@ from django.apps import AppConfig, apps
 from django.conf import settings
 
 from migtools import conf
+from migtools import source as pysource
 from migtools.errors import UnknownAppError
 
 LOCKFILE_NAME = "migrations_lockfile.txt"
@@ -126,6 +127,31 @@ def find_test_files(dirs: list[Path] | None, root: Path) -> list[Path]:
     return sorted(found)
 
 
+def is_test_path(path: Path, dirs: list[Path] | None, root: Path) -> bool:
+    """Whether ``path`` (existing or not) is where :func:`find_test_files` looks."""
+    if path.suffix != ".py":
+        return False
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return False
+    if any(part in _SKIP_DIRS or part.startswith(".") for part in parts[:-1]):
+        return False
+    if dirs is not None:
+        for directory in dirs:
+            directory = (directory if directory.is_absolute() else root / directory).resolve()
+            if path == directory or directory in path.parents:
+                return True
+        return False
+    name = path.name
+    return (
+        any(part in ("tests", "test") for part in parts[:-1])
+        or name.startswith("test")
+        or name.endswith("_test.py")
+        or name == "tests.py"
+    )
+
+
 @dataclass
 class MigrationTests:
     """What the project's migration tests name: ``targets`` are the (app, migrate_to) pairs;
@@ -150,8 +176,8 @@ def read_migration_tests(files: list[Path], default_app: str | None = None) -> M
     out = MigrationTests()
     for path in files:
         try:
-            source = path.read_text(encoding="utf-8")
-        except OSError:
+            source = pysource.read(path)
+        except (OSError, SyntaxError):
             continue
         if "migrate_to" not in source:
             continue

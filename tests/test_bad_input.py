@@ -142,7 +142,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Template]:
         (root / app / "__init__.py").write_text("")
         (root / app / "models.py").write_text(MODELS if app == "shop" else "")
     (root / ".gitignore").write_text("__pycache__/\n")
-    database = "bad_input_template"
+    database = f"bad_input_template_{os.getpid()}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(database)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
@@ -729,9 +729,7 @@ CASES = [
         ("Lost the connection to database 'default'", "port", "mid-run"),
         setup=_data_migration("SELECT pg_terminate_backend(pg_backend_pid())"),
     ),
-    Case(
-        "verify-offline", ("verify_migrations",), 0, ("offline",), url=_port_closed
-    ),
+    Case("verify-offline", ("verify_migrations",), 0, ("offline",), url=_port_closed),
     Case(
         "sqlmigrate-offline",
         ("sqlmigrate", "shop", "0002"),

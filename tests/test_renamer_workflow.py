@@ -23,7 +23,7 @@ from tests.test_update_migration import (
 )
 
 __all__ = ["repo"]  # the fixture
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(databases="__all__")
 
 
 # --------------------------------------------------------------------------- a dirty tree
@@ -56,7 +56,8 @@ def test_allow_dirty_leaves_the_users_edit_unstaged(repo: MigRepo) -> None:
     out, err, code = repo.run("--allow-dirty")
 
     assert code == 0, err
-    assert f"Leaving your own uncommitted edits unstaged in: {repo.package}/alpha/0003_feature.py" \
+    # named as it is after the run: renamed
+    assert f"Leaving your own uncommitted edits unstaged in: {repo.package}/alpha/0004_feature.py" \
         in err
     new = f"{repo.package}/alpha/0004_feature.py"
     assert "# my own note\n" in (repo.root / new).read_text()
@@ -95,9 +96,11 @@ def test_the_rename_map_belongs_to_its_rebase(repo: MigRepo) -> None:
     assert renamemap.read(git_repo) == {"alpha": {"0003_first": "0004_first"}}
     assert f'"onto": "{key[0]}"' in map_file.read_text()
 
-    repo.git("rebase", "--continue")  # the rebase ends: the map is another run's now
-    assert renamemap.read(git_repo) == {}
-    assert renamemap.stale(git_repo) == [map_file]
+    repo.git("rebase", "--continue")
+    # the rebase has ended, but ORIG_HEAD is still its orig-head: a commit it replayed without
+    # a stop may still name an old name, so the map holds until the next run
+    assert renamemap.read(git_repo) == {"alpha": {"0003_first": "0004_first"}}
+    assert renamemap.stale(git_repo) == []
     out, err, code = repo.run("--dry-run")
     assert (out, err, code) == ("No migration conflicts to resolve.\n", "", 0)
     assert map_file.exists()  # a dry run changes nothing, not even that
@@ -105,6 +108,27 @@ def test_the_rename_map_belongs_to_its_rebase(repo: MigRepo) -> None:
     out, err, code = repo.run()
     assert (out, err, code) == ("No migration conflicts to resolve.\n", "", 0)
     assert not map_file.exists()
+
+
+def test_a_finished_rebases_map_is_stale_once_orig_head_moves(repo: MigRepo) -> None:
+    base_history(repo)
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.add("alpha", "0003_first", [("alpha", "0002_step2")])
+    repo.write_lockfile()
+    repo.commit("first")
+    repo.git("checkout", "-q", "main")
+    repo.add("alpha", "0003_mainline", [("alpha", "0002_step2")])
+    repo.write_lockfile()
+    repo.commit("main")
+    repo.git("checkout", "-q", "feature")
+    assert repo.git("rebase", "main", check=False).returncode != 0
+    assert repo.run()[2] == 0
+    repo.git("rebase", "--continue")
+    git_repo = GitRepo.find(repo.lockfile)
+    repo.git("reset", "-q", "--hard", "HEAD~1")  # another operation: ORIG_HEAD moves
+
+    assert renamemap.read(git_repo) == {}
+    assert renamemap.stale(git_repo) == [renamemap.path(git_repo)]
 
 
 # --------------------------------------------------------------------------- --update-applied

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -239,7 +240,7 @@ def diverge(
 
 # --------------------------------------------------------------------------- flows
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(databases="__all__")
 
 
 def test_merge_main_into_branch(repo: MigRepo) -> None:
@@ -335,7 +336,7 @@ def test_rebase_of_several_commits_keeps_the_rename_map(repo: MigRepo) -> None:
 
     assert (err, code) == ("", 0)
     assert out.startswith(
-        "Fixed a reference in alpha.0004_second: alpha.0003_first (renamed earlier in this "
+        "Fixed a reference in alpha.0005_second: alpha.0003_first (renamed earlier in this "
         "rebase)\n"
     )
     assert "  0004_second -> 0005_second\n" in out
@@ -722,15 +723,20 @@ def test_a_cycle_is_refused(repo: MigRepo) -> None:
     out, err, code = repo.run()
 
     assert (out, code) == ("", 1)
+    # file:line: the dependency of main's migration on beta's that closes the loop
+    theirs = repo.path("alpha", "0002_theirs")
+    line = next(
+        i for i, text in enumerate(theirs.read_text().splitlines(), 1) if '"beta"' in text
+    )
     assert err == (
-        "Moving the migrations would break the graph, nothing was changed: Cycle in the "
-        "migration graph: alpha.0002_theirs, beta.0001_initial, alpha.0003_mine"
+        f"Moving the migrations would break the graph, nothing was changed: {theirs}:{line}: "
+        "Cycle in the migration graph: alpha.0002_theirs, beta.0001_initial, alpha.0003_mine"
     )
     assert repo.snapshot() == before
 
 
 def _manage_py_merge(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, extra_settings: str = ""
 ) -> tuple[MigRepo, Callable[..., subprocess.CompletedProcess[str]]]:
     """A project with its own settings and a conflicted merge of main into feature; returns
     the repo and a ``manage(*args)`` running in a fresh process."""
@@ -742,7 +748,7 @@ def _manage_py_merge(
         "INSTALLED_APPS = ['migtools', 'tests.testapps.alpha']\n"
         "DATABASES = {'default': dj_database_url.parse(os.environ['DATABASE_URL'])}\n"
         f"MIGRATION_MODULES = {{'alpha': '{mig.package}.alpha'}}\n"
-        "MIGTOOLS_APPS = ['alpha']\n"
+        "MIGTOOLS_APPS = ['alpha']\n" + extra_settings
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings", "PYTHONDONTWRITEBYTECODE": "1",
            "DATABASE_URL": database_url,
@@ -785,6 +791,55 @@ def test_unreachable_database_is_said_not_silently_skipped(tmp_path: Path) -> No
     said = " ".join(proc.stderr.split())
     assert "Database 'default' (name none, host 127.0.0.1, port 1) is unreachable: " in said
     assert "Not checked whether the moved migrations are applied there." in said
+
+
+def test_every_alias_unreachable_resolves_all_the_same_in_one_line(tmp_path: Path) -> None:
+    """Two aliases, both at a closed port: the renamer needs no database; it says in one line
+    that it could not check either, and resolves."""
+    mig, manage = _manage_py_merge(
+        tmp_path, "postgres://nobody@127.0.0.1:1/none",
+        "DATABASES['control'] = dj_database_url.parse('postgres://nobody@127.0.0.1:2/ctl')\n")
+    before = mig.git("rev-parse", "HEAD").stdout
+
+    proc = manage("update_migration")
+
+    assert proc.returncode == 0, proc.stderr
+    assert "  0003_feature -> 0004_feature\n" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("Database 'control' (name ctl, host 127.0.0.1, port 2) is "
+                               "unreachable: ")
+    assert "; database 'default' (name none, host 127.0.0.1, port 1) is unreachable: " in lines[0]
+    assert "Not checked whether the moved migrations are applied there." in lines[0]
+    mig.git("merge", "--continue")
+    assert mig.git("rev-parse", "HEAD~1").stdout == before
+    assert manage("migrations_lockfile", "--check").returncode == 0
+
+
+def test_applied_on_another_alias_is_refused_naming_it(repo: MigRepo) -> None:
+    """Without --database every alias is looked at once: a moved migration applied on 'other'
+    is refused, naming that alias and the flags that roll it back."""
+    from django.db import connections
+
+    base_history(repo)
+    diverge(repo)
+    repo.git("checkout", "-q", "feature")
+    _out, err, code = run_command("migrate", "alpha", "--database", "other")
+    assert code == 0, err
+    try:
+        repo.git("merge", "main", check=False)
+        before = repo.snapshot()
+
+        _out, err, code = repo.run()
+
+        assert code == 1
+        assert "recorded as applied in database 'other':\n  alpha.0003_feature\n" in err
+        assert "--update-applied --database other" in err
+        assert repo.snapshot() == before
+    finally:
+        run_command("migrate", "alpha", "zero", "--database", "other")
+        connections["other"].close()
 
 
 def test_dry_run_with_update_applied_only_says_what_it_would_unapply(repo: MigRepo) -> None:
@@ -901,3 +956,136 @@ def test_branch_migrations_that_are_not_one_chain_are_refused(repo: MigRepo) -> 
         "update_migration again."
     )
     assert repo.snapshot() == before
+
+
+def test_rebase_stop_names_a_migration_renamed_at_an_earlier_stop(repo: MigRepo) -> None:
+    """The property test's falsifying example: one commit per migration; alpha gets three on the
+    branch, then beta.0002_mine2 names alpha.0002_mine2 (renamed at the first stop) while main
+    added one alpha migration. Every stop resolves, and the result names the new names."""
+    for app in ("alpha", "beta"):
+        repo.add(app, "0001_step1")
+    repo.write_lockfile()
+    repo.commit("base")
+    repo.git("checkout", "-q", "-b", "feature")
+    steps = [("alpha", "0002_mine2", [("alpha", "0001_step1")]),
+             ("alpha", "0003_mine3", [("alpha", "0002_mine2")]),
+             ("alpha", "0004_mine4", [("alpha", "0003_mine3")]),
+             ("beta", "0002_mine2", [("beta", "0001_step1"), ("alpha", "0002_mine2")])]
+    tests = repo.root / "tests"
+    tests.mkdir()
+    for app, name, deps in steps:
+        repo.add(app, name, deps)
+        if app == "beta":  # a test of the first alpha migration, in the commit replayed last
+            (tests / "test_alpha_mine2.py").write_text(
+                _migration_test("alpha", "0001_step1", "0002_mine2"))
+        repo.write_lockfile()
+        repo.commit(f"mine {app}.{name}")
+    repo.git("checkout", "-q", "main")
+    repo.add("alpha", "0002_main2", [("alpha", "0001_step1")])
+    repo.write_lockfile()
+    repo.commit("main alpha")
+    repo.git("checkout", "-q", "feature")
+
+    proc = repo.git("rebase", "main", check=False)
+    stops = 0
+    while proc.returncode != 0:
+        stops += 1
+        assert stops <= 4, proc.stdout + proc.stderr
+        out, err, code = repo.run()
+        assert (err, code) == ("", 0), out
+        assert out.endswith("Next: git rebase --continue\n"), out
+        proc = repo.git("rebase", "--continue", check=False)
+    # git replayed the beta commit without a stop: the last stop said so
+    assert "Later commits of this rebase still name alpha.0002_mine2" in out
+    out, err, code = repo.run()
+    assert (err, code) == ("", 0)
+    assert "Fixed a reference in beta.0002_mine2: alpha.0002_mine2 (renamed earlier in this " \
+        "rebase)\n" in out
+    assert out.endswith("Next: review the staged changes and commit them.\n")
+    assert not (repo.root / ".git" / "migtools" / "renames.json").exists()
+
+    repo.check_resolved()
+    assert repo.names("alpha") == [
+        "0001_step1", "0002_main2", "0003_mine2", "0004_mine3", "0005_mine4"]
+    beta = repo.path("beta", "0002_mine2").read_text()
+    assert '("alpha", "0003_mine2")' in beta
+    assert "0002_mine2\")" not in beta.replace('("beta", "0002_mine2")', "")
+    # the test follows too: migrate_to renamed, migrate_from moved to main's migration
+    assert (tests / "test_alpha_mine2.py").read_text() == _migration_test(
+        "alpha", "0002_main2", "0003_mine2")
+
+
+def _migration_test(app: str, migrate_from: str, migrate_to: str) -> str:
+    return (
+        "from migtools.testing import TestMigrations\n\n\n"
+        "class TestIt(TestMigrations):\n"
+        f"    app = {app!r}\n"
+        f"    migrate_from = {migrate_from!r}\n"
+        f"    migrate_to = {migrate_to!r}\n"
+    )
+
+
+def test_a_three_commit_rebase_keeps_every_migration_test_true(repo: MigRepo) -> None:
+    """Each commit adds a migration and its test; main added one migration. With
+    update_migration at each stop, every test names the migrations as they are after the
+    rebase, with no hand edit (the first test's migrate_from moves to main's migration)."""
+    base_history(repo)
+    tests = repo.root / "tests"
+    tests.mkdir()
+    repo.git("checkout", "-q", "-b", "feature")
+    steps = [("0003_first", "0002_step2"), ("0004_second", "0003_first"),
+             ("0005_third", "0004_second")]
+    for name, parent in steps:
+        repo.add("alpha", name, [("alpha", parent)])
+        (tests / f"test_{name.split('_')[1]}.py").write_text(
+            _migration_test("alpha", parent, name))
+        repo.write_lockfile()
+        repo.commit(f"add {name}")
+    repo.git("checkout", "-q", "main")
+    repo.add("alpha", "0003_mainline", [("alpha", "0002_step2")])
+    repo.write_lockfile()
+    repo.commit("main")
+    repo.git("checkout", "-q", "feature")
+
+    proc = repo.git("rebase", "main", check=False)
+    while proc.returncode != 0:
+        out, err, code = repo.run()
+        assert (err, code) == ("", 0), out
+        proc = repo.git("rebase", "--continue", check=False)
+    out, err, code = repo.run()
+    assert (err, code) == ("", 0), out
+    if repo.status():
+        repo.commit("names after the rebase")
+
+    repo.check_resolved()
+    assert repo.names("alpha") == ["0001_step1", "0002_step2", "0003_mainline", "0004_first",
+                                   "0005_second", "0006_third"]
+    assert (tests / "test_first.py").read_text() == _migration_test(
+        "alpha", "0003_mainline", "0004_first")
+    assert (tests / "test_second.py").read_text() == _migration_test(
+        "alpha", "0004_first", "0005_second")
+    assert (tests / "test_third.py").read_text() == _migration_test(
+        "alpha", "0005_second", "0006_third")
+    assert repo.status() == ""
+
+
+def test_a_sha256_repository_resolves(repo: MigRepo) -> None:
+    """`git init --object-format=sha256`: object ids are 64 digits (index entries dropped with
+    the repository's own null id), and the merge resolves and continues."""
+    shutil.rmtree(repo.root / ".git")
+    repo.git("init", "-q", "-b", "main", "--object-format=sha256")
+    assert repo.git("rev-parse", "--show-object-format").stdout.strip() == "sha256"
+    base_history(repo)
+    diverge(repo)
+    repo.git("checkout", "-q", "feature")
+    assert repo.git("merge", "main", check=False).returncode != 0
+
+    out, err, code = repo.run()
+
+    assert (err, code) == ("", 0), out
+    assert "  0003_feature -> 0004_feature\n" in out
+    repo.check_resolved()
+    assert repo.git("ls-files", "-u").stdout == ""
+    repo.git("merge", "--continue")
+    assert repo.status() == ""
+    assert len(repo.git("rev-parse", "HEAD").stdout.strip()) == 64

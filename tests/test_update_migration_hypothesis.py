@@ -26,7 +26,7 @@ from tests.test_update_migration import APPS, MigRepo, run_command
 EXAMPLES = int(os.environ.get("MIGTOOLS_HYPOTHESIS_EXAMPLES", "100"))
 MIGRATE_EVERY = int(os.environ.get("MIGTOOLS_HYPOTHESIS_MIGRATE_EVERY", "6"))
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(databases="__all__")
 
 Key = tuple[str, str]
 

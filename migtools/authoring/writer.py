@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from migtools import source as pysource
 from migtools.graph import disk as graph
 
 GUIDANCE = """\
@@ -142,9 +143,9 @@ def to_checked(source: str, attributes: Mapping[str, object] | None = None) -> s
 
 def convert_file(path: Path, attributes: Mapping[str, object] | None = None) -> bool:
     """Rewrite one generated file in place; True when it changed."""
-    source = path.read_text(encoding="utf-8")
+    source = pysource.read(path)
     new = to_checked(source, attributes)
     if new == source:
         return False
-    path.write_text(new, encoding="utf-8")
+    path.write_bytes(pysource.encode(new, like=path))
     return True

@@ -16,6 +16,8 @@ what ``AUTH_USER_MODEL`` is, and must not import project code to find out. So:
       lockfile = "migrations_lockfile.txt"   # relative to the project directory
       auth_user_model = "accounts.User"      # default "auth.User"
       settings = { OTHER_SWAPPABLE_MODEL = "app.Model" }
+      main_branch = "main"                   # MIGTOOLS_MAIN_BRANCH (update-migration)
+      migration_test_dirs = ["tests"]        # MIGTOOLS_MIGRATION_TEST_DIRS (update-migration)
 
 Apps are looked for below the project directory (the one holding that ``pyproject.toml``,
 else the repository root). The lockfile defaults to ``migrations_lockfile.txt`` at the
@@ -49,7 +51,15 @@ from migtools.graph.disk import AppMigrations, DiskGraph, read_directory, stamps
 LOCKFILE_NAME = "migrations_lockfile.txt"
 PYPROJECT = "pyproject.toml"
 _MIGRATIONS_INIT = "migrations/__init__.py"
-_KEYS = {"apps", "exclude", "lockfile", "auth_user_model", "settings"}
+_KEYS = {
+    "apps",
+    "exclude",
+    "lockfile",
+    "auth_user_model",
+    "settings",
+    "main_branch",
+    "migration_test_dirs",
+}
 
 
 class ConfigError(UsageError):
@@ -68,6 +78,8 @@ class Config:
     exclude: tuple[str, ...] = ()
     settings: dict[str, str] = field(default_factory=dict)
     source: Path | None = None  # the pyproject.toml read, if any
+    main_branch: str | None = None
+    migration_test_dirs: tuple[Path, ...] | None = None  # absolute
 
     def setting(self, name: str) -> object:
         return self.settings.get(name)
@@ -147,6 +159,10 @@ def read_config(start: Path) -> Config:
     if lockfile_value is not None and not (isinstance(lockfile_value, str) and lockfile_value):
         raise ConfigError(f"{where}: [tool.migtools] lockfile must be a path string.")
     lockfile = project_dir / lockfile_value if lockfile_value else root / LOCKFILE_NAME
+    main_branch = table.get("main_branch")
+    if main_branch is not None and not (isinstance(main_branch, str) and main_branch):
+        raise ConfigError(f"{where}: [tool.migtools] main_branch must be a branch name.")
+    test_dirs = _string_list(table, "migration_test_dirs", where)
     return Config(
         git_root=root,
         git_dir=git_dir,
@@ -156,6 +172,10 @@ def read_config(start: Path) -> Config:
         exclude=_string_list(table, "exclude", where) or (),
         settings=settings,
         source=source,
+        main_branch=main_branch,
+        migration_test_dirs=(
+            tuple(project_dir / d for d in test_dirs) if test_dirs is not None else None
+        ),
     )
 
 

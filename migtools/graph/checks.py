@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from django.core import checks
 from django.core.management import get_commands
 
 from migtools import project
+from migtools import source as pysource
 from migtools.errors import LockfileConflictError, LockfileError, MigtoolsError, SettingsError
 from migtools.graph import disk as graph
 from migtools.graph import lockfile
@@ -25,6 +28,21 @@ HINT_UPDATE = "Run 'python manage.py update_migration'."
 HINT_WRITE = "Run 'python manage.py migrations_lockfile' (or makemigrations) and commit the file."
 # Commands migtools provides that another app could shadow.
 COMMANDS = ("makemigrations", "migrations_lockfile", "squashmigrations", "update_migration")
+
+
+# True while a migtools command runs: the command reads the graph itself and reports a file
+# Django's loader refuses as its own one-line error, so the check does not print it first.
+_reported_by_command = False
+
+
+@contextmanager
+def graph_errors_reported_by_command() -> Iterator[None]:
+    global _reported_by_command
+    previous, _reported_by_command = _reported_by_command, True
+    try:
+        yield
+    finally:
+        _reported_by_command = previous
 
 
 def register() -> None:
@@ -39,6 +57,8 @@ def check_lockfile(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     except SettingsError:
         return []  # reported by the settings check (migtools.E1xx)
     except MigtoolsError as exc:
+        if _reported_by_command:
+            return []
         return [checks.Warning(f"Cannot read the migration graph: {exc}", id="migtools.W007")]
     messages: list[checks.CheckMessage] = [
         checks.Warning(
@@ -95,8 +115,8 @@ def check_lockfile(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
 
 def _defines_models(path: Path) -> bool:
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-    except (SyntaxError, UnicodeDecodeError):
+        tree = ast.parse(pysource.read(path))
+    except (OSError, SyntaxError):
         return False
     for node in tree.body:
         if isinstance(node, ast.ClassDef):

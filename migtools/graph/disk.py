@@ -20,13 +20,16 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from migtools import source as pysource
 from migtools.errors import (
     ConflictError,
     DynamicMigrationError,
     GraphError,
+    MigrationFileError,
     MigrationSyntaxError,
 )
 from migtools.graph import cache as parsecache
+from migtools.graph import diagnosis
 
 Key = tuple[str, str]
 
@@ -99,6 +102,16 @@ def _key_tuple(node: ast.expr, path: Path) -> Key:
             value = _setting_value(node.args[0], path)
             return (value.split(".", 1)[0], "__first__")
         raise DynamicMigrationError(str(path), node.lineno, "call in a dependency list")
+    if isinstance(node, _NOT_A_KEY_LIST) or (
+        isinstance(node, ast.Tuple | ast.List)
+        and len(node.elts) != 2
+        and not any(isinstance(e, ast.Starred) for e in node.elts)
+    ):
+        raise MigrationFileError(
+            str(path),
+            node.lineno,
+            f"a dependency must be an (app_label, migration_name) pair, not {ast.unparse(node)}",
+        )
     if isinstance(node, ast.Tuple | ast.List) and len(node.elts) == 2:
         # ("__setting__", "AUTH_USER_MODEL") is the autodetector's internal spelling; the
         # loader takes it literally (an app called "__setting__"), and so do we.
@@ -136,10 +149,23 @@ def _setting_value(node: ast.expr, path: Path) -> str:
     raise DynamicMigrationError(str(path), node.lineno, "swappable_dependency of a non-setting")
 
 
-def _key_list(node: ast.expr, path: Path) -> tuple[Key, ...]:
+# Literals Django's loader cannot take as a list of keys (it fails with a TypeError).
+_NOT_A_KEY_LIST = (ast.Constant, ast.Dict, ast.DictComp, ast.JoinedStr)
+
+
+def _key_list(node: ast.expr, path: Path, attribute: str) -> tuple[Key, ...]:
     if isinstance(node, ast.List | ast.Tuple):
         return tuple(_key_tuple(elt, path) for elt in node.elts)
+    if isinstance(node, _NOT_A_KEY_LIST):
+        raise MigrationFileError(str(path), node.lineno, _not_keys(attribute, ast.unparse(node)))
     raise DynamicMigrationError(str(path), node.lineno, "not a literal list or tuple")
+
+
+def _not_keys(attribute: str, value: str) -> str:
+    return (
+        f"{attribute} must be a list of (app_label, migration_name) pairs, not {value} "
+        "(Django's loader cannot read it)"
+    )
 
 
 def _base_name(node: ast.expr) -> str | None:
@@ -183,7 +209,13 @@ def _parse_migration_source(source: str, path: Path, app_label: str, name: str) 
                 str(path), stmt.lineno, "'Migration' is not a class statement"
             )
     if klass is None:
-        raise GraphError(f"{path}: migration {app_label}.{name} has no Migration class.")
+        raise MigrationFileError(
+            str(path),
+            1,
+            f"migration {app_label}.{name} has no Migration class (Django's loader imports every "
+            "module of a migrations package; start a helper module's name with '_' to keep it "
+            "there)",
+        )
     values: dict[str, ast.expr] = {}
     for stmt in klass.body:
         targets: list[ast.expr] = []
@@ -211,9 +243,13 @@ def _parse_migration_source(source: str, path: Path, app_label: str, name: str) 
         app_label=app_label,
         name=name,
         path=path,
-        dependencies=_key_list(values["dependencies"], path) if "dependencies" in values else (),
-        replaces=_key_list(values["replaces"], path) if "replaces" in values else (),
-        run_before=_key_list(values["run_before"], path) if "run_before" in values else (),
+        dependencies=_key_list(values["dependencies"], path, "dependencies")
+        if "dependencies" in values
+        else (),
+        replaces=_key_list(values["replaces"], path, "replaces") if "replaces" in values else (),
+        run_before=_key_list(values["run_before"], path, "run_before")
+        if "run_before" in values
+        else (),
         initial=initial,
         line=klass.lineno,
     )
@@ -228,16 +264,45 @@ def _binds(stmt: ast.stmt, name: str) -> bool:
 
 
 def _imported_file(app_label: str, module: str, name: str, path: Path) -> MigrationFile:
-    migration = importlib.import_module(f"{module}.{name}").Migration
+    try:
+        imported = importlib.import_module(f"{module}.{name}")
+    except Exception as exc:
+        error = diagnosis.import_failure(exc, exc.__traceback__)
+        if error is None:
+            raise
+        raise error from exc
+    migration = getattr(imported, "Migration", None)
+    if migration is None:
+        raise MigrationFileError(
+            str(path), 1, f"migration {app_label}.{name} has no Migration class"
+        )
     return MigrationFile(
         app_label=app_label,
         name=name,
         path=path,
-        dependencies=tuple(tuple(d) for d in migration.dependencies),
-        replaces=tuple(tuple(r) for r in migration.replaces),
-        run_before=tuple(tuple(r) for r in migration.run_before),
+        dependencies=_imported_keys(migration, "dependencies", path),
+        replaces=_imported_keys(migration, "replaces", path),
+        run_before=_imported_keys(migration, "run_before", path),
         initial=bool(migration.initial),
     )
+
+
+def _imported_keys(migration: type, attribute: str, path: Path) -> tuple[Key, ...]:
+    """The keys of an imported migration's attribute, checked as Django's loader uses them."""
+    value = getattr(migration, attribute, ())
+    line = diagnosis.line_of(path)
+    try:
+        keys = tuple(tuple(k) for k in value)
+    except TypeError:
+        raise MigrationFileError(str(path), line, _not_keys(attribute, repr(value))) from None
+    for key in keys:
+        if len(key) != 2 or not all(isinstance(part, str) for part in key):
+            raise MigrationFileError(
+                str(path),
+                line,
+                f"a dependency must be an (app_label, migration_name) pair, not {key!r}",
+            )
+    return keys
 
 
 def locate(app_label: str) -> tuple[str | None, Path | None]:
@@ -293,6 +358,14 @@ def _scan(directory: Path) -> dict[str, tuple[Path, parsecache.Stamp]]:
     }
 
 
+def _read(path: Path) -> str:
+    """The file's text as Python decodes it (coding cookie, byte-order mark)."""
+    try:
+        return pysource.read(path)
+    except SyntaxError as exc:
+        raise MigrationSyntaxError(str(path), exc.lineno or 1, exc.msg) from None
+
+
 def _parse_cached(
     cache: parsecache.ParseCache | None,
     path: Path,
@@ -310,9 +383,7 @@ def _parse_cached(
             )
     _settings_used = {}
     try:
-        parsed = parse_migration_source(
-            path.read_text(encoding="utf-8"), path, app_label, name, lookup
-        )
+        parsed = parse_migration_source(_read(path), path, app_label, name, lookup)
         used = _settings_used
     finally:
         _settings_used = None
@@ -498,9 +569,11 @@ class DiskGraph:
                 self._replace(key, self.files[key].replaces)
         for dummy, (origin, role) in self._dummies.items():
             if dummy in self.parents:
-                raise GraphError(
+                raise self._file_error(
+                    origin,
                     f"Migration {origin[0]}.{origin[1]} dependencies reference nonexistent "
-                    f"{role} node {dummy!r}."
+                    f"{role} node {dummy!r}.",
+                    dummy,
                 )
         self._check_acyclic()
 
@@ -559,10 +632,22 @@ class DiskGraph:
                     cycle = [n for n, _ in stack]
                     cycle = cycle[cycle.index(nxt) :]
                     names = ", ".join(f"{a}.{n}" for a, n in cycle)
-                    raise GraphError(f"Cycle in the migration graph: {names}")
+                    # each node depends on the next; the last one on the first
+                    parent = cycle[1] if len(cycle) > 1 else cycle[0]
+                    raise self._file_error(
+                        cycle[0], f"Cycle in the migration graph: {names}", parent
+                    )
                 if nxt not in state:
                     state[nxt] = 1
                     stack.append((nxt, sorted(self.parents[nxt])))
+
+    def _file_error(self, key: Key, reason: str, needle: Key) -> GraphError:
+        """``reason`` at the line of ``key``'s file that names ``needle`` (file:line)."""
+        found = self.files.get(key)
+        if found is None:
+            return GraphError(reason)
+        line = diagnosis.line_of(found.path, needle)
+        return MigrationFileError(diagnosis.shown(found.path), line, reason)
 
     # ------------------------------------------------------------------ queries
 

@@ -15,6 +15,8 @@ from django.utils.connection import ConnectionDoesNotExist
 
 from migtools import dberrors
 from migtools.errors import MigtoolsError, NoMigrationsError, UnknownAppError
+from migtools.graph import checks as graph_checks
+from migtools.graph import diagnosis
 
 
 def display_path(path: Path | str) -> str:
@@ -61,7 +63,8 @@ class MigtoolsCommandMixin(BaseCommand):
         try:
             if "database" in options:
                 check_database_alias(options["database"])
-            output = super().execute(*args, **options)
+            with graph_checks.graph_errors_reported_by_command():
+                output = super().execute(*args, **options)
             self.finished(**options)
             return output
         except MigtoolsError as exc:
@@ -74,6 +77,12 @@ class MigtoolsCommandMixin(BaseCommand):
                 raise
             error = dberrors.unavailable(str(alias), exc)
             raise CommandError(str(error), returncode=error.returncode) from exc
+        except Exception as exc:
+            # A migration file Django's loader refuses: one line with file:line, exit 1.
+            refused = diagnosis.diagnose(exc)
+            if refused is None:
+                raise
+            raise CommandError(str(refused), returncode=refused.returncode) from exc
 
     def finished(self, **options: Any) -> None:
         """Called once the command's output is written: raise a migtools error here to exit

@@ -51,7 +51,7 @@ def applied_moved(moved: Iterable[Key], connection: BaseDatabaseWrapper) -> Appl
         if not recorder.has_table():
             return result
         recorded = set(recorder.applied_migrations())
-    except (DatabaseError, ImproperlyConfigured) as exc:
+    except (DatabaseError, ImproperlyConfigured, OSError) as exc:
         result.unavailable = dberrors.unreachable(connection, exc)
         result.configured = connection.settings_dict.get("ENGINE") != "django.db.backends.dummy"
         return result
@@ -133,17 +133,28 @@ def still_applied(keys: Iterable[Key], connection: BaseDatabaseWrapper) -> list[
     return [key for key in keys if key in recorded]
 
 
-def refuse(applied: list[Key]) -> AppliedMigrationsError:
+def refuse(applied: list[Key], alias: str | None = None) -> AppliedMigrationsError:
+    """Applied migrations cannot be renamed without --update-applied; ``alias`` names the
+    database when it is not the one --update-applied rolls back by default."""
     names = "\n".join(f"  {fmt(k)}" for k in applied)
+    where = "the database" if alias is None else f"database '{alias}'"
+    flags = "--update-applied" if alias is None else f"--update-applied --database {alias}"
     return AppliedMigrationsError(
-        "These migrations are recorded as applied in the database:\n"
+        f"These migrations are recorded as applied in {where}:\n"
         f"{names}\n"
         "Renaming them would leave the migration history inconsistent (they would depend on "
         "main's migrations, which are not applied) and 'migrate' would refuse to run. Nothing "
-        "was changed.\nRun again with --update-applied to roll them back first (their reverse "
+        f"was changed.\nRun again with {flags} to roll them back first (their reverse "
         "operations), then rename them; 'python manage.py migrate' then applies them in the new "
         "order."
     )
+
+
+def aliases() -> list[str]:
+    """Every database alias of the project (DATABASES' order)."""
+    from django.db import connections
+
+    return list(connections.settings)
 
 
 def names(steps: list[Step]) -> list[str]:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from migtools import source as pysource
 from migtools.errors import JournalError, RenumberError, RenumberWriteError
 from migtools.gitrepo import GitRepo, IndexEntry
 from migtools.renamer import journal as jn
@@ -33,10 +34,10 @@ def _event(description: str, before_step: Step | None) -> None:
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        return pysource.read(path)
     except FileNotFoundError:
         return None
-    except (UnicodeDecodeError, IsADirectoryError):
+    except (SyntaxError, IsADirectoryError):
         return "\0not text\0"
 
 
@@ -98,7 +99,7 @@ def prepare(
         if change.moved and change.source not in dests:
             new[change.source] = None
     files = [
-        jn.FileState(str(path), old[path], new[path], mode.get(path, 0o644))
+        _state(repo, path, old[path], new[path], mode.get(path, 0o644))
         # new content first, deletions last: a migration is never missing half-way
         for path in sorted(old, key=lambda p: (new.get(p, old[p]) is None, str(p)))
         if old[path] != new.get(path, old[path])
@@ -125,7 +126,7 @@ def prepare(
             text = change.new_text
             if dirty and change.source in dirty and entry is not None and entry.stage == 0:
                 text = change.new_version_of(repo.blob_text(entry.sha)) or change.new_text
-            sha = repo.store_blob(text.encode("utf-8"))
+            sha = repo.store_blob(pysource.encode(text, like=change.source))
             file_mode = entry.mode if entry is not None else "100644"
             index_new.append(IndexEntry(file_mode, sha, 0, repo.relative(change.path)))
     return jn.Journal(
@@ -136,7 +137,28 @@ def prepare(
         renames=[f"{fmt(r.old_key)} -> {r.new}" for r in plan.renames],
         database=database,
         unapply=list(unapply or []),
+        bound=repo.binding() if repo is not None else None,
     )
+
+
+def _state(
+    repo: GitRepo | None, path: Path, old: str | None, new: str | None, mode: int
+) -> jn.FileState:
+    """The journal entry of ``path``: relative to the work tree, or to ``$GIT_DIR`` for the
+    rename map (file modes other than 0644 and 0755 are written as 0644)."""
+    mode = mode if mode in (0o644, 0o755) else 0o644
+    if repo is None:
+        return jn.FileState(str(path), old, new, mode)
+    try:
+        rel = path.resolve().relative_to(repo.git_dir).as_posix()
+    except ValueError:
+        return jn.FileState(repo.relative(path), old, new, mode)
+    return jn.FileState(rel, old, new, mode, in_git_dir=True)
+
+
+def _path(repo: GitRepo, state: jn.FileState) -> Path:
+    """Where ``state`` lives in this checkout (wherever it has moved to)."""
+    return (repo.git_dir if state.in_git_dir else repo.root) / state.path
 
 
 # --------------------------------------------------------------------------- writing
@@ -156,24 +178,17 @@ def _set(path: Path, text: str | None, mode: int) -> None:
     if text is None:
         path.unlink(missing_ok=True)
     else:
-        jn.write_durably(path, text.encode("utf-8"), mode)
-
-
-def _rel(repo: GitRepo, path: str) -> str:
-    try:
-        return repo.relative(Path(path))
-    except Exception:
-        return path
+        jn.write_durably(path, pysource.encode(text, like=path), mode)
 
 
 def complete(repo: GitRepo, journal: jn.Journal, before_step: Step | None = None) -> None:
     """Bring every file and the index to the journal's "new" state, then drop the journal."""
     for state in journal.files:
-        path = Path(state.path)
+        path = _path(repo, state)
         if _read(path) == state.new:
             continue
         verb = "delete" if state.new is None else "write"
-        record(repo, f"{verb} {_rel(repo, state.path)}", before_step)
+        record(repo, f"{verb} {state.path}", before_step)
         _set(path, state.new, state.mode)
     if journal.index_paths:
         record(repo, "index", before_step)
@@ -192,12 +207,12 @@ def undo(repo: GitRepo, journal: jn.Journal) -> list[str]:
     except OSError as exc:
         problems.append(f"{repo.state_dir / jn.LOG}: {exc}")
     for state in journal.files:
-        path = Path(state.path)
+        path = _path(repo, state)
         try:
             if _read(path) != state.old:
                 _set(path, state.old, state.mode)
         except OSError as exc:
-            problems.append(f"{_rel(repo, state.path)}: {type(exc).__name__}: {exc}")
+            problems.append(f"{state.path}: {type(exc).__name__}: {exc}")
         path.with_name(f".{path.name}.migtools-tmp").unlink(missing_ok=True)
     if journal.index_paths:
         try:
@@ -271,16 +286,22 @@ def apply(
 class Recovery:
     """What was done about an interrupted run."""
 
-    completed: bool  # True: finished; False: undone
+    completed: bool  # True: finished; False: undone (or dropped)
     message: str
+    gone: bool = False  # dropped: the git operation the run belonged to is gone
 
 
-def recover(repo: GitRepo) -> Recovery | None:
-    """Complete or undo the run a kill interrupted (None: there was none)."""
-    journal = jn.read(repo.state_dir)
+def recover(repo: GitRepo, scope: jn.Scope | None = None) -> Recovery | None:
+    """Complete or undo the run a kill interrupted (None: there was none). A journal naming a
+    file outside ``scope`` is refused (:class:`JournalError`, nothing changed); one whose git
+    operation is gone (a merge aborted, a rebase stop passed) is dropped after removing what
+    the run had written."""
+    journal = jn.read(repo.state_dir, scope)
     if journal is None:
         return None
     what = ", ".join(journal.renames) or "the lockfile"
+    if journal.bound is not None and journal.bound != repo.binding():
+        return _clean_up(repo, journal)
     last = journal.log[-1] if journal.log else "its start"
     if jn.UNDO in journal.log or (journal.unapply and jn.DATABASE_ROLLED_BACK not in journal.log):
         problems = undo(repo, journal)
@@ -301,9 +322,7 @@ def recover(repo: GitRepo) -> Recovery | None:
             f"update_migration was interrupted earlier ({what}): undid it, every file and "
             f"the index are as they were before it.{detail}",
         )
-    foreign = [
-        _rel(repo, s.path) for s in journal.files if _read(Path(s.path)) not in (s.old, s.new)
-    ]
+    foreign = [s.path for s in journal.files if _read(_path(repo, s)) not in (s.old, s.new)]
     if foreign:
         listing = "\n".join(f"  {p}" for p in foreign)
         raise JournalError(
@@ -314,4 +333,59 @@ def recover(repo: GitRepo) -> Recovery | None:
     complete(repo, journal)
     return Recovery(
         True, f"update_migration was interrupted earlier (after {last}): completed it: {what}."
+    )
+
+
+def _clean_up(repo: GitRepo, journal: jn.Journal) -> Recovery:
+    """The run's git operation is gone (``git merge --abort``, ``git rebase --abort``, a stop
+    passed): git has put back what it tracks; put every file the run touched back to the tree
+    of HEAD (a file HEAD lacks and the run created: removed), when the file still holds what
+    the run or the operation left there. The journal is dropped."""
+    cleaned = 0
+    problems: list[str] = []
+    for state in journal.files:
+        if state.in_git_dir:
+            continue  # the rename map of a rebase that is gone: dropped as stale
+        path = _path(repo, state)
+        current = _read(path)
+        if current not in (state.old, state.new):
+            continue  # someone else's content now: leave it
+        data = repo.bytes_at("HEAD", state.path)
+        try:
+            wanted = pysource.decode(data, state.path) if data is not None else None
+        except (SyntaxError, UnicodeDecodeError):
+            continue  # HEAD's version is not text we can compare: leave it to the user
+        if wanted is None and state.old is not None and current == state.old:
+            continue  # was there before the run and HEAD lacks it: the user's own file
+        if current == wanted:
+            continue
+        try:
+            _set(path, wanted, state.mode)
+        except OSError as exc:
+            problems.append(f"{state.path}: {exc.strerror}")
+            continue
+        cleaned += 1
+        path.with_name(f".{path.name}.migtools-tmp").unlink(missing_ok=True)
+    if problems:
+        raise JournalError(
+            "update_migration was interrupted earlier, and the "
+            f"{journal.bound.describe() if journal.bound else 'operation'} it belonged to is "
+            f"gone; cleaning up failed for: {'; '.join(problems)}. Fix that, then run again."
+        )
+    if journal.index_paths:
+        repo.refresh_index()
+    jn.end(repo.state_dir)
+    kind = journal.bound.describe() if journal.bound else "operation"
+    files = "file" if cleaned == 1 else "files"
+    detail = ""
+    if journal.unapply and jn.DATABASE_ROLLED_BACK in journal.log:
+        detail = (
+            f" The database '{journal.database}' was rolled back by that run "
+            f"({', '.join(journal.unapply)}): run 'python manage.py migrate' to apply them again."
+        )
+    return Recovery(
+        False,
+        f"update_migration was interrupted earlier, and the {kind} this run belonged to is "
+        f"gone; cleaned up {cleaned} {files}.{detail}",
+        gone=True,
     )

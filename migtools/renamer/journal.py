@@ -1,39 +1,58 @@
 """The update_migration journal: the intent of a run, written before its first change.
 
 ``$GIT_DIR/migtools/journal.json`` holds every file the run touches (old and new content, or
-absence), the index entries to set and the entries they replace, and the database rollback
-planned under ``--update-applied``; it is fsynced and renamed into place, so it exists whole
-or not at all. ``journal.log`` beside it records each later step, one fsynced line each. A run
-killed at any point leaves both behind; the next run completes (or undoes) it from them.
+absence), the index entries to set and the entries they replace, the git operation the run
+belongs to (HEAD, and MERGE_HEAD or the rebase's onto and orig-head), and the database
+rollback planned under ``--update-applied``; it is fsynced and renamed into place, so it
+exists whole or not at all. ``journal.log`` beside it records each later step, one fsynced
+line each. A run killed at any point leaves both behind; the next run completes (or undoes)
+it from them.
+
+The journal is read as untrusted input: paths are relative to the work tree (so a moved
+checkout still completes), and :func:`read` refuses any that leaves the tree or names a file
+that is not a migration file, the lockfile or a migration test of the project
+(:class:`Scope`), and any malformed value, with one line saying the way out.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from migtools.errors import JournalError
-from migtools.gitrepo import IndexEntry
+from migtools.gitrepo import Binding, IndexEntry
 
 FILE = "journal.json"
 LOG = "journal.log"
-VERSION = 1
+VERSION = 2
 
 # steps recorded in the log that decide how an interrupted run is recovered
 UNDO = "undo"
 DATABASE_ROLLED_BACK = "database rolled back"
 
+# the one file under $GIT_DIR a run may write (the rebase rename map), relative to $GIT_DIR
+GIT_DIR_FILES = ("migtools/renames.json",)
+
+_SHA = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_MODES = ("100644", "100755", "120000")
+
 
 @dataclass
 class FileState:
-    """One path the run touches: its content before and after (None: absent)."""
+    """One path the run touches: its content before and after (None: absent).
 
-    path: str  # absolute
+    ``path`` is relative to the work tree (posix), or to ``$GIT_DIR`` when ``in_git_dir``."""
+
+    path: str
     old: str | None
     new: str | None
     mode: int = 0o644
+    in_git_dir: bool = False
 
 
 @dataclass
@@ -45,6 +64,7 @@ class Journal:
     renames: list[str] = field(default_factory=list)  # "app.old -> new", for messages
     database: str | None = None  # the alias rolled back under --update-applied
     unapply: list[str] = field(default_factory=list)  # "app.name" rolled back there
+    bound: Binding | None = None  # the git operation the run belongs to
     log: list[str] = field(default_factory=list)  # steps done (read back, not written)
 
     def to_json(self) -> str:
@@ -55,16 +75,122 @@ class Journal:
 
     @classmethod
     def from_json(cls, text: str, log: list[str]) -> Journal:
+        """Parse and type-check a journal (ValueError naming what is wrong)."""
         data = json.loads(text)
-        if data.pop("version", None) != VERSION:
-            raise ValueError("unknown journal version")
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if data.get("version") != VERSION:
+            raise ValueError(f"unknown journal version {data.get('version')!r}")
+        files = [_file_state(f) for f in _list(data, "files")]
+        index_paths = [_rel_path(p, "index_paths") for p in _list(data, "index_paths")]
+        index_old = [_entry(e) for e in _list(data, "index_old")]
+        index_new = [_entry(e) for e in _list(data, "index_new")]
+        renames = [_str(r, "renames") for r in _list(data, "renames")]
+        unapply = [_str(r, "unapply") for r in _list(data, "unapply")]
+        database = data.get("database")
+        if database is not None and not isinstance(database, str):
+            raise ValueError("database is not a string")
+        bound = data.get("bound")
+        binding = None
+        if bound is not None:
+            if not isinstance(bound, dict) or set(bound) != set(Binding.__dataclass_fields__):
+                raise ValueError("bound is not a git state")
+            for value in bound.values():
+                if value is not None and not isinstance(value, str):
+                    raise ValueError("bound holds a non-string")
+            binding = Binding(**bound)
+        return cls(
+            files=files,
+            index_paths=index_paths,
+            index_old=index_old,
+            index_new=index_new,
+            renames=renames,
+            database=database,
+            unapply=unapply,
+            bound=binding,
+            log=log,
+        )
 
-        def entries(key: str) -> list[IndexEntry]:
-            return [IndexEntry(**e) for e in data.pop(key)]
 
-        index_old, index_new = entries("index_old"), entries("index_new")
-        files = [FileState(**f) for f in data.pop("files")]
-        return cls(files=files, index_old=index_old, index_new=index_new, log=log, **data)
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f"{key} is not a list")
+    return value
+
+
+def _str(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what}: {value!r} is not a string")
+    return value
+
+
+def _rel_path(value: object, what: str) -> str:
+    """A relative posix path that stays below its base (no absolute, no '..', no NUL)."""
+    text = _str(value, what)
+    pure = PurePosixPath(text)
+    if not text or "\0" in text or "\\" in text or pure.is_absolute() or ".." in pure.parts:
+        raise ValueError(f"{what}: {text!r} is not a path inside the work tree")
+    return text
+
+
+def _text(value: object, what: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{what} is not text")
+    return value
+
+
+def _file_state(value: object) -> FileState:
+    if not isinstance(value, dict):
+        raise ValueError("a file entry is not an object")
+    path = _rel_path(value.get("path"), "path")
+    in_git_dir = value.get("in_git_dir", False)
+    if not isinstance(in_git_dir, bool):
+        raise ValueError("in_git_dir is not true or false")
+    if in_git_dir and path not in GIT_DIR_FILES:
+        raise ValueError(f"{path!r} is not a file update_migration keeps under $GIT_DIR")
+    mode = value.get("mode", 0o644)
+    if not isinstance(mode, int) or isinstance(mode, bool) or mode not in (0o644, 0o755):
+        raise ValueError(f"{path}: mode {mode!r} is not 0644 or 0755")
+    old, new = _text(value.get("old"), f"{path}: old"), _text(value.get("new"), f"{path}: new")
+    return FileState(path, old, new, mode, in_git_dir)
+
+
+def _entry(value: object) -> IndexEntry:
+    if not isinstance(value, dict):
+        raise ValueError("an index entry is not an object")
+    mode, sha, stage = value.get("mode"), value.get("sha"), value.get("stage")
+    if mode not in _MODES or not isinstance(sha, str) or not _SHA.match(sha):
+        raise ValueError(f"index entry {value.get('path')!r}: bad mode or object id")
+    if not isinstance(stage, int) or isinstance(stage, bool) or stage not in (0, 1, 2, 3):
+        raise ValueError(f"index entry {value.get('path')!r}: bad stage")
+    return IndexEntry(str(mode), sha, stage, _rel_path(value.get("path"), "index path"))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The files a journal may touch: in the work tree ``root``, a ``.py`` file directly in
+    one of ``migration_dirs``, the ``lockfile``, or a file ``is_test`` accepts."""
+
+    root: Path
+    migration_dirs: frozenset[Path]
+    lockfile: Path
+    is_test: Callable[[Path], bool]
+
+    def refusal(self, rel: str) -> str | None:
+        """Why the journal may not touch ``rel`` (None: it may)."""
+        path = (self.root / rel).resolve()
+        try:
+            path.relative_to(self.root)
+        except ValueError:
+            return f"{rel} resolves outside the work tree {self.root}"
+        if path == self.lockfile.resolve():
+            return None
+        if path.suffix == ".py" and path.parent in self.migration_dirs:
+            return None
+        if path.suffix == ".py" and self.is_test(path):
+            return None
+        return f"{rel} is not a migration file, the lockfile or a migration test of this project"
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -110,24 +236,49 @@ def record(state_dir: Path, step: str) -> None:
         os.close(fd)
 
 
-def read(state_dir: Path) -> Journal | None:
-    """The journal of an interrupted run (None: there is none)."""
+def read(state_dir: Path, scope: Scope | None = None) -> Journal | None:
+    """The journal of an interrupted run (None: there is none); :class:`JournalError` (one
+    line with the way out) when it cannot be read or names a file outside ``scope``."""
     path = state_dir / FILE
+    way_out = f"Nothing was changed. Check `git status`, then delete {path} to give up on that run."
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise JournalError(
+            f"{path} (the journal of an interrupted update_migration run) cannot be read "
+            f"({exc.strerror}). {way_out}"
+        ) from None
     try:
-        log = (state_dir / LOG).read_text(encoding="utf-8").splitlines()
+        log = (state_dir / LOG).read_bytes().decode("utf-8").splitlines()
     except FileNotFoundError:
         log = []
+    except (OSError, UnicodeDecodeError):
+        log = []  # a torn or foreign log: recovered as if no step was recorded
     try:
-        return Journal.from_json(text, log)
+        journal = Journal.from_json(raw.decode("utf-8"), log)
+    except UnicodeDecodeError:
+        raise JournalError(
+            f"{path} (the journal of an interrupted update_migration run) is not UTF-8 "
+            f"text. {way_out}"
+        ) from None
     except (ValueError, TypeError, KeyError) as exc:
         raise JournalError(
             f"{path} (the journal of an interrupted update_migration run) cannot be read "
-            f"({exc}). Check `git status`, then delete that file to go on."
+            f"({exc}). {way_out}"
         ) from None
+    if scope is not None:
+        rels = [f.path for f in journal.files if not f.in_git_dir]
+        rels += journal.index_paths + [e.path for e in journal.index_new + journal.index_old]
+        for rel in rels:
+            reason = scope.refusal(rel)
+            if reason is not None:
+                raise JournalError(
+                    f"{path} (the journal of an interrupted update_migration run) is refused: "
+                    f"{reason}. {way_out}"
+                )
+    return journal
 
 
 def end(state_dir: Path) -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from migtools import project
+from migtools import source as pysource
 from migtools.errors import (
     ConflictError,
     DynamicMigrationError,
@@ -181,7 +181,7 @@ def number_of(name: str) -> tuple[int, int] | None:
 def select(inputs: Inputs, migration: str, app_label: str | None) -> Key:
     """The migration named by ``migration`` (full name, number or unique substring)."""
     if app_label is not None:
-        label = project.app_config(app_label).label
+        label = inputs.label_of(app_label)
         if label not in inputs.apps:
             raise UsageError(
                 f"App '{label}' is not managed by migtools (MIGTOOLS_APPS lists the managed apps)."
@@ -248,10 +248,13 @@ class _Workspace:
         self.original: dict[Path, str] = {}
         self.text: dict[Path, str] = {}
         self.edits: dict[Path, list[tuple[Mapping[Key, Key], Mapping[Key, Key] | None]]] = {}
+        # the rename map's tables that apply to this tree (set by _apply_rename_map)
+        self.map_table: dict[Key, Key] = {}
+        self.map_parents: dict[Key, tuple[Key, Key]] = {}
 
     def source(self, path: Path) -> str:
         if path not in self.text:
-            self.original[path] = self.text[path] = path.read_text(encoding="utf-8")
+            self.original[path] = self.text[path] = pysource.read(path)
         return self.text[path]
 
     def edit(self, key: Key, renames: Mapping[Key, Key], relinks: Mapping[Key, Key] | None) -> bool:
@@ -313,7 +316,7 @@ class _Workspace:
                     mig = replace(mig, name=rename.new, path=rename.new_path)
                 files[mig.name] = mig
             apps.append(AppMigrations(label, app.module, app.directory, files, list(app.warnings)))
-        return DiskGraph(apps)
+        return DiskGraph(apps, registry=self.inputs.registry)
 
 
 def leaves_by_app(graph: DiskGraph) -> dict[str, list[str]]:
@@ -455,7 +458,7 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
             )
     else:
         if app_label is not None:
-            project.app_config(app_label)
+            inputs.label_of(app_label)
         labels = conflicted_apps(inputs, graph)
 
     app_plans = [_plan_app(inputs, graph, work, label) for label in labels]
@@ -494,6 +497,11 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
                 new_parents[first] = ((label, app_plan.old_parent), target)
 
     table = {old: r.new_key for old, r in renames.items()}
+    # named as they are after the run
+    fixed = [
+        f"{fmt(table.get(key, key))}: {', '.join(refs)} (renamed earlier in this rebase)"
+        for key, refs in map_fixes
+    ]
     named = set(table)
     for key, mig in list(work.files.items()):
         if key in relinks or any(ref in named for ref in _refs(mig)):
@@ -521,9 +529,9 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
     done = {c.source for c in changes}
     for rename in renames.values():
         if rename.old_path not in done:
-            text = rename.old_path.read_text(encoding="utf-8")
+            text = pysource.read(rename.old_path)
             changes.append(Change(rename.old_path, rename.new_path, text, text, redo=_same))
-    changes.extend(_test_changes(inputs, table, new_parents))
+    changes.extend(_test_changes(inputs, table, new_parents, work))
 
     new_lock = lockfile.render(expected)
     if new_lock != inputs.lockfile_text and (
@@ -533,7 +541,7 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
             Change(inputs.lockfile_path, inputs.lockfile_path, inputs.lockfile_text, new_lock)
         )
     if changes or inputs.lockfile_unmerged:
-        changes.extend(_rename_map_change(inputs, table))
+        changes.extend(_rename_map_change(inputs, table, new_parents))
     return Plan(
         apps=[p for p in app_plans if p.changed],
         renames=list(renames.values()),
@@ -541,58 +549,63 @@ def plan(inputs: Inputs, migration: str | None = None, app_label: str | None = N
         lockfile_path=inputs.lockfile_path,
         new_graph=new_graph,
         moved=moved,
-        map_fixes=map_fixes,
+        map_fixes=fixed,
         stage_lockfile=inputs.lockfile_unmerged,
         root=root,
     )
 
 
-def _apply_rename_map(inputs: Inputs, work: _Workspace) -> list[str]:
-    """Rewrite references to migrations renamed at an earlier stop of this rebase."""
-    if not inputs.rename_map:
-        return []
+def _apply_rename_map(inputs: Inputs, work: _Workspace) -> list[tuple[Key, list[str]]]:
+    """Rewrite references to migrations renamed at an earlier stop of this rebase (the tables
+    that apply are kept on ``work`` for the migration tests)."""
     table: dict[Key, Key] = {}
     for label, names in inputs.rename_map.items():
         for old, new in names.items():
             if (label, old) not in work.files and (label, new) in work.files:
                 table[(label, old)] = (label, new)
+    work.map_table = table
+    work.map_parents = {
+        first: (old, new)
+        for first, (old, new) in inputs.rename_parents.items()
+        if first not in work.files and new in work.files
+    }
     fixes = []
     for key, mig in list(work.files.items()):
         if any(ref in table for ref in _refs(mig)) and work.edit(key, table, None):
-            refs = sorted({fmt(r) for r in _refs(mig) if r in table})
-            fixes.append(f"{fmt(key)}: {', '.join(refs)} (renamed earlier in this rebase)")
+            fixes.append((key, sorted({fmt(r) for r in _refs(mig) if r in table})))
     return fixes
 
 
 def _test_changes(
-    inputs: Inputs, table: Mapping[Key, Key], new_parents: Mapping[Key, tuple[Key, Key]]
+    inputs: Inputs,
+    table: Mapping[Key, Key],
+    new_parents: Mapping[Key, tuple[Key, Key]],
+    work: _Workspace,
 ) -> list[Change]:
-    if not table and not new_parents:
+    """Migration tests naming a moved migration: the rebase's rename map first (a test added
+    by a commit replayed after an earlier stop), then this run's renames and new parents."""
+    steps = [(work.map_table, work.map_parents), (table, new_parents)]
+    steps = [(t, p) for t, p in steps if t or p]
+    if not steps:
         return []
-    names = {k[1] for k in table} | {old[1] for old, _ in new_parents.values()}
+    names = {k[1] for t, p in steps for k in [*t, *(old for old, _new in p.values())]}
+    names |= {k[1] for _t, p in steps for k in p}
     renamed_names = {k[1]: v[1] for k, v in table.items()}
+    redo = _test_redo(steps)
     changes = []
     for path in inputs.test_files:
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = pysource.read(path)
+        except (OSError, SyntaxError):
             continue
-        new_text = text
-        if any(name in text for name in names):
-            try:
-                edits = rewrite.test_edits(text, table, new_parents)
-            except SyntaxError:
-                edits = []
-            new_text = rewrite.apply(text, edits)
+        new_text = redo(text) if any(name in text for name in names) else text
         target = path
         for old, new in renamed_names.items():
             if old in path.stem:
                 target = path.with_name(path.name.replace(old, new))
                 break
         if new_text != text or target != path:
-            changes.append(
-                Change(path, target, text, new_text, redo=_test_redo(table, new_parents))
-            )
+            changes.append(Change(path, target, text, new_text, redo=redo))
     return changes
 
 
@@ -601,23 +614,34 @@ def _same(text: str) -> str:
 
 
 def _test_redo(
-    table: Mapping[Key, Key], new_parents: Mapping[Key, tuple[Key, Key]]
+    steps: list[tuple[Mapping[Key, Key], Mapping[Key, tuple[Key, Key]]]],
 ) -> Callable[[str], str]:
     def again(text: str) -> str:
         try:
-            return rewrite.apply(text, rewrite.test_edits(text, table, new_parents))
+            for table, new_parents in steps:
+                text = rewrite.apply(text, rewrite.test_edits(text, table, new_parents))
         except SyntaxError:
-            return text
+            pass
+        return text
 
     return again
 
 
-def _rename_map_change(inputs: Inputs, table: Mapping[Key, Key]) -> list[Change]:
+def _rename_map_change(
+    inputs: Inputs, table: Mapping[Key, Key], new_parents: Mapping[Key, tuple[Key, Key]]
+) -> list[Change]:
     """Record this stop's renames for the later stops of the rebase in progress."""
     path = inputs.rename_map_path
-    if path is None or not inputs.in_rebase or not table:
+    if path is None or not inputs.in_rebase or not (table or new_parents):
         return []
-    new_text = renamemap.text(inputs.rebase_key, renamemap.merged(inputs.rename_map, table))
+    parents = renamemap.merged_parents(
+        inputs.rename_parents,
+        table,
+        {first: (old, table.get(new, new)) for first, (old, new) in new_parents.items()},
+    )
+    new_text = renamemap.text(
+        inputs.rebase_key, renamemap.merged(inputs.rename_map, table), parents
+    )
     if new_text is None:
         return []
     try:
@@ -646,9 +670,9 @@ def verify(plan: Plan) -> list[str]:
             if planned.path not in written:
                 continue
             try:
-                source = planned.path.read_text(encoding="utf-8")
+                source = pysource.read(planned.path)
                 actual = parse_migration_source(source, planned.path, label, name)
-            except (OSError, GraphError) as exc:
+            except (OSError, SyntaxError, GraphError) as exc:
                 problems.append(f"{planned.path}: {exc}")
                 continue
             if replace(actual, line=planned.line) != planned:

@@ -42,6 +42,7 @@ from django.db.migrations import operations as ops
 from django.db.migrations.exceptions import IrreversibleError
 from django.db.utils import NotSupportedError
 
+from migtools import source as pysource
 from migtools.errors import PendingDeletionError, UnsafeMigrationError
 from migtools.rules import data, routing
 from migtools.rules import operation as oprules
@@ -535,7 +536,7 @@ def _locate(judgement: Judgement, path: str | None, database: str | None = None)
     if not judgement.findings or path is None:
         return
     try:
-        tree: ast.Module | None = ast.parse(Path(path).read_text(encoding="utf-8"))
+        tree: ast.Module | None = ast.parse(pysource.read(path))
     except (OSError, SyntaxError, ValueError):
         tree = None
     class_line = 1

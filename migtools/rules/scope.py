@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings as django_settings
 
-from migtools import conf as mt_settings
 from migtools import project
+from migtools.graph import baseline
 from migtools.migration import CheckedMigration
 
 if TYPE_CHECKING:
@@ -38,8 +38,9 @@ def _baseline_keys(app_label: str, name: str, modules: str) -> frozenset[tuple[s
 
 
 def in_baseline(migration: Migration) -> bool:
-    """True when the migration is the app's ``MIGTOOLS_BASELINE`` migration or before it."""
-    name = mt_settings.baseline().get(migration.app_label)
+    """True when the migration is the app's baseline migration or before it (the adoption
+    baseline file, ``MIGTOOLS_BASELINE`` overriding it: ``migtools.graph.baseline``)."""
+    name = baseline.effective().get(migration.app_label)
     if not name:
         return False
     if migration.name == name:

@@ -47,8 +47,13 @@ class Preflight:
         return [f for f in self.findings if f.level is Level.WARNING]
 
     def raise_if_refused(self) -> None:
-        """``UnsafeMigrationError`` listing every refusing finding (file:line, why, recipe)."""
+        """``UnsafeMigrationError`` listing every refusing finding (file:line, why, recipe);
+        one line naming the adoption command when the refusals are mostly history written
+        before migtools came in (``adoption_line``)."""
         refusals = self.refusals
+        line = adoption_line(refusals)
+        if line is not None:
+            raise UnsafeMigrationError(_MISSING, "migrate", line)
         if refusals:
             names = sorted({f"{f.app_label}.{f.migration_name}" for f in refusals})
             on = f" on database {self.database!r}" if self.database else ""
@@ -58,6 +63,36 @@ class Preflight:
                 explain(refusals),
                 tuple(dict.fromkeys(f.rule_id for f in refusals)),
             )
+
+
+_MISSING = "missing-is-post-deployment"
+
+
+def adoption_line(refusals: list[Finding]) -> str | None:
+    """One line for a plan refused mostly for ``missing-is-post-deployment`` in apps with no
+    adoption baseline: plain migrations written before migtools came into the project (a
+    refusal listing each of them helps nobody). None otherwise."""
+    from migtools.graph import baseline
+
+    missing = [f for f in refusals if f.rule_id == _MISSING]
+    if len(missing) < 2 or 2 * len(missing) < len(refusals):
+        return None
+    adopted = baseline.effective()
+    if any(f.app_label in adopted for f in missing):
+        return None
+    migrations = {(f.app_label, f.migration_name) for f in refusals}
+    counts: dict[str, int] = {}
+    for f in refusals:
+        counts[f.rule_id] = counts.get(f.rule_id, 0) + 1
+    rules = ", ".join(f"{n:,} {rule}" for rule, n in sorted(counts.items(), key=lambda x: -x[1]))
+    apps = ", ".join(sorted({f.app_label for f in missing}))
+    return (
+        f"refused before applying anything: {len(refusals):,} finding(s) on "
+        f"{len(migrations):,} migration(s) ({rules}), most on history written before "
+        f"migtools came into the project (apps without an adoption baseline: {apps}); nothing "
+        "was applied. Adopt once: `python manage.py migrations_lockfile --adopt`, commit "
+        "migrations_baseline.txt, run migrate again (`migrate --plan` lists every finding)."
+    )
 
 
 def judge_plan(

@@ -51,8 +51,9 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         )
         parser.add_argument(
             "--database",
-            default=DEFAULT_DB_ALIAS,
-            help="The database to look for applied migrations in (default: 'default').",
+            default=None,
+            help="The database to look for applied migrations in, and to roll them back in "
+            "under --update-applied (default: look in every alias; roll back in 'default').",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -63,7 +64,8 @@ class Command(MigtoolsCommandMixin, BaseCommand):
                 dry_run=options["dry_run"],
                 update_applied=options["update_applied"],
                 allow_dirty=options["allow_dirty"],
-                database=options["database"],
+                database=options["database"] or DEFAULT_DB_ALIAS,
+                database_given=options["database"] is not None,
             ),
             self._print,
         )
