@@ -40,6 +40,8 @@ def routed(
     own = getattr(operation, "migtools_routed", None)
     if own is not None:
         return bool(own(alias, app_label))
+    if not router.routers:
+        return True  # Django's answer without routers (and no registry rendered to say so)
     if isinstance(operation, ops.SeparateDatabaseAndState) and operation.database_operations:
         return any(routed(op, app_label, alias, state) for op in operation.database_operations)
     if isinstance(operation, ops.RunPython | ops.RunSQL):
@@ -49,7 +51,9 @@ def routed(
         return bool(router.allow_migrate(alias, app_label))  # unknown kind: the app decides
     model_app, model_name = target
     model = None
-    if state is not None and (model_app, model_name) in state.models:
+    # The historical model as a hint, when the state's registry is rendered already (never
+    # rendered just for this: the verifier's speed depends on rendering once).
+    if state is not None and "apps" in vars(state) and (model_app, model_name) in state.models:
         try:
             model = state.apps.get_model(model_app, model_name)
         except LookupError:
