@@ -34,10 +34,10 @@ def _shown(path: Path) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
-def _lockfile(check: bool, verbosity: int) -> int:
+def _lockfile(check: bool, verbosity: int, staged: bool = False) -> int:
     config = checkout.read_config(Path.cwd())
     try:
-        graph = checkout.load(config)
+        graph = checkout.load(config, staged=staged)
     except DynamicMigrationError as exc:
         raise DynamicMigrationError(exc.path, exc.line, f"{exc.reason}; {DYNAMIC_HINT}") from None
     path = config.lockfile
@@ -115,6 +115,12 @@ def parser() -> argparse.ArgumentParser:
         help="Exit 1, listing each wrong, missing or extra app, when the lockfile is stale.",
     )
     lock.add_argument(
+        "--staged",
+        action="store_true",
+        help="Only the files git tracks (what a commit holds): untracked migration files are "
+        "left out. The pre-commit hook passes it.",
+    )
+    lock.add_argument(
         "-v",
         "--verbosity",
         type=int,
@@ -155,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "update-migration":
             return _update_migration(args)
-        return _lockfile(args.check, args.verbosity)
+        return _lockfile(args.check, args.verbosity, args.staged)
     except MigtoolsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.returncode

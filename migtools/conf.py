@@ -228,6 +228,13 @@ def fast_paths() -> bool:
     return _flag("FAST_PATHS", _raw("FAST_PATHS", True))
 
 
+def test_templates() -> bool:
+    """``MIGTOOLS_TEST_TEMPLATES`` (default True): test databases are cloned from a PostgreSQL
+    template keyed by the migrations' content (``migtools.testing.template``); False: Django's
+    own creation (every migration replayed)."""
+    return _flag("TEST_TEMPLATES", _raw("TEST_TEMPLATES", True))
+
+
 def migration_test_dirs() -> list[Path] | None:
     value = _raw("MIGRATION_TEST_DIRS", None)
     if value is None:
@@ -450,6 +457,25 @@ def backfill_runner() -> str:
     return str(value)
 
 
+DEFAULT_BACKFILL_LEASE = "60s"
+
+
+def backfill_lease() -> float:
+    """``MIGTOOLS_BACKFILL_LEASE``: a duration (``"60s"``), how long a tasks worker holds a
+    backfill range without renewing it (it renews every third of it while it runs); a range
+    whose worker died is re-enqueued once its lease expired. In seconds."""
+    value = _raw("BACKFILL_LEASE", DEFAULT_BACKFILL_LEASE)
+    ms = duration_ms("BACKFILL_LEASE", value, none_ok=False)
+    if ms is None or ms < 1000:
+        raise _error(
+            "BACKFILL_LEASE",
+            value,
+            "expected a duration of at least 1s",
+            'Write e.g. MIGTOOLS_BACKFILL_LEASE = "60s".',
+        )
+    return ms / 1000
+
+
 # -- The table -----------------------------------------------------------------------------
 
 #: name (without ``MIGTOOLS_``) -> (check id, validator). One line per setting.
@@ -473,6 +499,8 @@ SETTINGS: dict[str, tuple[str, Callable[[], object]]] = {
     "PG_VERSION": ("migtools.E117", pg_version),
     "FAST_PATHS": ("migtools.E118", fast_paths),
     "BACKFILL_RUNNER": ("migtools.E119", backfill_runner),
+    "BACKFILL_LEASE": ("migtools.E120", backfill_lease),
+    "TEST_TEMPLATES": ("migtools.E121", test_templates),
 }
 
 #: Settings read elsewhere (by name) that the unknown-name warning must not flag.

@@ -141,12 +141,56 @@ class GitRepo:
         detail = reason[0] if reason else f"'{ref}' is not a commit"
         raise GitRefError(f"Git ref '{ref}' does not exist in {self.root}: {detail}")
 
-    def changed_since(self, ref: str) -> set[Path]:
-        """Files added or changed since ``ref`` (committed, staged, unstaged or untracked)."""
-        self.require_commit(ref)
-        out = self._git("diff", "-z", "--name-only", "--diff-filter=AMR", ref, "--")
-        out += self._git("ls-files", "-z", "--others", "--exclude-standard")
+    def base_of(self, ref: str, until: str | None = None) -> str:
+        """The commit a change since ``ref`` starts from: where ``until`` (default HEAD)
+        forked from ``ref`` (their merge base, as ``git diff ref...until`` takes it), else
+        ``ref`` itself. :class:`GitRefError` (exit 2) when either ref does not exist."""
+        sha = self.require_commit(ref)
+        if until is not None:
+            self.require_commit(until)
+        elif self.resolve("HEAD") is None:
+            return sha  # no commit yet: nothing to fork from
+        proc = self._run("merge-base", sha, until or "HEAD")
+        fork = proc.stdout.decode().strip() if proc.returncode == 0 else ""
+        return fork or sha
+
+    def changed_since(
+        self, ref: str, until: str | None = None, *, untracked: bool = True
+    ) -> set[Path]:
+        """Files added or changed since ``ref`` (since where the work forked from it, see
+        :meth:`base_of`). Up to ``until`` when given (commits only); else up to the working
+        tree (committed, staged or not), plus untracked files when ``untracked``."""
+        base = self.base_of(ref, until)
+        tail = [until] if until is not None else []
+        out = self._git("diff", "-z", "--name-only", "--diff-filter=AMR", base, *tail, "--")
+        if until is None and untracked:
+            out += self._git("ls-files", "-z", "--others", "--exclude-standard")
         return {(self.root / name).resolve() for name in out.split("\0") if name}
+
+    def untracked_in(self, directories: Iterable[Path]) -> set[Path]:
+        """Files below ``directories`` that git neither tracks nor ignores (drafts that are
+        not part of any commit)."""
+        rels = sorted({self.relative(d) for d in directories if d.is_dir()})
+        if not rels:
+            return set()
+        out = self._git("ls-files", "-z", "--others", "--exclude-standard", "--", *rels)
+        return {(self.root / name).resolve() for name in out.split("\0") if name}
+
+    def existing_at(self, ref: str, paths: Iterable[Path]) -> set[Path]:
+        """Of ``paths``, those the tree of ``ref`` holds (none when ``ref`` names no commit,
+        e.g. HEAD before the first commit)."""
+        by_rel = {self.relative(p): p for p in paths}
+        if not by_rel or self.resolve(ref) is None:
+            return set()
+        out = self._git("ls-tree", "-r", "-z", "--name-only", ref, "--", *sorted(by_rel))
+        return {by_rel[name] for name in out.split("\0") if name in by_rel}
+
+    def show(self, ref: str, path: Path) -> str | None:
+        """The text of ``path`` in the tree of ``ref`` (None when absent there)."""
+        proc = self._run("show", f"{ref}:{self.relative(path)}")
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.decode("utf-8", "replace")
 
     def main_branch(self, configured: str | None = None) -> str:
         """The main branch: ``configured`` (MIGTOOLS_MAIN_BRANCH), else origin/HEAD, main,

@@ -232,6 +232,33 @@ def test_ignored_and_untracked_files(mini: MiniProject) -> None:
     assert "vendored" not in result.stderr
 
 
+def test_staged_leaves_out_what_git_does_not_track(mini: MiniProject) -> None:
+    """The pre-commit hook's --staged: a draft migration and an untracked new app are not part
+    of the commit; the same files, once added, are."""
+    assert cli(mini.root, "lockfile").returncode == 0
+    subprocess.run(["git", "add", "-A"], cwd=mini.root, check=True)
+    (mini.root / "shop/migrations/0002_draft.py").write_text(
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
+        "    dependencies = [('shop', '0001_initial')]\n    operations = []\n"
+    )
+    (mini.root / "fresh/migrations").mkdir(parents=True)
+    (mini.root / "fresh/migrations/__init__.py").write_text("")
+    (mini.root / "fresh/migrations/0001_initial.py").write_text(
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n"
+        "    dependencies = []\n    operations = []\n"
+    )
+    staged = cli(mini.root, "lockfile", "--check", "--staged")
+    assert staged.returncode == 0, staged.stderr
+    everything = cli(mini.root, "lockfile", "--check")
+    assert everything.returncode == 1
+    assert "fresh: missing, expected '0001_initial'" in everything.stderr
+    assert "shop: lockfile says '0001_initial', latest migration is '0002_draft'" in (
+        everything.stderr
+    )
+    subprocess.run(["git", "add", "-A"], cwd=mini.root, check=True)
+    assert cli(mini.root, "lockfile", "--check", "--staged").stderr == everything.stderr
+
+
 @pytest.mark.parametrize(
     ("pyproject", "message"),
     [

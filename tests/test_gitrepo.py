@@ -188,3 +188,39 @@ def test_changed_since(root: Path) -> None:
     (root / "scratch.py").write_text("s\n")
     assert repo.changed_since("HEAD~1") == {
         (root / "app" / "migrations" / "0002_next.py").resolve(), (root / "scratch.py").resolve()}
+
+
+def test_changes_since_where_the_branch_forked(root: Path) -> None:
+    """--since main on a branch: what the branch changed since it forked, not what main did
+    after; --until: commits only; drafts; trees of other commits."""
+    repo = GitRepo.find(root)
+    mig = root / "app" / "migrations"
+    diverge(root)  # main: 0002_main; feature: 0002_mine (both off "base")
+    git(root, "checkout", "-q", "feature")
+    base = git(root, "merge-base", "main", "feature").stdout.strip()
+    assert repo.base_of("main") == base
+    assert repo.base_of("main", "feature") == base
+    (mig / "0003_draft.py").write_text("d\n")
+    assert repo.changed_since("main") == {
+        (mig / "0002_mine.py").resolve(), (root / "lock.txt").resolve(),
+        (mig / "0003_draft.py").resolve()}
+    assert repo.changed_since("main", untracked=False) == {
+        (mig / "0002_mine.py").resolve(), (root / "lock.txt").resolve()}
+    assert repo.changed_since("main", "feature") == {
+        (mig / "0002_mine.py").resolve(), (root / "lock.txt").resolve()}
+    assert repo.untracked_in([mig]) == {(mig / "0003_draft.py").resolve()}
+    assert repo.existing_at("main", migration_files(root)) == {mig / "0001_initial.py"}
+    assert repo.show("main", mig / "0002_main.py") == "t\n"
+    assert repo.show("feature", mig / "0002_main.py") is None
+    with pytest.raises(GitRefError):
+        repo.changed_since("main", "nosuch")
+
+
+def test_a_repository_without_commits(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "a.py").write_text("a\n")
+    repo = GitRepo.find(tmp_path)
+    assert repo.existing_at("HEAD", [tmp_path / "a.py"]) == set()
+    assert repo.untracked_in([tmp_path]) == {(tmp_path / "a.py").resolve()}
+    with pytest.raises(GitRefError, match="Git ref 'HEAD' does not exist"):
+        repo.changed_since("HEAD")

@@ -4,8 +4,10 @@ on reports built here, and end to end through ``verify_migrations`` on a real pr
 from __future__ import annotations
 
 import json
+import os
 import re
-import tomllib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,9 +48,7 @@ def _report() -> formats.Report:
     return formats.Report([first, second])
 
 
-def test_docs_url_is_the_repository_of_pyproject_and_every_rule_has_an_anchor() -> None:
-    urls = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]
-    assert f"{urls['Repository']}/blob/main/docs/rules.md" == formats.DOCS_URL
+def test_every_rule_has_an_anchor_in_docs_rules() -> None:
     headings = set(re.findall(r"^## `([a-z0-9-]+)`$", (REPO / "docs/rules.md").read_text(), re.M))
     assert set(CATALOGUE) <= headings
 
@@ -157,3 +157,208 @@ def test_text_through_the_command_links_the_docs(project: MiniProject) -> None:
     assert "    2. Replace RemoveField with `SafeRemoveField(" in result.out
     gitlab = project.manage("verify_migrations", "shop", "--format", "gitlab")
     assert json.loads(gitlab.out)[0]["check_name"] == "drop-column"
+
+
+# -- reviewer-facing limits, end to end on a 120-model app ------------------------------------
+
+MODELS = 120
+REMOVE_FIELDS = """\
+from django.db import migrations
+
+from migtools import CheckedMigration
+
+
+class Migration(CheckedMigration):
+    is_post_deployment = False
+    dependencies = [("shop", "{after}")]
+    operations = [
+{ops}
+    ]
+"""
+
+
+def _remove(after: str, field: str, models: range) -> str:
+    ops = "\n".join(f'        migrations.RemoveField("model{i:03d}", "{field}"),' for i in models)
+    return REMOVE_FIELDS.format(after=after, ops=ops)
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> MiniProject:
+    """A new app of 120 models (0001, as makemigrations writes it), then 0002 dropping a
+    column of each (120 errors), 0003 dropping another of 15 (15 errors) and 0004, a RunSQL
+    of three identical statements."""
+    proj = make_project(tmp_path_factory.mktemp("big") / "p")
+    lines = ["from django.db import models", ""]
+    for i in range(MODELS):
+        parent = f'    parent = models.ForeignKey("model{i - 1:03d}", models.CASCADE, null=True)\n'
+        lines.append(
+            f"class Model{i:03d}(models.Model):\n"
+            "    name = models.CharField(max_length=100, db_index=True)\n"
+            "    a = models.IntegerField(null=True)\n"
+            "    b = models.IntegerField(null=True)\n" + (parent if i else "")
+        )
+    (proj.root / "shop" / "models.py").write_text("\n".join(lines))
+    made = proj.manage("makemigrations", "shop", "-n", "initial")
+    assert made.returncode == 0, made.err
+    proj.write("shop/migrations/0002_drop_a.py", _remove("0001_initial", "a", range(MODELS)))
+    proj.write("shop/migrations/0003_drop_b.py", _remove("0002_drop_a", "b", range(15)))
+    proj.write(
+        "shop/migrations/0004_raw.py",
+        REMOVE_FIELDS.format(
+            after="0003_drop_b",
+            ops='        migrations.RunSQL(["DROP TABLE legacy"] * 3, migrations.RunSQL.noop),',
+        ),
+    )
+    return proj
+
+
+def test_markdown_of_a_120_model_app_fits_a_comment_and_names_every_finding(
+    big: MiniProject,
+) -> None:
+    from markdown_it import MarkdownIt
+
+    findings = json.loads(big.manage("verify_migrations", "shop", "--format", "json").out)
+    assert findings["schema"] == formats.JSON_SCHEMA
+    assert findings["errors"] >= MODELS + 15
+    result = big.manage("verify_migrations", "shop", "--format", "markdown")
+    assert result.returncode == 1
+    body = result.out
+    assert len(body) <= formats.MARKDOWN_LIMIT
+    full = re.search(r"The full report \(([\d,]+) characters\)", body)
+    assert full and int(full.group(1).replace(",", "")) > 65_536
+    assert body.startswith(formats.MARKDOWN_MARKER)
+    lines = body.splitlines()
+    for f in findings["findings"]:
+        wanted = f"[`{f['rule']}`]"
+        assert any(wanted in line and f["message"] in line for line in lines), f
+    assert body.count("](") >= len(findings["findings"])
+    # What was left out is said, and the SQL that fits is folded in <details>.
+    assert "_SQL left out for room: " in body
+    assert "<details><summary><code>shop.0002_drop_a</code></summary>" in body  # findings first
+
+    # CommonMark: every SQL fence opens and closes, and the note after them is prose.
+    tokens = MarkdownIt("commonmark").parse(body)
+    fences = [t for t in tokens if t.type == "fence"]
+    assert fences and all(t.info == "sql" for t in fences)
+    assert len(fences) == body.count("<details><summary>")
+    paragraphs = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "paragraph_open"]
+    assert any(p.startswith("_SQL left out for room: ") for p in paragraphs)
+    html = MarkdownIt("commonmark").render(body)
+    assert "<table>" not in html  # CommonMark has no tables: they stay text, GFM renders them
+    assert html.count('<pre><code class="language-sql">') == len(fences)
+
+
+def test_the_full_markdown_renders_with_commonmark() -> None:
+    from markdown_it import MarkdownIt
+
+    body = formats.as_markdown(_report())
+    tokens = MarkdownIt("commonmark").parse(body)
+    assert [t.info for t in tokens if t.type == "fence"] == ["sql", "sql"]
+    html = MarkdownIt("commonmark").render(body)
+    assert '<a href="' in html and "drop-column</code></a>" in html
+
+
+def test_github_annotations_past_ten_go_to_the_step_summary(
+    big: MiniProject, tmp_path: Path
+) -> None:
+    summary_file = tmp_path / "summary.md"
+    summary_file.write_text("earlier step\n")
+    env_result = _manage_env(
+        big, {"GITHUB_STEP_SUMMARY": str(summary_file)}, "shop", "0003", "--format", "github"
+    )
+    assert env_result.returncode == 1
+    errors = [line for line in env_result.stdout.splitlines() if line.startswith("::error ")]
+    assert len(errors) == formats.GITHUB_ANNOTATIONS
+    assert errors[-1].endswith(
+        "%0A%0A5 more errors moved to the job summary (GitHub shows 10 error annotations per step)."
+    )
+    assert not any("moved to the job summary" in line for line in errors[:-1])
+    written = summary_file.read_text()
+    assert written.startswith("earlier step\n### migtools: 5 findings past GitHub's 10")
+    rows = [line for line in written.splitlines() if line.startswith("| error |")]
+    assert len(rows) == 5
+    # Each finding is in exactly one place.
+    for n in range(15):
+        model = f"model{n:03d}"
+        places = sum(model in line for line in errors) + sum(model in row for row in rows)
+        assert places == 1, model
+    # Without GITHUB_STEP_SUMMARY every annotation is printed (nowhere else to put them).
+    plain = _manage_env(big, {}, "shop", "0003", "--format", "github")
+    assert len([x for x in plain.stdout.splitlines() if x.startswith("::error ")]) == 15
+
+
+def _manage_env(
+    project: MiniProject, extra: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(project.root), "PYTHONWARNINGS": "ignore", **extra}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("GITHUB_STEP_SUMMARY", None) if "GITHUB_STEP_SUMMARY" not in extra else None
+    return subprocess.run(
+        [sys.executable, "manage.py", "verify_migrations", *args],
+        cwd=project.root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_gitlab_fingerprints_are_unique_per_occurrence_and_stable(big: MiniProject) -> None:
+    first = json.loads(big.manage("verify_migrations", "shop", "0004", "--format", "gitlab").out)
+    assert [i["check_name"] for i in first].count(first[0]["check_name"]) >= 3
+    same = [i for i in first if "legacy" in i["description"] or i["check_name"] == "drop-table"]
+    assert len(same) >= 3
+    prints = [i["fingerprint"] for i in first]
+    assert len(set(prints)) == len(prints)
+    again = json.loads(big.manage("verify_migrations", "shop", "0004", "--format", "gitlab").out)
+    assert [i["fingerprint"] for i in again] == prints
+    # No absolute path in what is hashed: the same report from another checkout agrees.
+    moved = formats.Paths(root="/elsewhere/checkout")
+    here = formats.Paths(root=str(big.root))
+
+    def relocated(report: formats.Report, old: str, new: str) -> formats.Report:
+        out = formats.Report()
+        for m in report.migrations:
+            fs = [
+                Finding(**{**f.__dict__, "path": f.path.replace(old, new) if f.path else None})
+                for f in m.findings
+            ]
+            out.migrations.append(
+                formats.MigrationReport(
+                    m.node, m.path.replace(old, new) if m.path else None, findings=fs
+                )
+            )
+        return out
+
+    report = _report()
+    cwd = str(Path.cwd())
+    a = json.loads(formats.as_gitlab(report, paths=formats.Paths(root=cwd)))
+    b = json.loads(formats.as_gitlab(relocated(report, cwd, "/elsewhere/checkout"), paths=moved))
+    assert [i["fingerprint"] for i in a] == [i["fingerprint"] for i in b]
+    assert here.show(str(big.root / "shop/migrations/0004_raw.py")) == "shop/migrations/0004_raw.py"
+
+
+def test_reviewer_formats_name_files_from_the_repository_root(tmp_path: Path) -> None:
+    """A monorepo: the Django project in backend/, manage.py run from there."""
+    mono = tmp_path / "mono"
+    proj = make_project(mono / "backend")
+    assert proj.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    proj.write("shop/migrations/0002_drop_name.py", REMOVE_FIELD)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(mono)], check=True)
+    wanted = "backend/shop/migrations/0002_drop_name.py"
+
+    github = proj.manage("verify_migrations", "shop", "0002", "--format", "github").out
+    assert f"::error file={wanted},line=" in github
+    gitlab = json.loads(proj.manage("verify_migrations", "shop", "0002", "--format", "gitlab").out)
+    assert {i["location"]["path"] for i in gitlab} == {wanted}
+    data = json.loads(proj.manage("verify_migrations", "shop", "0002", "--format", "json").out)
+    assert {f["path"] for f in data["findings"]} == {wanted}
+    markdown = proj.manage("verify_migrations", "shop", "0002", "--format", "markdown").out
+    assert f"`{wanted}`" in markdown
+    # The text format stays relative to the current directory (for terminals).
+    text = proj.manage("verify_migrations", "shop", "0002").out
+    assert text.startswith("shop/migrations/0002_drop_name.py:")
+
+    prefixed = proj.manage(
+        "verify_migrations", "shop", "0002", "--format", "gitlab", "--path-prefix", "svc/"
+    ).out
+    assert json.loads(prefixed)[0]["location"]["path"] == f"svc/{wanted}"

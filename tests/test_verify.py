@@ -358,20 +358,23 @@ def test_every_rule_that_operations_reach_is_triggered() -> None:
         "set-tablespace",
         "volatile-default",
         "migration-test-multiple-methods",  # off by default: see test_rule_levels_setting
+        "migration-edited-after-merge",  # git history: see test_edited_after_merge
         "sql-not-collected",  # one case per kind: tests/test_uncollectable.py
         "run-without-hints",  # needs a router that reads hints: tests/test_multidb.py
     }
     assert set(CATALOGUE) - triggered == sql_only
 
 
-def test_findings_point_at_file_line_and_statement(findings: list[dict[str, object]]) -> None:
+def test_findings_point_at_file_line_and_statement(
+    findings: list[dict[str, object]], project: MiniProject
+) -> None:
     (f,) = [
         f
         for f in findings
         if f["migration"] == "0005_index" and f["rule"] == "index-not-concurrent"
     ]
-    assert str(f["path"]).endswith("shop/migrations/0005_index.py")
-    source = Path(str(f["path"])).read_text().splitlines()
+    assert f["path"] == "shop/migrations/0005_index.py"  # relative to the repository root
+    source = (project.root / str(f["path"])).read_text().splitlines()
     assert "AddIndex" in source[int(str(f["line"])) - 1]
     assert f["sql"] == 'CREATE INDEX "memo_idx" ON "shop_item" ("memo")'
     assert f["operation_index"] == 0
@@ -809,3 +812,160 @@ def test_baseline_history_is_left_out_of_the_default_selection(tmp_path: Path) -
     # Naming the app and migration still verifies adopted history.
     named = project.manage("verify_migrations", "shop", "0002", "--format", "json")
     assert {f["migration"] for f in json.loads(named.out)["findings"]} == {"0002_old_sql"}
+
+
+# -- --files, --until and migration-edited-after-merge ------------------------------------------
+
+ADD_FIELD = """\
+from django.db import migrations, models
+
+from migtools import CheckedMigration
+
+
+class Migration(CheckedMigration):
+    is_post_deployment = False
+    dependencies = [("shop", "{after}")]
+    operations = [migrations.AddField("item", "{field}", models.TextField(null=True))]
+"""
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def merged(tmp_path: Path) -> MiniProject:
+    """main: 0001 and 0002 (merged); a branch `work` off it."""
+    project = make_project(tmp_path / "p")
+    assert project.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    project.write(
+        "shop/migrations/0002_memo.py", ADD_FIELD.format(after="0001_initial", field="memo")
+    )
+    _git(project.root, "init", "-q", "-b", "main")
+    _git(project.root, "add", "-A")
+    _git(project.root, "commit", "-qm", "0001, 0002")
+    _git(project.root, "checkout", "-qb", "work")
+    return project
+
+
+def _rules(project: MiniProject, *args: str) -> tuple[int, dict[str, set[str]]]:
+    result = project.manage("verify_migrations", "--format", "json", *args)
+    assert result.out, result.err[-3000:]
+    found: dict[str, set[str]] = {}
+    for f in json.loads(result.out)["findings"]:
+        found.setdefault(f["migration"], set()).add(f["rule"])
+    return result.returncode, found
+
+
+def test_edited_after_merge(merged: MiniProject) -> None:
+    path = merged.root / "shop/migrations/0002_memo.py"
+    original = path.read_text()
+    # Comments, whitespace, a docstring, imports and migtools-only attributes: not edits.
+    path.write_text(
+        '"""Adds memo."""\nimport os  # unused\n\n'
+        + original.replace(
+            "is_post_deployment = False",
+            "is_post_deployment = True\n    ignore_rules = {'drop-column': 'x'}",
+        ).replace("operations = [", "# a comment\n    operations = [  # why\n       ")
+    )
+    code, rules = _rules(merged, "--since", "main")
+    assert code == 0 and rules == {}, rules
+    # The operations changed: an error, in the working tree and once committed (--until).
+    path.write_text(original.replace('"memo"', '"memo2"'))
+    code, rules = _rules(merged, "--since", "main")
+    assert code == 1 and rules == {"0002_memo": {"migration-edited-after-merge"}}
+    _git(merged.root, "commit", "-qam", "edit 0002")
+    code, rules = _rules(merged, "--since", "main", "--until", "HEAD")
+    assert code == 1 and rules == {"0002_memo": {"migration-edited-after-merge"}}
+    text = merged.manage("verify_migrations", "--since", "main")
+    assert "[migration-edited-after-merge] shop.0002_memo: Edited after it was merged" in text.out
+    # A migration added on the branch is not "edited after merge".
+    merged.write("shop/migrations/0003_note.py", ADD_FIELD.format(after="0002_memo", field="note"))
+    code, rules = _rules(merged, "--since", "main")
+    assert rules == {"0002_memo": {"migration-edited-after-merge"}}
+    # ignore_rules on the migration accepts the edit on purpose.
+    path.write_text(
+        original.replace('"memo"', '"memo2"').replace(
+            "is_post_deployment = False",
+            "is_post_deployment = False\n    ignore_rules = "
+            "{'migration-edited-after-merge': 'never deployed'}",
+        )
+    )
+    code, rules = _rules(merged, "--since", "main")
+    assert code == 0 and rules == {}
+
+
+def test_files_and_until_select_exactly_the_change(merged: MiniProject) -> None:
+    root = merged.root
+    merged.write("shop/migrations/0003_drop.py", REMOVE_FIELD_MIGRATION)
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "0003")
+    # An untracked draft beside it: a second leaf that drops another column.
+    merged.write(
+        "shop/migrations/0003_draft.py",
+        REMOVE_FIELD_MIGRATION.replace(
+            'migrations.RemoveField("item", "name")', 'migrations.RemoveField("item", "memo")'
+        ),
+    )
+    code, rules = _rules(merged, "--files", "shop/migrations/0003_drop.py")
+    assert code == 1 and rules == {"0003_drop": {"drop-column"}}
+    code, rules = _rules(merged, "--since", "main", "--until", "HEAD")
+    assert code == 1 and rules == {"0003_drop": {"drop-column"}}
+    # --since alone is the working tree: the untracked draft too.
+    code, rules = _rules(merged, "--since", "main")
+    assert rules == {"0003_drop": {"drop-column"}, "0003_draft": {"drop-column"}}
+    # A half-written draft is never even imported by a git-chosen selection.
+    merged.write("shop/migrations/0004_wip.py", "class Migration(migrations.Migr\n")
+    code, rules = _rules(merged, "--files", "shop/migrations/0003_drop.py")
+    assert code == 1 and rules == {"0003_drop": {"drop-column"}}
+    code, rules = _rules(merged, "--since", "main", "--until", "HEAD")
+    assert code == 1 and rules == {"0003_drop": {"drop-column"}}
+    # Both: the migrations in both.
+    code, rules = _rules(
+        merged,
+        "--since",
+        "main",
+        "--files",
+        "shop/migrations/0002_memo.py",
+        "shop/migrations/0003_drop.py",
+    )
+    assert rules == {"0003_drop": {"drop-column"}}
+    bad = merged.manage("verify_migrations", "--files", "shop/migrations/nope.py")
+    assert bad.returncode == 2 and bad.err.strip().endswith(
+        "--files: shop/migrations/nope.py: no such file."
+    )
+    alone = merged.manage("verify_migrations", "--until", "HEAD")
+    assert alone.returncode == 2 and "--until needs --since." in alone.err
+
+
+def test_files_in_a_repository_without_commits(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    assert project.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    project.write(
+        "shop/migrations/0002_drop.py",
+        REMOVE_FIELD_MIGRATION.replace('("shop", "0002_memo")', '("shop", "0001_initial")'),
+    )
+    _git(project.root, "init", "-q", "-b", "main")
+    _git(project.root, "add", "-A")
+    # No HEAD: the staged migrations are one deploy (the table 0001 creates is new in 0002).
+    code, rules = _rules(
+        project, "--files", "shop/migrations/0001_initial.py", "shop/migrations/0002_drop.py"
+    )
+    assert code == 0 and rules == {}, rules
+    head = project.manage("verify_migrations", "--since", "HEAD")
+    assert head.returncode == 2 and "Git ref 'HEAD' does not exist" in head.err
+
+
+REMOVE_FIELD_MIGRATION = """\
+from django.db import migrations
+
+from migtools import CheckedMigration
+
+
+class Migration(CheckedMigration):
+    is_post_deployment = False
+    dependencies = [("shop", "0002_memo")]
+    operations = [migrations.RemoveField("item", "name")]
+"""

@@ -20,6 +20,7 @@ from django.db.migrations.operations.base import Operation
 
 from migtools.backfill import progress, runners
 from migtools.errors import BackfillError
+from migtools.safety import deploy
 
 if TYPE_CHECKING:
     from django.apps.registry import Apps
@@ -188,7 +189,9 @@ class RunBackfill(Operation):
         if runners.runner() == "tasks":
             from migtools.backfill import tasks  # needs django.tasks or the backport
 
-            tasks.enqueue(job)
+            # Under migrate, the tasks are enqueued once the plan is applied: the tasks
+            # backend's own tables may be created by a later migration of the same plan.
+            tasks.enqueue(job, defer=deploy.is_applying(schema_editor.connection))
         else:
             runners.run_inline(job)
 

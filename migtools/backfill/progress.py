@@ -2,7 +2,9 @@
 
 ``migtools_backfill`` holds one row per backfill (``RunBackfill`` name): its state, the last key
 done, rows, time spent in batches and the last error. ``migtools_backfill_range`` holds the key
-ranges of a backfill run by the tasks runner; workers claim them with ``FOR UPDATE SKIP LOCKED``.
+ranges of a backfill run by the tasks runner. A worker leases a range (``SKIP LOCKED``: never two
+at once) and renews the lease while it runs; a range whose lease expired (its worker died) goes
+back to pending exactly once (:func:`reap`), and the tasks runner enqueues a task for it.
 
 The tables are created by the first backfill that needs them (``CREATE TABLE IF NOT EXISTS``
 under a transaction-scoped advisory lock), the way Django's ``MigrationRecorder`` creates
@@ -29,6 +31,7 @@ TABLE = "migtools_backfill"
 RANGES = "migtools_backfill_range"
 
 PENDING = "pending"
+LEASED = "leased"
 RUNNING = "running"
 DONE = "done"
 FAILED = "failed"
@@ -51,7 +54,9 @@ _DDL = (
         started_at timestamptz NOT NULL DEFAULT now(),
         updated_at timestamptz NOT NULL DEFAULT now(),
         finished_at timestamptz,
-        last_error text
+        last_error text,
+        enqueued boolean NOT NULL DEFAULT true,
+        watch_at timestamptz
     )""",
     f"""CREATE TABLE IF NOT EXISTS {RANGES} (
         backfill text NOT NULL REFERENCES {TABLE} (name) ON DELETE CASCADE,
@@ -63,8 +68,19 @@ _DDL = (
         seconds double precision,
         worker text,
         done_at timestamptz,
+        token text,
+        lease_until timestamptz,
+        requeued integer NOT NULL DEFAULT 0,
         PRIMARY KEY (backfill, seq)
     )""",
+)
+# Columns added since the tables were first created (a store made by an older version).
+_UPGRADE = (
+    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS enqueued boolean NOT NULL DEFAULT true",
+    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS watch_at timestamptz",
+    f"ALTER TABLE {RANGES} ADD COLUMN IF NOT EXISTS token text",
+    f"ALTER TABLE {RANGES} ADD COLUMN IF NOT EXISTS lease_until timestamptz",
+    f"ALTER TABLE {RANGES} ADD COLUMN IF NOT EXISTS requeued integer NOT NULL DEFAULT 0",
 )
 
 
@@ -99,13 +115,26 @@ def exists(connection: BaseDatabaseWrapper) -> bool:
     return bool(row and row[0])
 
 
+def _current(connection: BaseDatabaseWrapper) -> bool:
+    """The tables exist with their newest column."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+            "AND attname = 'requeued' AND NOT attisdropped)",
+            [RANGES],
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])
+
+
 def ensure(connection: BaseDatabaseWrapper) -> None:
-    """Create the tables if missing (safe when two sessions race)."""
-    if exists(connection):
+    """Create the tables if missing, add the columns newer versions use (safe when two
+    sessions race)."""
+    if _current(connection):
         return
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
-        for ddl in _DDL:
+        for ddl in (*_DDL, *_UPGRADE):
             cursor.execute(ddl)
 
 
@@ -199,24 +228,91 @@ def has_ranges(cursor: CursorWrapper, name: str) -> bool:
     return bool(row and row[0])
 
 
-def claim_range(cursor: CursorWrapper, name: str) -> tuple[int, str | None, str, int] | None:
-    """Lock one pending range nobody else holds (``SKIP LOCKED``) until the transaction ends:
-    ``(seq, lo, hi, rows)``."""
+def lease_range(
+    cursor: CursorWrapper, name: str, worker: str, token: str, seconds: float
+) -> tuple[int, str | None, str, int] | None:
+    """Lease one pending range nobody else is taking (``SKIP LOCKED``) for ``seconds``:
+    ``(seq, lo, hi, rows)``, or None when none is pending."""
     cursor.execute(
-        f"SELECT seq, lo, hi, rows FROM {RANGES} WHERE backfill = %s AND state = %s "
-        "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED",
-        [name, PENDING],
+        f"UPDATE {RANGES} r SET state = %s, worker = %s, token = %s, "
+        "lease_until = clock_timestamp() + make_interval(secs => %s) "
+        f"FROM (SELECT seq FROM {RANGES} WHERE backfill = %s AND state = %s "
+        "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) c "
+        "WHERE r.backfill = %s AND r.seq = c.seq RETURNING r.seq, r.lo, r.hi, r.rows",
+        [LEASED, worker, token, seconds, name, PENDING, name],
     )
     row = cursor.fetchone()
     return None if row is None else (int(row[0]), row[1], str(row[2]), int(row[3] or 0))
 
 
-def finish_range(cursor: CursorWrapper, name: str, seq: int, seconds: float, worker: str) -> None:
+def renew_lease(cursor: CursorWrapper, name: str, seq: int, token: str, seconds: float) -> bool:
+    """Extend the lease (the heartbeat); False when it is no longer this holder's."""
     cursor.execute(
-        f"UPDATE {RANGES} SET state = %s, seconds = %s, worker = %s, "
-        "done_at = now() WHERE backfill = %s AND seq = %s",
-        [DONE, seconds, worker, name, seq],
+        f"UPDATE {RANGES} SET lease_until = clock_timestamp() + make_interval(secs => %s) "
+        "WHERE backfill = %s AND seq = %s AND token = %s AND state = %s",
+        [seconds, name, seq, token, LEASED],
     )
+    return bool(cursor.rowcount)
+
+
+def release_range(cursor: CursorWrapper, name: str, seq: int, token: str) -> None:
+    """Give a leased range back (its batch failed): pending again."""
+    cursor.execute(
+        f"UPDATE {RANGES} SET state = %s, token = NULL, lease_until = NULL "
+        "WHERE backfill = %s AND seq = %s AND token = %s AND state = %s",
+        [PENDING, name, seq, token, LEASED],
+    )
+
+
+def finish_range(
+    cursor: CursorWrapper, name: str, seq: int, token: str, seconds: float, worker: str
+) -> bool:
+    """Mark the range done, in the transaction of its batch; False (nothing changed) when the
+    lease is no longer this holder's: the caller rolls the batch back."""
+    cursor.execute(
+        f"UPDATE {RANGES} SET state = %s, seconds = %s, worker = %s, done_at = now(), "
+        "token = NULL, lease_until = NULL "
+        "WHERE backfill = %s AND seq = %s AND token = %s AND state = %s",
+        [DONE, seconds, worker, name, seq, token, LEASED],
+    )
+    return bool(cursor.rowcount)
+
+
+def reap(cursor: CursorWrapper, name: str) -> list[int]:
+    """Ranges whose lease expired (their worker died) back to pending: each one exactly once
+    (the conditional UPDATE), so the caller enqueues one task per returned range."""
+    cursor.execute(
+        f"UPDATE {RANGES} SET state = %s, token = NULL, lease_until = NULL, worker = NULL, "
+        "requeued = requeued + 1 "
+        "WHERE backfill = %s AND state = %s AND lease_until < clock_timestamp() RETURNING seq",
+        [PENDING, name, LEASED],
+    )
+    return sorted(int(r[0]) for r in cursor.fetchall())
+
+
+def schedule_watch(cursor: CursorWrapper, name: str, seconds: float) -> Any:
+    """Book the backfill's next lease check ``seconds`` from now, unless one is booked for
+    later already: the time booked (the caller enqueues the check), or None."""
+    cursor.execute(
+        f"UPDATE {TABLE} SET watch_at = clock_timestamp() + make_interval(secs => %s) "
+        "WHERE name = %s AND state = %s AND (watch_at IS NULL OR watch_at <= clock_timestamp()) "
+        "RETURNING watch_at",
+        [seconds, name, RUNNING],
+    )
+    row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def set_enqueued(cursor: CursorWrapper, name: str, enqueued: bool) -> None:
+    cursor.execute(f"UPDATE {TABLE} SET enqueued = %s WHERE name = %s", [enqueued, name])
+
+
+def pending_ranges(cursor: CursorWrapper, name: str) -> int:
+    cursor.execute(
+        f"SELECT count(*) FROM {RANGES} WHERE backfill = %s AND state = %s", [name, PENDING]
+    )
+    row = cursor.fetchone()
+    return int(row[0]) if row else 0
 
 
 def ranges_left(cursor: CursorWrapper, name: str) -> int:

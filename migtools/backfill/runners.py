@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import logging
 import os
 import socket
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from django.apps.registry import Apps
     from django.db.backends.utils import CursorWrapper
     from django.db.models import Model, Q
+
+logger = logging.getLogger("migtools.backfill")
 
 REVERSE = "~reverse"  # suffix of the name of a backfill's reverse walk
 
@@ -107,6 +112,10 @@ def _fail(job: Job, message: str) -> None:
         progress.set_state(cursor, job.name, progress.FAILED, error=message)
 
 
+class LeaseLost(Exception):
+    """The range's lease expired and another worker took it: this batch is rolled back."""
+
+
 def _with_retries(job: Job, attempt: Callable[[], Any], after: Callable[[], str | None]) -> Any:
     """Run one batch; lock timeouts are retried with backoff, anything else fails the run."""
     retries = mt_settings.lock_retries()
@@ -114,6 +123,8 @@ def _with_retries(job: Job, attempt: Callable[[], Any], after: Callable[[], str 
     for n in range(retries + 1):
         try:
             return attempt()
+        except LeaseLost:
+            raise
         except Exception as exc:
             if sqlstate(exc) == "55P03" and n < retries:
                 time.sleep(delay * 2**n)
@@ -214,33 +225,93 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class _Heartbeat(threading.Thread):
+    """Renews a range's lease every third of it, on its own connection, until stopped."""
+
+    def __init__(self, job: Job, seq: int, token: str, lease: float) -> None:
+        super().__init__(name=f"migtools-lease-{job.name}-{seq}", daemon=True)
+        self.job, self.seq, self.token, self.lease = job, seq, token, lease
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.lease / 3):
+                try:
+                    with connections[self.job.alias].cursor() as cursor:
+                        if not progress.renew_lease(
+                            cursor, self.job.name, self.seq, self.token, self.lease
+                        ):
+                            return
+                except Exception:  # the next renewal tries again; the lease may expire
+                    logger.warning(
+                        "migtools: backfill %s: could not renew the lease of range %d",
+                        self.job.name,
+                        self.seq,
+                        exc_info=True,
+                    )
+        finally:
+            connections[self.job.alias].close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+
+
 def run_range(job: Job) -> int:
-    """Claim one pending range (``SKIP LOCKED``: two workers never take the same one), run it
-    and mark it done in the same transaction. Returns the rows of the range (0: none left)."""
+    """Lease one pending range (two workers never take the same one), run it with the lease
+    renewed by a heartbeat, and mark it done in the batch's transaction, if the lease is still
+    this worker's (else the batch rolls back: every row is touched once). Returns the rows of
+    the range (0: none pending)."""
     connection = connections[job.alias]
     keys = job.keys
-    claimed: list[str | None] = [None]
+    lease = mt_settings.backfill_lease()
+    token = uuid.uuid4().hex
+    worker = worker_id()
+    with transaction.atomic(using=job.alias), connection.cursor() as cursor:
+        claim = progress.lease_range(cursor, job.name, worker, token, lease)
+    if claim is None:
+        _done_if_finished(job)
+        return 0
+    seq, lo, hi, rows = claim
 
     def one() -> int:
         with transaction.atomic(using=job.alias), connection.cursor() as cursor:
             _timeouts(cursor)
-            claim = progress.claim_range(cursor, job.name)
-            if claim is None:
-                return 0
-            seq, lo, hi, rows = claim
-            claimed[0] = lo
             started = time.monotonic()
             job.function(job.apps, batches.batch(job.model, keys, lo, hi, job.alias, job.filter))
-            progress.finish_range(cursor, job.name, seq, time.monotonic() - started, worker_id())
+            seconds = time.monotonic() - started
+            if not progress.finish_range(cursor, job.name, seq, token, seconds, worker):
+                raise LeaseLost(seq)
             return rows
 
-    rows = int(_with_retries(job, one, lambda: claimed[0]))
-    with transaction.atomic(using=job.alias), connection.cursor() as cursor:
+    heartbeat = _Heartbeat(job, seq, token, lease)
+    heartbeat.start()
+    try:
+        done = int(_with_retries(job, one, lambda: lo))
+    except LeaseLost:
+        logger.warning(
+            "migtools: backfill %s: range %d was leased to another worker (this one's lease "
+            "expired); rolled this run of it back",
+            job.name,
+            seq,
+        )
+        return 0
+    except BaseException:
+        with contextlib.suppress(Exception), connection.cursor() as cursor:
+            progress.release_range(cursor, job.name, seq, token)
+        raise
+    finally:
+        heartbeat.stop()
+    _done_if_finished(job)
+    if job.pause and done:
+        time.sleep(job.pause)
+    return done
+
+
+def _done_if_finished(job: Job) -> None:
+    with transaction.atomic(using=job.alias), connections[job.alias].cursor() as cursor:
         if progress.ranges_left(cursor, job.name) == 0:
             progress.set_state(cursor, job.name, progress.DONE)
-    if job.pause and rows:
-        time.sleep(job.pause)
-    return rows
 
 
 def finish(job: Job, stream: Any = None) -> progress.Backfill:
@@ -255,6 +326,7 @@ def finish(job: Job, stream: Any = None) -> progress.Backfill:
     done = record.rows
     with transaction.atomic(using=job.alias), connection.cursor() as cursor:
         progress.set_state(cursor, job.name, progress.RUNNING)
+        progress.reap(cursor, job.name)  # ranges of dead workers: finished here
     while True:
         rows = run_range(job)
         if rows == 0:

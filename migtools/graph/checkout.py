@@ -4,7 +4,9 @@ The settings-free CLI (``migtools lockfile``) cannot ask Django which apps are i
 what ``AUTH_USER_MODEL`` is, and must not import project code to find out. So:
 
 - the files are git's list (``git ls-files``: tracked, plus untracked ones not ignored, as the
-  working tree holds them); every ``<app>/migrations/__init__.py`` in it is an app;
+  working tree holds them; with ``staged``, as the pre-commit hook asks, tracked ones only:
+  a draft beside the commit is not part of it); every ``<app>/migrations/__init__.py`` in it
+  is an app;
 - an app's label is the ``label = "..."`` of the AppConfig in its ``apps.py`` (read with
   ``ast``), else the last part of its ``name``, else its directory name;
 - what only settings know comes from ``[tool.migtools]`` in the nearest ``pyproject.toml``
@@ -179,17 +181,33 @@ def read_config(start: Path) -> Config:
     )
 
 
-def repository_files(config: Config) -> list[str]:
+def repository_files(config: Config, *, staged: bool = False) -> list[str]:
     """Paths (relative to the project directory) git lists below it: tracked files and
-    untracked ones that are not ignored."""
+    untracked ones that are not ignored (tracked ones only with ``staged``)."""
+    others = [] if staged else ["--others", "--exclude-standard"]
     proc = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--", "."],
+        ["git", "ls-files", "-z", "--cached", *others, "--", "."],
         cwd=config.project_dir,
         capture_output=True,
     )
     if proc.returncode != 0:
         raise GitRepoError(f"git ls-files failed: {proc.stderr.decode(errors='replace').strip()}")
     return [p for p in proc.stdout.decode("utf-8", errors="surrogateescape").split("\0") if p]
+
+
+def _listed_modules(
+    config: Config, files: list[str], directories: dict[str, Path]
+) -> dict[Path, set[str]]:
+    """The migration modules ``files`` holds in each of ``directories``."""
+    wanted: dict[Path, set[str]] = {d: set() for d in directories.values()}
+    for relative in files:
+        if not relative.endswith(".py"):
+            continue
+        path = config.project_dir / relative
+        names = wanted.get(path.parent)
+        if names is not None:
+            names.add(path.name[:-3])
+    return wanted
 
 
 def _class_attrs(node: ast.ClassDef) -> dict[str, object]:
@@ -311,12 +329,18 @@ def _cache_path(config: Config) -> Path:
 CacheKey = tuple[Any, ...]
 
 
-def _cache_key(config: Config, directories: dict[str, Path]) -> tuple[CacheKey, int]:
+def _cache_key(
+    config: Config, directories: dict[str, Path], only: dict[Path, set[str]] | None = None
+) -> tuple[CacheKey, int]:
     """The key of this run (config, every file's stamp) and the newest mtime_ns in it."""
     newest = 0
     files = []
     for label, directory in directories.items():
-        listed = tuple((n, size, mtime) for n, (size, mtime) in stamps(directory).items())
+        listed = tuple(
+            (n, size, mtime)
+            for n, (size, mtime) in stamps(directory).items()
+            if only is None or n in only[directory]
+        )
         newest = max([newest, *(mtime for _, _, mtime in listed)])
         files.append((label, str(directory), listed))
     settings = tuple(sorted(config.settings.items()))
@@ -348,28 +372,33 @@ def _remember(config: Config, key: CacheKey, newest: int, graph: DiskGraph, star
         return
 
 
-def load(config: Config) -> DiskGraph | RememberedGraph:
+def load(config: Config, *, staged: bool = False) -> DiskGraph | RememberedGraph:
     """The managed apps' graph: ``apps`` (default every app found), with the other apps of
     the repository their migrations reach read as context. Apps outside the repository
     (``django.contrib.auth``...) are not known here: references to them are trusted.
-    When every file matches the previous run's, its leaves (see the module docstring)."""
+    When every file matches the previous run's, its leaves (see the module docstring).
+    ``staged``: only the files git tracks (see the module docstring)."""
     started = time.time()
-    directories = find_apps(config, repository_files(config))
+    files = repository_files(config, staged=staged)
+    directories = find_apps(config, files)
+    only = _listed_modules(config, files, directories) if staged else None
     key: CacheKey | None = None
     newest = 0
     if parsecache.enabled():
-        key, newest = _cache_key(config, directories)
+        key, newest = _cache_key(config, directories, only)
         leaves = _remembered(config, key)
         if leaves is not None:
             apps = {label: AppMigrations(label, None, directories[label]) for label in leaves}
             return RememberedGraph(apps, leaves)
-    graph = _build(config, directories)
+    graph = _build(config, directories, only)
     if key is not None:
         _remember(config, key, newest, graph, started)
     return graph
 
 
-def _build(config: Config, directories: dict[str, Path]) -> DiskGraph:
+def _build(
+    config: Config, directories: dict[str, Path], only: dict[Path, set[str]] | None = None
+) -> DiskGraph:
     if config.apps is None:
         labels = list(directories)
     else:
@@ -381,13 +410,19 @@ def _build(config: Config, directories: dict[str, Path]) -> DiskGraph:
             )
         labels = sorted(set(config.apps))
     setting = config.setting
-    read = {label: read_directory(label, None, directories[label], setting) for label in labels}
+
+    def read_app(label: str) -> AppMigrations:
+        directory = directories[label]
+        names = None if only is None else only[directory]
+        return read_directory(label, None, directory, setting, names)
+
+    read = {label: read_app(label) for label in labels}
     context: dict[str, AppMigrations] = {}
     pending = sorted(set().union(*(_referenced_labels(a) for a in read.values())))
     while pending:
         label = pending.pop()
         if label in read or label in context or label not in directories:
             continue
-        context[label] = read_directory(label, None, directories[label], setting)
+        context[label] = read_app(label)
         pending.extend(sorted(_referenced_labels(context[label])))
     return DiskGraph(read.values(), context.values(), registry=sorted(directories))

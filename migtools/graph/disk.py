@@ -15,7 +15,7 @@ import ast
 import importlib
 import importlib.util
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -50,9 +50,12 @@ def django_setting(name: str) -> object:
 
 @cache
 def _nested_replacements() -> bool:
-    """Django 6.0 replaces squashes of squashes inner-first; 5.2 replaces in load order."""
-    import django
-
+    """Django 6.0 replaces squashes of squashes inner-first; 5.2 replaces in load order.
+    Where Django is not installed (the lockfile hook's bare python3), as current Django does."""
+    try:
+        import django
+    except ImportError:
+        return True
     return django.VERSION >= (6, 0)
 
 
@@ -415,14 +418,18 @@ def read_directory(
     module: str | None,
     directory: Path | None,
     lookup: SettingLookup = django_setting,
+    names: Collection[str] | None = None,
 ) -> AppMigrations:
     """:func:`read_app` for a known migrations directory. With ``module`` None (the
     settings-free CLI, which imports nothing), a file too dynamic to read raises
-    :class:`DynamicMigrationError` instead of importing the app's migrations."""
+    :class:`DynamicMigrationError` instead of importing the app's migrations. ``names``:
+    only these modules (the ones git tracks, for a hook that judges a commit)."""
     app = AppMigrations(label=app_label, module=module, directory=directory)
     if directory is None or not directory.is_dir():
         return app
     listing = _scan(directory)
+    if names is not None:
+        listing = {n: entry for n, entry in listing.items() if n in names}
     cache = parsecache.ParseCache(directory) if parsecache.enabled() else None
     for name, (path, stamp) in listing.items():
         try:

@@ -476,6 +476,23 @@ _RULES: tuple[Rule, ...] = (
         ("Set `atomic = False` on the migration (keep other operations out of it).",),
     ),
     Rule(
+        "migration-edited-after-merge",
+        Level.ERROR,
+        "Migration edited after it was merged",
+        "Django records a migration as applied by its name and never runs it again: every "
+        "database that applied the merged version keeps that version's schema, while fresh "
+        "databases (tests, new colleagues, a restored replica) get the edited one. Production "
+        "and the code drift apart without an error. Whitespace, comments, docstrings, imports "
+        "and migtools-only attributes (`is_post_deployment`, `ignore_rules`) are not edits.",
+        (
+            "Restore the merged version: `git checkout <base> -- <migration file>`.",
+            "Make the change in a new migration (`python manage.py makemigrations`).",
+            "If the edit must stay (it changes nothing a deployed database needs), say why on "
+            'the migration: `ignore_rules = {"migration-edited-after-merge": "<reason>"}`.',
+        ),
+        about=About.REPOSITORY,
+    ),
+    Rule(
         "sql-not-collected",
         Level.WARNING,
         "SQL that cannot be collected without applying the earlier migrations",

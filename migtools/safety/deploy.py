@@ -37,6 +37,11 @@ def new_tables(connection: BaseDatabaseWrapper) -> frozenset[str]:
     return getattr(connection, _NEW_TABLES, None) or frozenset()
 
 
+def is_applying(connection: BaseDatabaseWrapper) -> bool:
+    """``migrate`` is applying a plan on ``connection`` (its editors run migrations)."""
+    return getattr(connection, _NEW_TABLES, None) is not None
+
+
 def is_post_deployment(migration: Migration) -> bool:
     return getattr(migration, "is_post_deployment", False) is True
 

@@ -74,7 +74,16 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
     def __init__(
         self, connection: BaseDatabaseWrapper, collect_sql: bool = False, atomic: bool = True
     ) -> None:
+        features = connection.features
+        own_flag = "supports_combined_alters" in vars(features)
+        combined = features.supports_combined_alters
         super().__init__(connection, collect_sql=collect_sql, atomic=atomic)
+        # The upstream editor turns combined ALTERs off for the whole connection; migtools
+        # turns them off only around its own lock-light ALTER COLUMNs (``alter_field``).
+        if own_flag:
+            features.supports_combined_alters = combined
+        else:
+            del features.supports_combined_alters
         # The upstream editor forces atomic off; migtools honours the migration's choice.
         self.atomic_migration = connection.features.can_rollback_ddl and atomic
         self.RAISE_FOR_UNSAFE = False
@@ -88,10 +97,16 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         self.migtools_new_tables: set[str] = set()
         # Already in a transaction (e.g. a test's): lock-light DDL could not run either.
         self._outer_atomic = bool(connection.in_atomic_block) and not collect_sql
+        # The session's timeouts before ours (restored at the end), or None: not set yet, or
+        # set with SET LOCAL (the editor's own transaction ends with it and restores them).
         self._saved_timeouts: tuple[str, str] | None = None
-        # SET LOCAL: the editor's own transaction ends with it and restores the timeouts.
+        self._timeouts_applied = False
         self._local_timeouts = False
         self._statement_timeout: str | None = None
+        self._statement_timeout_set = False
+        self._setting_timeouts = False
+        self._timeouts_depth = 0
+        self._watching = False
         self._quiet: warnings.catch_warnings[None] | None = None
 
     # -- mode ----------------------------------------------------------------------------
@@ -129,24 +144,72 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         warnings.simplefilter("ignore", zd.UnsafeOperationWarning)
         super().__enter__()
         if not self.collect_sql:
-            atomic = getattr(self, "atomic", None)
-            blocks = getattr(self.connection, "atomic_blocks", ())
+            self._watching = True
+            self.connection.execute_wrappers.append(self._before_query)
+        return self
+
+    def _before_query(
+        self, execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: Any
+    ) -> Any:
+        """Every query on the connection while the editor is open (DDL, a RunPython's ORM
+        queries): the migration's timeouts go in before the first one."""
+        if self._watching and not self._timeouts_applied:
+            self._apply_timeouts()
+        return execute(sql, params, many, context)
+
+    def _stop_watching(self) -> None:
+        if self._watching:
+            self._watching = False
+            self.connection.execute_wrappers.remove(self._before_query)
+
+    def _in_migration(self) -> bool:
+        """A migration runs in this editor: a ``CheckedMigration`` told it so, or ``migrate``
+        is applying a plan on this connection. Any other editor (a bare ``schema_editor()``,
+        e.g. in a test) is Django's: no timeouts of ours."""
+        return self.migtools_migration is not None or deploy.is_applying(self.connection)
+
+    def _apply_timeouts(self) -> None:
+        """Right before the first statement the editor runs (an editor that runs none issues
+        no query): save the session's timeouts, set ``lock_timeout`` (and the checked
+        migration's ``statement_timeout``); ``__exit__`` restores them."""
+        if (
+            self.collect_sql
+            or self._timeouts_applied
+            or self._setting_timeouts
+            or not self._in_migration()
+        ):
+            return
+        self._setting_timeouts = True
+        try:
+            self._set_timeouts()
+        finally:
+            self._setting_timeouts = False
+
+    def _set_timeouts(self) -> None:
+        values = [mt_settings.lock_timeout()]
+        sets = "set_config('lock_timeout', %s, {local})"
+        if self._statement_timeout_set:
+            values.append(self._statement_timeout or "0")
+            sets += ", set_config('statement_timeout', %s, {local})"
+        atomic = getattr(self, "atomic", None)
+        blocks = getattr(self.connection, "atomic_blocks", ())
+        self._timeouts_depth = len(self.connection.savepoint_ids)
+        with self.connection.cursor() as cursor:
             if self.atomic_migration and atomic is not None and list(blocks) == [atomic]:
                 # The editor's transaction is the outermost: SET LOCAL, which its end undoes
                 # (one round trip per migration, nothing to restore).
                 self._local_timeouts = True
-                self._set("lock_timeout", mt_settings.lock_timeout())
-                return self
-            with self.connection.cursor() as cursor:
+                cursor.execute("SELECT " + sets.format(local="true"), values)
+            else:
                 cursor.execute(
-                    "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'),"
-                    " set_config('lock_timeout', %s, false)",
-                    [mt_settings.lock_timeout()],
+                    "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), "
+                    + sets.format(local="false"),
+                    values,
                 )
                 row = cursor.fetchone()
-            assert row is not None
-            self._saved_timeouts = (str(row[0]), str(row[1]))
-        return self
+                assert row is not None
+                self._saved_timeouts = (str(row[0]), str(row[1]))
+        self._timeouts_applied = True
 
     def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
         try:
@@ -162,11 +225,13 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             self._restore_timeouts(failed=exc_type is not None)
             super().__exit__(exc_type, exc_value, traceback)
         finally:
+            self._stop_watching()
             quiet, self._quiet = self._quiet, None
             if quiet is not None:
                 quiet.__exit__(None, None, None)
 
     def _restore_timeouts(self, failed: bool) -> None:
+        self._stop_watching()
         saved, self._saved_timeouts = self._saved_timeouts, None
         if saved is None:
             return
@@ -221,7 +286,9 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             if not backwards:
                 self._backstop(migration, project_state)
             self._statement_timeout = mt_settings.statement_timeout(post)
-            self._set("statement_timeout", self._statement_timeout or "0")
+            self._statement_timeout_set = True
+            if self._timeouts_applied:  # a query ran already: set it now
+                self._set("statement_timeout", self._statement_timeout or "0")
             self.IDEMPOTENT_SQL = not self.atomic_migration
         with faults.translated(
             self.connection,
@@ -246,6 +313,8 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         new_tables = set(self.migtools_new_tables)
 
         def attempt() -> ProjectState:
+            timeouts_set = self._timeouts_applied
+            depth = len(self.connection.savepoint_ids)
             try:
                 with transaction.atomic(self.connection.alias):
                     result = inner(state[0], self, False)
@@ -256,6 +325,10 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             except Exception:
                 self.deferred_sql = []
                 self.migtools_new_tables = set(new_tables)
+                if not timeouts_set and self._timeouts_depth > depth:
+                    # set inside the savepoint: rolled back with it
+                    self._timeouts_applied = False
+                    self._saved_timeouts = None
                 raise
 
         def again() -> None:
@@ -339,7 +412,19 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             return self._stock_call("alter_field")(  # type: ignore[no-any-return]
                 model, old_field, new_field, strict
             )
-        return super().alter_field(model, old_field, new_field, strict)  # type: ignore[no-any-return]
+        # Lock-light ALTER COLUMNs are separate statements (some are no statement at all), so
+        # they cannot be combined into one ALTER TABLE: off for this call only.
+        features = self.connection.features
+        own_flag = "supports_combined_alters" in vars(features)
+        combined = features.supports_combined_alters
+        features.supports_combined_alters = False
+        try:
+            return super().alter_field(model, old_field, new_field, strict)  # type: ignore[no-any-return]
+        finally:
+            if own_flag:
+                features.supports_combined_alters = combined
+            else:
+                del features.supports_combined_alters
 
     def _alter_column_type_sql(
         self,
@@ -418,6 +503,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             self._execute_one(statement, params)
 
     def _execute_one(self, statement: Any, params: Any) -> None:
+        self._apply_timeouts()
         condition = None
         light = False
         if isinstance(statement, zd.PGLock):

@@ -102,7 +102,7 @@ class Migrator:
         original = _check_alias(connection, self.owner)
         self.alias = connection
         self.app = app or default_app()
-        graph = self._graph = history.load()
+        graph = self._graph = history.load_for(self.app, (migrate_from, migrate_to))
         node = history.resolve(graph, self.app, migrate_from, "migrate_from", self.owner)
         if migrate_to is not None:  # fail before any database is copied
             target = history.resolve(graph, self.app, migrate_to, "migrate_to", self.owner)

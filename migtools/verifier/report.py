@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,13 @@ Node = tuple[str, str]
 DOCS_URL = "https://github.com/migtools/migtools/blob/main/docs/rules.md"
 # The first line of the markdown body, for a CI job to find its own comment and update it.
 MARKDOWN_MARKER = "<!-- migtools:verify_migrations -->"
+# The version of the JSON output's shape (``"schema"``): bumped when a key changes meaning or
+# goes away (new keys do not bump it). 1: paths relative to the repository root.
+JSON_SCHEMA = 1
+# GitHub refuses comment bodies over 65,536 characters; stay clear of it.
+MARKDOWN_LIMIT = 65_000
+# GitHub shows at most this many annotations of each level per step, and drops the rest.
+GITHUB_ANNOTATIONS = 10
 
 
 def docs_url(rule_id: str) -> str:
@@ -130,6 +139,30 @@ def shown(path: str) -> str:
         return path
 
 
+@dataclass(frozen=True)
+class Paths:
+    """How the formats for reviewers (github, gitlab, json, markdown) name files: relative
+    to ``root`` (the repository's root, whatever the current directory), behind ``prefix``
+    (``--path-prefix``, for a repository checked out below the directory the CI tool reads
+    paths from). Without ``root``, relative to the current directory."""
+
+    root: str | None = None
+    prefix: str = ""
+
+    def show(self, path: str) -> str:
+        if self.root is None:
+            relative = shown(path)
+        else:
+            relative = os.path.relpath(path, self.root)
+            if relative == ".." or relative.startswith(".." + os.sep):
+                return path  # outside the repository: an installed app's migration
+        relative = relative.replace(os.sep, "/")
+        return posixpath.join(self.prefix, relative) if self.prefix else relative
+
+
+CWD = Paths()
+
+
 def as_text(
     report: Report,
     *,
@@ -155,13 +188,22 @@ def as_text(
     return lines
 
 
-def as_json(report: Report) -> str:
+def as_json(report: Report, *, paths: Paths = CWD) -> str:
+    """``{"schema": JSON_SCHEMA, "migrations", "errors", "warnings", "findings": [...]}``;
+    each finding's ``path`` is relative to the repository root (see :class:`Paths`)."""
+    findings = []
+    for f in ordered(report):
+        item = f.as_dict()
+        if f.path:
+            item["path"] = paths.show(f.path)
+        findings.append(item)
     return json.dumps(
         {
+            "schema": JSON_SCHEMA,
             "migrations": len(report.migrations),
             "errors": report.errors,
             "warnings": report.warnings,
-            "findings": [f.as_dict() for f in ordered(report)],
+            "findings": findings,
         },
         indent=2,
     )
@@ -174,35 +216,101 @@ def _github_escape(text: str, *, prop: bool = False) -> str:
     return text
 
 
-def as_github(report: Report) -> list[str]:
-    """GitHub Actions workflow commands (``::error file=…,line=…::…``), one per finding."""
-    lines: list[str] = []
+def _github_split(report: Report, limit: int | None) -> tuple[list[Finding], list[Finding]]:
+    """The findings GitHub will show as annotations, and those past ``limit`` per level."""
+    shown_: list[Finding] = []
+    moved: list[Finding] = []
+    count: dict[Level, int] = {}
     for f in ordered(report):
+        count[f.level] = count.get(f.level, 0) + 1
+        (moved if limit is not None and count[f.level] > limit else shown_).append(f)
+    return shown_, moved
+
+
+def as_github(report: Report, *, paths: Paths = CWD, limit: int | None = None) -> list[str]:
+    """GitHub Actions workflow commands (``::error file=…,line=…::…``), one per finding.
+    With ``limit`` (GitHub shows 10 per level and step), the findings past it are left out
+    (:func:`github_step_summary` holds them) and the last annotation of that level says
+    how many."""
+    annotated, moved = _github_split(report, limit)
+    lines: list[str] = []
+    last = {f.level: i for i, f in enumerate(annotated)}
+    for i, f in enumerate(annotated):
         kind = "error" if f.level is Level.ERROR else "warning"
         props = [f"title={_github_escape('migtools ' + f.rule_id, prop=True)}"]
         if f.path:
-            props.insert(0, f"file={_github_escape(where(f).rsplit(':', 1)[0], prop=True)}")
+            props.insert(0, f"file={_github_escape(paths.show(f.path), prop=True)}")
             props.insert(1, f"line={f.line or 1}")
         body = f"{f.message}\nSafe recipe:\n{_steps(f)}"
         if f.sql:
             body += f"\nSQL: {f.sql}"
         body += f"\nDocs: {docs_url(f.rule_id)}"
+        more = sum(1 for m in moved if m.level is f.level)
+        if more and last[f.level] == i:
+            body += (
+                f"\n\n{more} more {kind}{'s' if more != 1 else ''} moved to the job summary "
+                f"(GitHub shows {limit} {kind} annotations per step)."
+            )
         lines.append(f"::{kind} {','.join(props)}::{_github_escape(body)}")
     lines.append(summary(report))
     return lines
+
+
+def github_step_summary(
+    report: Report, *, paths: Paths = CWD, limit: int = GITHUB_ANNOTATIONS
+) -> str | None:
+    """Markdown for ``$GITHUB_STEP_SUMMARY``: the findings :func:`as_github` left out past
+    ``limit`` (None when none were)."""
+    _annotated, moved = _github_split(report, limit)
+    if not moved:
+        return None
+    lines = [
+        f"### migtools: {len(moved)} finding{'s' if len(moved) != 1 else ''} past GitHub's "
+        f"{limit} annotations per level",
+        "",
+        "| Level | Rule | Where | Finding |",
+        "| --- | --- | --- | --- |",
+    ]
+    for f in moved:
+        place = f"{paths.show(f.path)}:{f.line or 1}" if f.path else ""
+        lines.append(
+            f"| {f.level} | [`{f.rule_id}`]({docs_url(f.rule_id)}) | `{place}` | "
+            f"`{f.app_label}.{f.migration_name}`: {_cell(f.message)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """``text`` on one line, safe inside a markdown table cell."""
+    return " ".join(text.split()).replace("|", "\\|")
 
 
 def _steps(f: Finding, indent: str = "") -> str:
     return "\n".join(f"{indent}{n}. {step}" for n, step in enumerate(f.rule.recipe, 1))
 
 
-def as_gitlab(report: Report) -> str:
+def as_gitlab(report: Report, *, paths: Paths = CWD) -> str:
     """A GitLab code-quality report (``artifacts: reports: codequality``): one issue per
-    finding, with a fingerprint stable across runs (rule, migration, operation)."""
+    finding, with a fingerprint unique per finding and stable across runs and machines
+    (rule, file relative to the repository, migration, operation, statement, SQL, and the
+    occurrence of that combination)."""
     issues = []
+    seen: dict[str, int] = {}
     for f in ordered(report):
-        path = where(f).rsplit(":", 1)[0] if f.path else f"{f.app_label}.{f.migration_name}"
-        identity = f"{f.rule_id}:{f.app_label}.{f.migration_name}:{f.operation_index}:{f.sql}"
+        path = paths.show(f.path) if f.path else f"{f.app_label}.{f.migration_name}"
+        identity = "\0".join(
+            str(part)
+            for part in (
+                f.rule_id,
+                path,
+                f"{f.app_label}.{f.migration_name}",
+                f.operation_index,
+                f.statement_index,
+                " ".join((f.sql or "").split()),
+            )
+        )
+        occurrence = seen.get(identity, 0)
+        seen[identity] = occurrence + 1
         issues.append(
             {
                 "type": "issue",
@@ -213,7 +321,7 @@ def as_gitlab(report: Report) -> str:
                 },
                 "categories": ["Bug Risk"],
                 "severity": "major" if f.level is Level.ERROR else "minor",
-                "fingerprint": hashlib.sha256(identity.encode()).hexdigest(),
+                "fingerprint": hashlib.sha256(f"{identity}\0{occurrence}".encode()).hexdigest(),
                 "location": {"path": path, "lines": {"begin": f.line or 1}},
             }
         )
@@ -228,10 +336,25 @@ def _fence(text: str, language: str = "") -> list[str]:
     return [f"{fence}{language}", text, fence]
 
 
-def as_markdown(report: Report) -> str:
+def _op(f: Finding) -> str:
+    return f" (operation {(f.operation_index or 0) + 1}: {f.operation})" if f.operation else ""
+
+
+def as_markdown(report: Report, *, paths: Paths = CWD, limit: int = MARKDOWN_LIMIT) -> str:
     """A pull-request comment body: the summary, then per migration its SQL (with the
     findings as ``-- migtools:`` comments where they apply) and each finding with why, the
-    full recipe and the rule's docs. Starts with :data:`MARKDOWN_MARKER`."""
+    full recipe and the rule's docs. Starts with :data:`MARKDOWN_MARKER`.
+
+    Longer than ``limit`` characters (GitHub refuses bodies over 65,536), it becomes
+    :func:`_compact_markdown`: a table per migration, every finding on one line, and the SQL
+    folded, cut where the room ends, with a note saying what was left out."""
+    body = _full_markdown(report, paths)
+    if len(body) <= limit:
+        return body
+    return _compact_markdown(report, paths, limit, len(body))
+
+
+def _full_markdown(report: Report, paths: Paths) -> str:
     lines = [MARKDOWN_MARKER, f"### migtools: {summary(report)}", ""]
     if not report.migrations:
         lines.append("No migrations to verify.")
@@ -239,7 +362,7 @@ def as_markdown(report: Report) -> str:
         label, name = m.node
         lines.append(f"#### `{label}.{name}`")
         if m.path:
-            lines.append(f"`{shown(m.path)}`")
+            lines.append(f"`{paths.show(m.path)}`")
         lines.append("")
         sql = "\n".join(m.annotated()).strip() or "-- (no SQL)"
         lines.extend(_fence(sql, "sql"))
@@ -247,13 +370,116 @@ def as_markdown(report: Report) -> str:
         if not m.findings:
             lines.extend(["No findings.", ""])
         for f in sorted(m.findings, key=lambda f: (f.operation_index or -1, f.rule_id)):
-            op = (
-                f" (operation {(f.operation_index or 0) + 1}: {f.operation})" if f.operation else ""
+            lines.append(
+                f"- **{f.level}** [`{f.rule_id}`]({docs_url(f.rule_id)}){_op(f)}: {f.message}"
             )
-            lines.append(f"- **{f.level}** [`{f.rule_id}`]({docs_url(f.rule_id)}){op}: {f.message}")
             lines.append(f"  - Why: {f.rule.why}")
             lines.append("  - Safe recipe:")
             lines.append(_steps(f, indent="    "))
         if m.findings:
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _compact_markdown(report: Report, paths: Paths, limit: int, full: int) -> str:
+    migrations = sorted(report.migrations, key=lambda m: m.node)
+    head = [
+        MARKDOWN_MARKER,
+        f"### migtools: {summary(report)}",
+        "",
+        f"The full report ({full:,} characters) is longer than a comment can be: each "
+        "migration's findings are listed on one line (the rule's page has why and the safe "
+        "recipe), and the SQL is folded below as far as it fits. The job log has everything.",
+        "",
+        "| Migration | File | Errors | Warnings |",
+        "| --- | --- | ---: | ---: |",
+    ]
+    for m in migrations:
+        errors = sum(1 for f in m.findings if f.level is Level.ERROR)
+        warnings = sum(1 for f in m.findings if f.level is Level.WARNING)
+        where_ = f"`{paths.show(m.path)}`" if m.path else ""
+        head.append(f"| `{m.node[0]}.{m.node[1]}` | {where_} | {errors} | {warnings} |")
+    head.append("")
+    findings: list[str] = []
+    for m in migrations:
+        if not m.findings:
+            continue
+        findings.append(f"**`{m.node[0]}.{m.node[1]}`**")
+        findings.append("")
+        for f in sorted(m.findings, key=lambda f: (f.operation_index or -1, f.rule_id)):
+            findings.append(
+                f"- **{f.level}** [`{f.rule_id}`]({docs_url(f.rule_id)}){_op(f)}: "
+                f"{_cell(f.message)}"
+            )
+        findings.append("")
+    text = "\n".join([*head, *findings])
+    if len(text) > limit:  # findings alone overflow: keep what fits, count the rest
+        return _cut_lines([*head, *findings], limit, "finding lines")
+    room = limit - len(text) - 300  # kept for the note on what was left out
+    # Room goes first to the SQL of migrations with findings, then to the rest; the blocks
+    # are printed in plan order.
+    blocks: dict[Node, str] = {}
+    notes: dict[Node, str] = {}
+    for m in sorted(migrations, key=lambda m: not m.findings):
+        label = f"{m.node[0]}.{m.node[1]}"
+        sql = "\n".join(m.annotated()).strip() or "-- (no SQL)"
+        block = _details(label, sql)
+        if len(block) + 1 <= room:
+            blocks[m.node] = block
+            room -= len(block) + 1
+            continue
+        statements = sql.splitlines()
+        kept: list[str] = []
+        size = len(_details(label, "")) + 40
+        for line in statements:
+            if size + len(line) + 1 > room - 80:
+                break
+            kept.append(line)
+            size += len(line) + 1
+        if len(kept) >= 3:
+            cut = len(statements) - len(kept)
+            blocks[m.node] = _details(label, "\n".join([*kept, f"-- ... {cut} more lines cut"]))
+            note = f"`{label}` (cut after {len(kept)} of {len(statements)} lines)"
+            room -= size
+        else:
+            note = f"`{label}` ({len(statements)} lines)"
+        notes[m.node] = note
+        room -= len(note) + 2
+    order = [m.node for m in migrations]
+    left_out = [notes[n] for n in order if n in notes]
+    tail = ["#### SQL", "", *(blocks[n] for n in order if n in blocks)]
+    if left_out:
+        tail += [
+            "",
+            f"_SQL left out for room: {', '.join(left_out)}. Run `python manage.py "
+            "sqlmigrate APP NAME` to read it._",
+        ]
+    body = "\n".join([text.rstrip(), "", *tail]).rstrip() + "\n"
+    if len(body) > limit:  # the note itself (many migrations left out) overflows
+        return _cut_lines(body.splitlines(), limit, "lines")
+    return body
+
+
+def _details(label: str, sql: str) -> str:
+    return "\n".join(
+        [
+            f"<details><summary><code>{label}</code></summary>",
+            "",
+            *_fence(sql, "sql"),
+            "",
+            "</details>",
+        ]
+    )
+
+
+def _cut_lines(lines: list[str], limit: int, what: str) -> str:
+    kept: list[str] = []
+    size = 200
+    for line in lines:
+        if size + len(line) + 1 > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    cut = len(lines) - len(kept)
+    kept += ["", f"_{cut} more {what} left out for room: the job log has the full report._"]
+    return "\n".join(kept) + "\n"

@@ -11,6 +11,7 @@ the registry is rendered once, at the first selected migration, and kept in step
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,14 +21,14 @@ from django.db.migrations.state import ProjectState
 
 from migtools import conf as mt_settings
 from migtools import project
-from migtools.rules import routing
-from migtools.rules.catalogue import configured_levels
+from migtools.rules import edits, routing
+from migtools.rules.catalogue import Finding, Level, configured_levels, effective_level
 from migtools.rules.engine import Engine, large_tables
 from migtools.rules.operation import created_tables
 from migtools.verifier import offline
 from migtools.verifier.fast import one_client_cursor, step
 from migtools.verifier.report import MigrationReport, Report
-from migtools.verifier.select import default_apps, full_plan, load, path_of, select
+from migtools.verifier.select import default_apps, full_plan, load, path_of, selection
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 Node = tuple[str, str]
 Progress = Callable[[int, int], None]
+EDITED = "migration-edited-after-merge"
 
 
 # -- the pass ----------------------------------------------------------------------------
@@ -90,6 +92,7 @@ class Verifier:
         *,
         one_deploy: bool = False,
         deployed: Collection[Node] | None = None,
+        deploy: Collection[Node] | None = None,
         judged: Collection[Node] | None = None,
     ) -> Report:
         """Verify ``selected`` in plan order, in one linear pass: the state of the migrations
@@ -106,7 +109,8 @@ class Verifier:
         earlier node of the plan; the preflight passes the applied ones). ``judged``: of the
         selected nodes, only these are judged (the preflight: the checked ones); the others
         only advance the state (no SQL collected) and, with ``one_deploy``, the tables they
-        create count as new."""
+        create count as new. ``deploy``: only these selected nodes deploy together
+        (``--files``: those not committed yet); the others are judged as in a full run."""
         wanted = set(selected)
         to_judge = wanted if judged is None else wanted & set(judged)
         if not to_judge:
@@ -124,7 +128,8 @@ class Verifier:
             for node in plan[: positions[-1] + 1]:
                 migration = nodes[node]
                 if node in to_judge:
-                    new_tables = deploy_tables if one_deploy else set()
+                    together = node in deploy if deploy is not None else one_deploy
+                    new_tables = deploy_tables if together else set()
                     out.append(self.verify_migration(migration, state, new_tables))
                     if progress is not None:
                         progress(len(out), len(positions))
@@ -161,19 +166,37 @@ def verify(
     app_label: str | None = None,
     name: str | None = None,
     since: str | None = None,
+    until: str | None = None,
+    files: Collection[str] | None = None,
     unapplied: bool = False,
     progress: Progress | None = None,
 ) -> Report:
-    """Verify the selection on ``connection``'s database: only the migrations the router lets
-    run there are reported (``migtools.rules.routing``)."""
-    loader = load(connection)
-    selected = select(loader, app_label=app_label, name=name, since=since, unapplied=unapplied)
-    one_deploy = since is not None or unapplied
-    report = Verifier(connection, loader).run(selected, progress, one_deploy=one_deploy)
+    """The findings of a selection (``migtools.verifier.select``); with ``since``, a merged
+    migration whose file changed since is a ``migration-edited-after-merge`` finding."""
+    keep = None
+    if files is not None or until is not None:
+        keep = set(files or ())
+    loader = load(connection, keep=keep)
+    chosen = selection(
+        loader,
+        app_label=app_label,
+        name=name,
+        since=since,
+        until=until,
+        files=files,
+        unapplied=unapplied,
+    )
+    verifier = Verifier(connection, loader)
+    report = verifier.run(
+        chosen.nodes, progress, one_deploy=chosen.one_deploy, deploy=chosen.deploy
+    )
+    # Only the migrations the router lets run on this database (migtools.rules.routing).
     nodes = loader.graph.nodes
     report.migrations = [
         m for m in report.migrations if routing.runs_on(nodes[m.node], connection.alias)
     ]
+    if chosen.base is not None and since is not None:
+        _edited_after_merge(report, loader, chosen.base, since, until, verifier.levels)
     return report
 
 
@@ -199,6 +222,57 @@ def merge(reports: Iterable[Report]) -> Report:
                 seen.add((m.node, key))
                 merged.findings.append(f)
     return Report(list(by_node.values()))
+
+
+def _edited_after_merge(
+    report: Report,
+    loader: MigrationLoader,
+    base: str,
+    since: str,
+    until: str | None,
+    levels: dict[str, Level],
+) -> None:
+    """Add a finding to each selected migration that ``base`` already holds and whose
+    meaning (``migtools.rules.edits``) changed since."""
+    from migtools.gitrepo import GitRepo
+
+    repo = GitRepo.find(project.root())
+    for item in report.migrations:
+        if item.path is None or not Path(item.path).is_relative_to(repo.root):
+            continue
+        before = repo.show(base, Path(item.path))
+        if before is None:
+            continue  # added since: not merged
+        after = repo.show(until, Path(item.path)) if until is not None else None
+        if after is None:
+            after = Path(item.path).read_text(encoding="utf-8", errors="replace")
+        if not edits.edited(before, after):
+            continue
+        migration = loader.graph.nodes[item.node]
+        level = effective_level(EDITED, migration, levels=levels)
+        if level is Level.OFF:
+            continue
+        item.findings.insert(
+            0,
+            Finding(
+                EDITED,
+                level,
+                f"Edited after it was merged: what it does differs from its version at "
+                f"{since} ({base[:10]}); Django never re-runs an applied migration.",
+                app_label=item.node[0],
+                migration_name=item.node[1],
+                path=item.path,
+                line=_class_line(migration),
+            ),
+        )
+
+
+def _class_line(migration: Migration) -> int:
+    """The line of the migration's class in its file (1 when Python cannot tell)."""
+    try:
+        return inspect.getsourcelines(type(migration))[1]
+    except (OSError, TypeError):
+        return 1
 
 
 def findings_for_files(paths: Iterable[str | Path], connection: BaseDatabaseWrapper) -> Report:

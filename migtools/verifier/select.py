@@ -1,37 +1,127 @@
-"""Which migrations a verifier run judges: the plan, the managed apps, APP [NAME], ``--since``
-(files changed since a git ref) and ``--unapplied``."""
+"""Which migrations a verifier run judges: the plan, the managed apps, APP [NAME], ``--files``
+(named migration files), ``--since REF [--until REF]`` (files changed since a git ref) and
+``--unapplied``.
+
+A selection that comes from git's history or from named files (``--files``, ``--until``: the
+pre-commit hooks and CI) judges exactly that change: migration files git does not track and
+that are not named (a draft beside the commit) are left out of the graph as well.
+"""
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from django.apps import apps as django_apps
 from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.migration import Migration as DjangoMigration
 
 from migtools import project
-from migtools.errors import NoMigrationsError, UnknownAppError, UnknownMigrationError
+from migtools.errors import (
+    GitRepoError,
+    NoMigrationsError,
+    UnknownAppError,
+    UnknownMigrationError,
+    UsageError,
+)
 from migtools.rules.scope import in_baseline
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.migrations.migration import Migration
 
+    from migtools.gitrepo import GitRepo
+
 Node = tuple[str, str]
 Progress = Callable[[int, int], None]
 
 
-def load(connection: BaseDatabaseWrapper, *, replace: bool = True) -> MigrationLoader:
+def load(
+    connection: BaseDatabaseWrapper,
+    *,
+    replace: bool = True,
+    keep: Collection[str] | None = None,
+) -> MigrationLoader:
     """The migration graph; offline (``migtools.verifier.offline``) no applied migration is
-    read (Django's loader without a connection)."""
+    read (Django's loader without a connection). With ``keep`` (resolved paths), migration
+    files below the repository that git does not track are left out unless kept (see the
+    module docstring)."""
     from migtools.verifier import offline
 
+    if keep is None:
+        loader_class: type[MigrationLoader] = MigrationLoader
+    else:
+        kept = frozenset(keep)
+
+        class _CommittedLoader(MigrationLoader):
+            def load_disk(self) -> None:
+                stand_ins = _draft_stand_ins(self, kept)
+                sys.modules.update(stand_ins)
+                try:
+                    super().load_disk()
+                finally:
+                    for name, module in stand_ins.items():
+                        if sys.modules.get(name) is module:
+                            del sys.modules[name]
+                for key, migration in list(self.disk_migrations.items()):
+                    if isinstance(migration, _Draft):
+                        del self.disk_migrations[key]
+
+        loader_class = _CommittedLoader
     if offline.is_offline(connection):
-        return MigrationLoader(None, replace_migrations=replace)
-    return MigrationLoader(connection, replace_migrations=replace)
+        return loader_class(None, replace_migrations=replace)
+    return loader_class(connection, replace_migrations=replace)
+
+
+class _Draft(DjangoMigration):
+    """Stands in for a draft migration file while Django's loader lists the directory, so the
+    draft is never imported (a half-written one may not even parse); then dropped."""
+
+
+def _draft_stand_ins(loader: MigrationLoader, keep: frozenset[str]) -> dict[str, ModuleType]:
+    """``{module name: stand-in}`` for every migration file of an installed app that git
+    neither tracks nor ignores and that ``keep`` does not name."""
+    try:
+        repo = _repo()
+    except GitRepoError:  # not a git checkout: nothing is a draft
+        return {}
+    packages: dict[Path, str] = {}
+    for config in django_apps.get_app_configs():
+        module_name, _explicit = loader.migrations_module(config.label)
+        if module_name is None:
+            continue
+        try:
+            spec = importlib.util.find_spec(module_name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            directory = Path(location).resolve()
+            if directory.is_relative_to(repo.root):
+                packages[directory] = module_name
+    stand_ins: dict[str, ModuleType] = {}
+    for path in repo.untracked_in(packages):
+        package = packages.get(path.parent)
+        if package is None or path.suffix != ".py" or str(path) in keep:
+            continue
+        name = f"{package}.{path.stem}"
+        module = ModuleType(name)
+        module.Migration = _Draft  # type: ignore[attr-defined]
+        module.__file__ = str(path)
+        stand_ins[name] = module
+    return stand_ins
+
+
+def _repo() -> GitRepo:
+    from migtools.gitrepo import GitRepo
+
+    return GitRepo.find(project.root())
 
 
 def full_plan(loader: MigrationLoader) -> list[Node]:
@@ -51,17 +141,75 @@ def default_apps() -> list[str]:
     return [c.label for c in project.managed_apps()]
 
 
+@dataclass
+class Selection:
+    """The selected nodes, and what the run needs to know about how they were chosen."""
+
+    nodes: set[Node]
+    # Nodes that deploy together (a table one creates is new in the later ones); None: all
+    # of ``nodes`` when ``one_deploy``, else none (a full run).
+    deploy: set[Node] | None = None
+    one_deploy: bool = False
+    # --since: the commit the change starts from (for migration-edited-after-merge).
+    base: str | None = None
+    changed: set[str] = field(default_factory=set)
+
+
+def named_files(files: Sequence[str]) -> set[str]:
+    """``--files``: each path resolved (relative to the current directory); a path that does
+    not exist is bad usage (exit 2)."""
+    resolved = set()
+    for name in files:
+        path = Path(name)
+        if not path.exists():
+            raise UsageError(f"--files: {name}: no such file.")
+        resolved.add(str(path.resolve()))
+    return resolved
+
+
 def select(
     loader: MigrationLoader,
     *,
     app_label: str | None = None,
     name: str | None = None,
     since: str | None = None,
+    until: str | None = None,
+    files: Collection[str] | None = None,
     unapplied: bool = False,
 ) -> set[Node]:
+    """The nodes to verify (see :func:`selection`)."""
+    return selection(
+        loader,
+        app_label=app_label,
+        name=name,
+        since=since,
+        until=until,
+        files=files,
+        unapplied=unapplied,
+    ).nodes
+
+
+def selection(
+    loader: MigrationLoader,
+    *,
+    app_label: str | None = None,
+    name: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    files: Collection[str] | None = None,
+    unapplied: bool = False,
+) -> Selection:
     """The nodes to verify. APP [NAME] narrows to one app (and one migration, by name or
-    unique prefix); without APP, the managed apps. ``since``: migrations whose files were added
-    or changed since that git ref; ``unapplied``: migrations not recorded as applied."""
+    unique prefix); without APP, the managed apps. ``files`` (resolved paths): the migrations
+    defined in them; ``since``: migrations whose files were added or changed since that git
+    ref (up to ``until``, else the working tree); both: the migrations in both. ``unapplied``:
+    migrations not recorded as applied.
+
+    What deploys together: with ``since`` or ``unapplied``, every selected migration; with
+    ``files`` alone, those the last commit (HEAD) does not hold yet: ``--all-files`` judges a
+    committed history as production met it, a commit's new migrations as one deploy."""
+    if until is not None and since is None:
+        raise UsageError("--until needs --since.")
     if app_label is not None:
         try:
             django_apps.get_app_config(app_label)
@@ -85,19 +233,39 @@ def select(
         nodes = set(matches)
     if unapplied:
         nodes -= set(loader.applied_migrations or {})
+    out = Selection(nodes, one_deploy=since is not None or unapplied)
+    if files is not None:
+        wanted = set(files)
+        out.nodes = {n for n in out.nodes if path_of(loader.graph.nodes[n]) in wanted}
     if since is not None:
-        changed = changed_files(since)
-        nodes = {n for n in nodes if path_of(loader.graph.nodes[n]) in changed}
-    return nodes
+        repo = _repo()
+        out.base = repo.base_of(since, until)
+        out.changed = {str(p) for p in repo.changed_since(since, until)}
+        out.nodes = {n for n in out.nodes if path_of(loader.graph.nodes[n]) in out.changed}
+    elif files is not None and not unapplied:
+        out.deploy = _not_committed(loader, out.nodes)
+    return out
 
 
-def changed_files(ref: str) -> set[str]:
-    """Absolute paths of files added or changed since ``ref`` (committed, staged, unstaged or
-    untracked), from the git checkout holding the project. A ref that does not exist is a
-    :class:`~migtools.errors.GitRefError` (exit 2) carrying git's reason."""
-    from migtools.gitrepo import GitRepo
+def _not_committed(loader: MigrationLoader, nodes: set[Node]) -> set[Node]:
+    """Of ``nodes``, those whose file the last commit lacks (all of them before the first
+    commit, or outside a git checkout)."""
+    paths = {n: path_of(loader.graph.nodes[n]) for n in nodes}
+    try:
+        repo = _repo()
+    except GitRepoError:
+        return set(nodes)
+    inside = {Path(p) for p in paths.values() if p and Path(p).is_relative_to(repo.root)}
+    committed = {str(p) for p in repo.existing_at("HEAD", inside)}
+    return {n for n, p in paths.items() if p not in committed}
 
-    return {str(path) for path in GitRepo.find(project.root()).changed_since(ref)}
+
+def changed_files(ref: str, until: str | None = None) -> set[str]:
+    """Absolute paths of files added or changed since ``ref`` (up to ``until``, else the
+    working tree: committed, staged, unstaged or untracked), from the git checkout holding
+    the project. A ref that does not exist is a :class:`~migtools.errors.GitRefError` (exit 2)
+    carrying git's reason."""
+    return {str(path) for path in _repo().changed_since(ref, until)}
 
 
 def path_of(migration: Migration) -> str | None:

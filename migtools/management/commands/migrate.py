@@ -26,8 +26,9 @@ from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import AmbiguityError
 from django.db.models.signals import pre_migrate
 
+from migtools import conf
 from migtools.authoring.autodetector import MigrationAutodetector
-from migtools.errors import ConflictError, FindingsError, UsageError
+from migtools.errors import BackfillError, ConflictError, FindingsError, UsageError
 from migtools.management.base import MigtoolsCommandMixin, check_app_label, check_database_alias
 from migtools.safety import deploy
 from migtools.safety._django import applied_state
@@ -93,7 +94,34 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         result = judge_plan(connection, loader, plan)
         self._print_warnings(result)
         result.raise_if_refused()
-        return deploy.applying(connection, result.new_tables)
+        stack = ExitStack()
+        stack.push(self._enqueue_backfills_after(connection.alias))
+        stack.enter_context(deploy.applying(connection, result.new_tables))
+        return stack
+
+    def _enqueue_backfills_after(self, alias: str) -> Any:
+        """Once the plan is applied (or stopped): the tasks of the backfills it recorded (the
+        tasks backend's tables exist only now if the same plan created them)."""
+
+        def enqueue(exc_type: Any, exc: Any, tb: Any) -> bool:
+            if conf.backfill_runner() != "tasks":
+                return False
+            from migtools.backfill import tasks
+
+            try:
+                names = tasks.enqueue_recorded(alias)
+            except BackfillError as error:
+                if exc_type is None:
+                    raise
+                self.stderr.write(self.style.WARNING(f"migtools: {error}"))
+                return False
+            if names and self.verbosity >= 1:
+                self.stdout.write(
+                    f"  Enqueued the tasks of backfill(s) {', '.join(names)} (plan applied)."
+                )
+            return False
+
+        return enqueue
 
     def _print_warnings(self, result: Preflight) -> None:
         for f in result.warnings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -24,9 +25,25 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         parser.add_argument("app_label", nargs="?", help="Only this app (default: managed apps).")
         parser.add_argument("migration_name", nargs="?", help="Only this migration of APP.")
         parser.add_argument(
+            "--files",
+            nargs="+",
+            metavar="PATH",
+            help="Only the migrations defined in these files (what pre-commit passes). "
+            "Migration files git does not track and that are not named are left out of the "
+            "graph; those the last commit lacks deploy together.",
+        )
+        parser.add_argument(
             "--since",
             metavar="GIT_REF",
-            help="Only migrations whose files were added or changed since GIT_REF.",
+            help="Only migrations whose files were added or changed since GIT_REF (since "
+            "where the branch forked from it); a migration GIT_REF already holds whose "
+            "operations changed is a migration-edited-after-merge finding.",
+        )
+        parser.add_argument(
+            "--until",
+            metavar="GIT_REF",
+            help="With --since: changes up to this commit (CI: the pull request's head) "
+            "rather than the working tree; untracked files are left out.",
         )
         parser.add_argument(
             "--unapplied", action="store_true", help="Only migrations not applied yet."
@@ -40,6 +57,13 @@ class Command(MigtoolsCommandMixin, BaseCommand):
             "report); markdown (a pull-request comment body).",
         )
         parser.add_argument(
+            "--path-prefix",
+            default="",
+            metavar="P",
+            help="Put P/ before every file path of the github, gitlab, json and markdown "
+            "formats (paths are relative to the repository root).",
+        )
+        parser.add_argument(
             "--database",
             default=None,
             choices=tuple(connections),
@@ -48,11 +72,16 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from migtools import project
         from migtools.verifier import offline
         from migtools.verifier.run import merge, verify
+        from migtools.verifier.select import named_files
 
         if options["migration_name"] and not options["app_label"]:
             raise UsageError("NAME needs APP.")
+        if options["until"] and not options["since"]:
+            raise UsageError("--until needs --since.")
+        files = named_files(options["files"]) if options["files"] is not None else None
         fmt = options["fmt"]
         progress = None
         if fmt == "text" and sys.stderr.isatty() and options["verbosity"] >= 1:
@@ -74,6 +103,8 @@ class Command(MigtoolsCommandMixin, BaseCommand):
                             app_label=options["app_label"],
                             name=options["migration_name"],
                             since=options["since"],
+                            until=options["until"],
+                            files=files,
                             unapplied=options["unapplied"],
                             progress=progress,
                         )
@@ -83,14 +114,15 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         report = reports[0] if len(reports) == 1 else merge(reports)
         if progress is not None:
             self.stderr.write("\r\033[K", ending="")
+        paths = report_formats.Paths(str(project.root()), options["path_prefix"])
         if fmt == "json":
-            self.stdout.write(report_formats.as_json(report))
+            self.stdout.write(report_formats.as_json(report, paths=paths))
         elif fmt == "github":
-            self.stdout.write("\n".join(report_formats.as_github(report)))
+            self.stdout.write("\n".join(self._github(report, paths)))
         elif fmt == "gitlab":
-            self.stdout.write(report_formats.as_gitlab(report))
+            self.stdout.write(report_formats.as_gitlab(report, paths=paths))
         elif fmt == "markdown":
-            self.stdout.write(report_formats.as_markdown(report), ending="")
+            self.stdout.write(report_formats.as_markdown(report, paths=paths), ending="")
         else:
             lines = report_formats.as_text(
                 report,
@@ -104,6 +136,25 @@ class Command(MigtoolsCommandMixin, BaseCommand):
                 f"{report.errors} error-level finding(s). Fix them, or silence one with "
                 "`ignore_rules = {'<rule id>': '<reason>'}` on the migration."
             )
+
+    def _github(self, report: report_formats.Report, paths: report_formats.Paths) -> list[str]:
+        """Annotations; past GitHub's 10 per level and step, the rest go to the job summary
+        (``$GITHUB_STEP_SUMMARY``) when the step has one."""
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if not summary_file:
+            return report_formats.as_github(report, paths=paths)
+        moved = report_formats.github_step_summary(report, paths=paths)
+        if moved is None:
+            return report_formats.as_github(report, paths=paths)
+        try:
+            with open(summary_file, "a", encoding="utf-8") as out:
+                out.write(moved)
+        except OSError as exc:
+            self.stderr.write(f"GITHUB_STEP_SUMMARY: cannot write {summary_file}: {exc}")
+            return report_formats.as_github(report, paths=paths)
+        return report_formats.as_github(
+            report, paths=paths, limit=report_formats.GITHUB_ANNOTATIONS
+        )
 
     def _progress(self, done: int, total: int) -> None:
         if total < 50 or (done % 20 and done != total):
