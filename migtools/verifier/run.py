@@ -58,7 +58,7 @@ class Verifier:
         self.levels = configured_levels()
         if large_tables is None:
             large_tables = (
-                mt_settings.large_tables()
+                offline.large_tables(connection.alias)
                 if offline.is_offline(connection)
                 else _database_large_tables(connection)
             )
