@@ -564,3 +564,26 @@ def test_migrate_prints_each_system_check_once(tmp_path: Path) -> None:
     assert result.returncode == 0, result.out + result.err
     assert result.err.count("System check identified") == 1, result.err
     assert result.err.count("ignore_rules names an unknown rule 'drop-colum'") == 1, result.err
+
+
+class HistoricalOnlyRouter:
+    """Answers only the historical assignment (no allow_migrate opinion)."""
+
+    def historical_db_for(self, table: str) -> str | None:
+        return {"shop_old": "other", "shop_lost": "nowhere"}.get(table)
+
+
+def test_resolve_database_asks_the_routers_historical_assignment() -> None:
+    from django.test.utils import override_settings
+
+    from migtools.errors import UnroutedTableError
+    from migtools.safety.deletion import resolve_database
+
+    with override_settings(DATABASE_ROUTERS=["tests.test_safety.HistoricalOnlyRouter"]):
+        assert resolve_database("shop_old", "shop", "old") == "other"
+        with pytest.raises(UnroutedTableError, match="'shop_gone'"):
+            resolve_database("shop_gone", "shop", "gone")
+        with pytest.raises(UnroutedTableError, match="unknown database 'nowhere'"):
+            resolve_database("shop_lost", "shop", "lost")
+        with override_settings(MIGTOOLS_HISTORICAL_TABLES={"shop_old": "default"}):
+            assert resolve_database("shop_old", "shop", "old") == "default"  # the setting wins

@@ -35,6 +35,7 @@ from migtools import dberrors
 from migtools.backfill.runners import inline_only
 from migtools.conf import default_app
 from migtools.errors import MigrationTestError
+from migtools.rules import routing
 from migtools.testing import forward, history, snapshot, walk
 from migtools.testing.history import Graph, Node
 from migtools.testing.rollback import RolledBack
@@ -104,6 +105,9 @@ class Migrator:
         self.app = app or default_app()
         graph = self._graph = history.load_for(self.app, (migrate_from, migrate_to))
         node = history.resolve(graph, self.app, migrate_from, "migrate_from", self.owner)
+        if migrate_to is not None:  # fail before any database is copied
+            target = history.resolve(graph, self.app, migrate_to, "migrate_to", self.owner)
+            self._check_routed(graph, target)
         original = self._test_database(original)
         if original.in_atomic_block:
             raise MigrationTestError(
@@ -156,6 +160,7 @@ class Migrator:
                 f"{self.owner}: migrate_to = {node[1]!r} is already applied at migrate_from: "
                 "it must come after migrate_from in the migration graph."
             )
+        self._check_routed(graph, node)
         plan = self._plan(graph, node, self._applied)
         if self._transactional and any(not migration.atomic for migration, _ in plan):
             raise MigrationTestError(
@@ -199,6 +204,25 @@ class Migrator:
             stack.close()
 
     # -- internals ------------------------------------------------------------------------
+
+    def _check_routed(self, graph: Graph, node: Node) -> None:
+        """The migration under test must run on this alias (the router decides where its
+        tables live): otherwise the round trip would migrate, seed and assert on a database
+        that never sees it."""
+        migration = graph.loader.graph.nodes[node]
+        if routing.runs_on(migration, self.alias):
+            return
+        where = [alias for alias in connections if routing.runs_on(migration, alias)]
+        lives = (
+            f"runs on {', '.join(repr(a) for a in where)} (where the router puts its tables)"
+            if where
+            else "runs on no database the router allows"
+        )
+        hint = f": set connection = {where[0]!r}" if len(where) == 1 else ""
+        raise MigrationTestError(
+            f"{self.owner}: connection = {self.alias!r}, but {node[0]}.{node[1]} {lives}, not "
+            f"on {self.alias!r}{hint}."
+        )
 
     @staticmethod
     def _plan(graph: Graph, node: Node, applied: frozenset[Node]) -> list[tuple[Migration, bool]]:

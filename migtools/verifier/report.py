@@ -63,7 +63,7 @@ class MigrationReport:
             before.setdefault(at, []).append(f)
 
         def comment(f: Finding) -> list[str]:
-            lines = [f"-- migtools: {f.rule_id}: {' '.join(f.message.split())}"]
+            lines = [f"-- migtools: {f.rule_id}{f.on_database()}: {' '.join(f.message.split())}"]
             if hints:
                 lines.append(f"-- migtools:   fix: {f.rule.first_step}")
                 lines.append(f"-- migtools:   {hint(f.rule_id)}")
@@ -177,7 +177,7 @@ def as_text(
         op = f" (operation {(f.operation_index or 0) + 1}: {f.operation})" if f.operation else ""
         lines.append(
             f"{where(f)}: {style(str(f.level))}: [{f.rule_id}] "
-            f"{f.app_label}.{f.migration_name}{op}: {f.message}"
+            f"{f.app_label}.{f.migration_name}{f.on_database()}{op}: {f.message}"
         )
         if f.sql:
             lines.append(f"    {' '.join(f.sql.split())}")
