@@ -646,7 +646,8 @@ def refused_migration(demo: Demo) -> None:
     )
     say(
         "migrate judges the whole plan before applying anything: the safe first migration is "
-        "not applied either, and every finding is listed with its recipe."
+        "not applied either, and every finding is listed with its recipe's first step and "
+        "where to read the rest (`verify_migrations --explain RULE`)."
     )
     proc = demo.manage("migrate", expect="nonzero", why="refused before any SQL ran")
     output = proc.stdout + proc.stderr
@@ -654,8 +655,8 @@ def refused_migration(demo: Demo) -> None:
         "run-sql-not-safe",
         "index-not-concurrent",
         "set-not-null",
-        "Why:",
-        "Safe recipe:",
+        "fix: ",
+        "--explain index-not-concurrent` for why and the full recipe",
         migration.stem,
     ):
         if expected not in output:

@@ -46,7 +46,7 @@ def _rules() -> list[checks.CheckMessage]:
             messages.append(
                 checks.Error(
                     f"MIGTOOLS_RULES names an unknown rule {rule_id!r}.",
-                    hint=f"Rule ids are listed in docs/rules.md{_close(rule_id)}.",
+                    hint=_unknown_rule_hint(rule_id),
                     id=conf.check_id("RULES"),
                 )
             )
@@ -61,11 +61,13 @@ def _rules() -> list[checks.CheckMessage]:
     return messages
 
 
-def _close(rule_id: str) -> str:
-    import difflib
+def _unknown_rule_hint(rule_id: str) -> str:
+    from migtools.rules.catalogue import EXPLAIN, closest
 
-    match = difflib.get_close_matches(rule_id, list(CATALOGUE), n=1)
-    return f" (did you mean {match[0]!r}?)" if match else ""
+    near = closest(rule_id)
+    if near is None:
+        return "Rule ids are listed in docs/rules.md."
+    return f"Did you mean {near!r}? `{EXPLAIN.format(rule=near)}` explains it."
 
 
 def _baseline() -> list[checks.CheckMessage]:
@@ -160,7 +162,7 @@ def check_ignore_rules(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
                         checks.Warning(
                             f"{path}:{line}: ignore_rules names an unknown rule {rule_id!r}; "
                             "it silences nothing.",
-                            hint=f"Rule ids are listed in docs/rules.md{_close(rule_id)}.",
+                            hint=_unknown_rule_hint(rule_id),
                             obj=f"{label}.{name}",
                             id="migtools.W102",
                         )

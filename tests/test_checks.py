@@ -124,7 +124,7 @@ def test_bad_settings_are_errors_with_ids_and_hints(tmp_path: Path) -> None:
     assert 'HINT: Write a PostgreSQL duration string with its unit, e.g. "5s"' in result.err
     assert "(migtools.E103) MIGTOOLS_LOCK_RETRIES = 'three': expected a whole number." in result.err
     assert "(migtools.E110) MIGTOOLS_RULES names an unknown rule 'volatile-defualt'." in result.err
-    assert "did you mean 'volatile-default'?" in result.err
+    assert "Did you mean 'volatile-default'? `manage.py verify_migrations --explain volatile-default`" in result.err
     assert "(migtools.E110) MIGTOOLS_RULES['volatile-default'] = 'loud': not a level." in result.err
 
 

@@ -66,13 +66,15 @@ def test_no_changes_without_name_is_not_refused(project: MiniProject) -> None:
 
 def test_check_exit_codes(project: MiniProject) -> None:
     assert project.manage("makemigrations", "--check").returncode == 0
-    # A stale lockfile: exit 2, one line per wrong app.
+    # A stale lockfile: exit 2, reported once (no system-check warning before it).
     project.lockfile.write_text(
         project.lockfile.read_text().replace("shop: 0001_initial", "shop: 0000_old")
     )
     before = project.snapshot()
     result = project.manage("makemigrations", "--check")
     assert result.returncode == 2
+    assert result.err.count("0000_old") == 1, result.err
+    assert result.err.count("stale") == 1, result.err
     assert "shop: lockfile says '0000_old', latest migration is '0001_initial'" in result.err
     # A model change without a migration wins: exit 1, and nothing is written.
     project.add_model_field("shop", "qty = models.IntegerField(null=True)")
@@ -200,3 +202,43 @@ def test_new_apps_first_migration_needs_no_name(tmp_path: Path) -> None:
     # Later migrations still need a name.
     proj.add_model_field("newapp", "qty = models.IntegerField(null=True)")
     assert proj.manage("makemigrations", "newapp").returncode == 2
+
+
+def test_several_leaves_point_at_update_migration_never_at_merge(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p")
+    assert proj.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    mdir = proj.root / "shop" / "migrations"
+    for name in ("0002_mine", "0002_theirs"):
+        (mdir / f"{name}.py").write_text(
+            "from django.db import migrations\n\n\n"
+            "class Migration(migrations.Migration):\n"
+            "    dependencies = [('shop', '0001_initial')]\n"
+            "    operations = []\n"
+        )
+    for args in (("makemigrations", "shop", "-n", "more"), ("migrate", "shop")):
+        result = proj.manage(*args)
+        assert result.returncode == 1, result.out + result.err
+        assert "makemigrations --merge" not in result.out + result.err, args
+        assert "Conflicting migrations detected" in result.err, result.err
+        assert "python manage.py update_migration" in result.err, args
+        assert "Traceback" not in result.err
+
+
+def test_integer_to_big_integer_is_refused_before_writing(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "p")
+    proj.add_model_field("shop", "qty = models.IntegerField(null=True)")
+    assert proj.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    models = proj.root / "shop" / "models.py"
+    models.write_text(
+        models.read_text().replace(
+            "qty = models.IntegerField(null=True)", "qty = models.BigIntegerField(null=True)"
+        )
+    )
+    before = proj.snapshot()
+    result = proj.manage("makemigrations", "shop", "-n", "widen_qty")
+    assert result.returncode == 1, result.out + result.err
+    assert "shop.Item.qty: IntegerField -> BigIntegerField rewrites the table" in result.err
+    assert "[column-type-change]" in result.err
+    assert "--explain column-type-change` for why and the full recipe" in result.err
+    assert "error" not in result.out
+    assert proj.snapshot() == before  # refused before writing

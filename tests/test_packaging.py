@@ -4,6 +4,7 @@ never tests, benchmarks or the example project; the wheel's console script works
 from __future__ import annotations
 
 import email
+import io
 import os
 import shutil
 import subprocess
@@ -86,6 +87,24 @@ def test_wheel_metadata(dist: Path) -> None:
     # No project URL until the project has a real home (GUIDE: no URL we do not own).
     assert "urls" not in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert meta.get_all("Project-URL") is None
+
+
+# Spelled in two parts so that `git grep` for it finds nothing in the repository either.
+NOT_OURS = b"github.com/" + b"migtools"
+
+
+def test_no_file_of_the_wheel_or_sdist_names_an_organisation_we_do_not_own(dist: Path) -> None:
+    wheel = zipfile.ZipFile(_wheel(dist))
+    named = [n for n in wheel.namelist() if NOT_OURS in wheel.read(n).lower()]
+    assert named == []
+    (sdist,) = dist.glob("migtools-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        named = [
+            m.name
+            for m in tar.getmembers()
+            if m.isfile() and NOT_OURS in (tar.extractfile(m) or io.BytesIO()).read().lower()
+        ]
+    assert named == []
 
 
 def test_sdist_leaves_tests_bench_and_example_out(dist: Path) -> None:

@@ -21,7 +21,8 @@ def render_docs() -> str:
         "migration with `ignore_rules = {id: 'reason'}` on it. Rules about the database are "
         "judged by `verify_migrations`, `sqlmigrate` and `migrate`'s preflight alike; rules "
         "about the repository are `verify_migrations` findings only (`migrate` does not "
-        "refuse them).\n",
+        "refuse them). The same text ships in the package: `python manage.py "
+        "verify_migrations --explain RULE` prints one rule (no network).\n",
     ]
     for rule in CATALOGUE.values():
         parts.append(f"## `{rule.id}`\n")

@@ -57,7 +57,8 @@ def test_refused_with_why_and_recipe(tmp_path: Path, rule: str) -> None:
     result = proj.manage("migrate", "shop")
     assert result.returncode == 1, result.out + result.err
     assert f"[{rule}]" in result.err
-    assert "Why: " in result.err and "Safe recipe:\n  1. " in result.err
+    assert f"[{rule}] fix: " in result.err
+    assert f"`manage.py verify_migrations --explain {rule}` for why" in result.err
     # Nothing was applied.
     assert query(db, "SELECT name FROM django_migrations WHERE app = 'shop'") == [("0001_initial",)]
 
@@ -546,6 +547,23 @@ def test_concurrent_migrate_waits_for_the_advisory_lock(tmp_path: Path) -> None:
     assert "Another migrate is running on this database" in err
     assert "Got the migrate lock after" in err
     assert query(db, "SELECT count(*) FROM django_migrations WHERE name = '0002_step'") == [(1,)]
+
+
+def test_migrate_prints_each_system_check_once(tmp_path: Path) -> None:
+    proj, _db = _project(tmp_path)
+    # A warning to see: an ignore_rules entry naming a rule that does not exist.
+    migration(proj, "0002_step", FIRST, "")
+    path = proj.root / "shop" / "migrations" / "0002_step.py"
+    path.write_text(
+        path.read_text().replace(
+            "class Migration(CheckedMigration):",
+            "class Migration(CheckedMigration):\n    ignore_rules = {'drop-colum': 'typo'}",
+        )
+    )
+    result = proj.manage("migrate", "shop")
+    assert result.returncode == 0, result.out + result.err
+    assert result.err.count("System check identified") == 1, result.err
+    assert result.err.count("ignore_rules names an unknown rule 'drop-colum'") == 1, result.err
 
 
 class HistoricalOnlyRouter:

@@ -5,6 +5,7 @@ SeparateDatabaseAndState included)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import textwrap
 from pathlib import Path
@@ -365,6 +366,66 @@ def test_every_rule_that_operations_reach_is_triggered() -> None:
     assert set(CATALOGUE) - triggered == sql_only
 
 
+def _text_blocks(out: str) -> dict[str, list[str]]:
+    """Default text output: each rule id -> every line of its findings' blocks."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in out.splitlines():
+        match = re.search(r": (?:error|warning): \[([a-z0-9-]+)\] ", line)
+        if match and not line.startswith(" "):
+            current = blocks.setdefault(match.group(1), [])
+        elif not line.startswith(" "):
+            current = None
+        if current is not None:
+            current.append(line)
+    return blocks
+
+
+def test_default_text_says_what_to_do_for_every_rule(project: MiniProject) -> None:
+    from migtools.rules.catalogue import CATALOGUE
+
+    result = project.manage("verify_migrations", "shop")
+    assert result.returncode == 1
+    blocks = _text_blocks(result.out)
+    triggered = set().union(*EXPECTED.values())
+    assert set(blocks) == triggered
+    for rule_id in triggered:
+        text = "\n".join(blocks[rule_id])
+        assert f"    fix: {CATALOGUE[rule_id].recipe[0]}" in text, rule_id
+        assert f"`manage.py verify_migrations --explain {rule_id}` for why" in text, rule_id
+    assert "http" not in result.out
+
+
+def test_explain_works_for_every_rule_offline(project: MiniProject) -> None:
+    from migtools.rules.catalogue import CATALOGUE
+
+    script = (
+        "from django.core.management import call_command\n"
+        "from migtools.rules.catalogue import CATALOGUE\n"
+        "for rule_id in CATALOGUE:\n"
+        "    print('=====', rule_id)\n"
+        "    call_command('verify_migrations', explain=rule_id)\n"
+    )
+    result = project.manage("shell", "-c", script)
+    assert result.returncode == 0, result.err
+    parts = dict(
+        (chunk.split("\n", 1)[0].strip(), chunk) for chunk in result.out.split("===== ")[1:]
+    )
+    assert set(parts) == set(CATALOGUE)
+    for rule_id, rule in CATALOGUE.items():
+        assert f"{rule_id}: {rule.title}" in parts[rule_id]
+        assert f"Why: {rule.why}" in parts[rule_id]
+        for n, step in enumerate(rule.recipe, 1):
+            assert f"  {n}. {step}" in parts[rule_id]
+    one = project.manage("verify_migrations", "--explain", "drop-column")
+    assert one.returncode == 0 and one.out.startswith("drop-column: ")
+    bad = project.manage("verify_migrations", "--explain", "drop-colum")
+    assert bad.returncode == 2
+    assert bad.err.strip().splitlines() == [
+        "CommandError: Unknown rule 'drop-colum'; did you mean 'drop-column'?"
+    ]
+
+
 def test_findings_point_at_file_line_and_statement(
     findings: list[dict[str, object]], project: MiniProject
 ) -> None:
@@ -420,12 +481,22 @@ def test_unknown_app_is_usage_error(project: MiniProject) -> None:
 
 
 def test_sqlmigrate_comments_before_statement(project: MiniProject) -> None:
+    from migtools.rules.catalogue import CATALOGUE
+
     result = project.manage("sqlmigrate", "shop", "0005")
     assert result.returncode == 0, result.err
     lines = result.out.splitlines()
     index = lines.index('CREATE INDEX "memo_idx" ON "shop_item" ("memo");')
-    assert lines[index - 1].startswith("-- migtools: index-on-large-table-not-post-deployment: ")
-    assert lines[index - 2].startswith("-- migtools: index-not-concurrent: Index 'memo_idx'")
+    # Each finding: what is wrong, the recipe's first step, the --explain pointer.
+    assert lines[index - 3].startswith("-- migtools: index-on-large-table-not-post-deployment: ")
+    assert lines[index - 2] == (
+        "-- migtools:   fix: " + CATALOGUE["index-on-large-table-not-post-deployment"].recipe[0]
+    )
+    assert lines[index - 1] == (
+        "-- migtools:   `manage.py verify_migrations --explain "
+        "index-on-large-table-not-post-deployment` for why and the full recipe"
+    )
+    assert lines[index - 6].startswith("-- migtools: index-not-concurrent: Index 'memo_idx'")
     assert lines[0] == "BEGIN;" and lines[-1] == "COMMIT;"
     check = project.manage("sqlmigrate", "shop", "0005", "--check")
     assert check.returncode == 1
@@ -433,6 +504,15 @@ def test_sqlmigrate_comments_before_statement(project: MiniProject) -> None:
     clean = project.manage("sqlmigrate", "shop", "0004", "--check")
     assert clean.returncode == 0
     assert "-- migtools:" not in clean.out
+
+
+def test_sqlmigrate_prints_no_op_for_a_state_only_operation(project: MiniProject) -> None:
+    result = project.manage("sqlmigrate", "shop", "0019")
+    assert result.returncode == 0, result.err
+    lines = result.out.splitlines()
+    header = lines.index("-- MOVE_TO_PENDING field flag from item")
+    assert lines[header + 2] == "-- (no-op)"
+    assert "CANNOT BE WRITTEN AS SQL" not in result.out
 
 
 DJANGO_SQLMIGRATE = """\
@@ -503,7 +583,7 @@ CONTRIB_EXPECTED: dict[str, tuple[int, int, list[tuple[str, str, str]]]] = {
             ("0004_alter_emailaddress_drop_unique_email", "drop-index-not-concurrent", "warning"),
             ("0005_emailaddress_idx_upper_email", "index-not-concurrent", "error"),
             ("0007_emailaddress_idx_email", "drop-index-not-concurrent", "warning"),
-            ("0007_emailaddress_idx_email", "index-not-concurrent", "error"),
+            # The index and its _like twin: one finding.
             ("0007_emailaddress_idx_email", "index-not-concurrent", "error"),
             ("0009_emailaddress_unique_primary_email", "index-not-concurrent", "error"),
         ],
@@ -969,3 +1049,31 @@ class Migration(CheckedMigration):
     dependencies = [("shop", "0002_memo")]
     operations = [migrations.RemoveField("item", "name")]
 """
+
+
+ADD_INDEXED_CHAR = """\
+from django.db import migrations, models
+
+from migtools import CheckedMigration
+
+
+class Migration(CheckedMigration):
+    is_post_deployment = False
+    dependencies = [("shop", "0001_initial")]
+    operations = [
+        migrations.AddField("item", "code", models.CharField(max_length=10, null=True, db_index=True)),
+    ]
+"""
+
+
+def test_an_index_and_its_like_twin_are_one_finding(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", extra_settings="MIGTOOLS_LARGE_TABLES = ['shop_item']\n")
+    assert project.manage("makemigrations", "shop", "-n", "initial").returncode == 0
+    assert project.manage("migrate", "shop", "-v0").returncode == 0
+    project.write("shop/migrations/0002_code.py", ADD_INDEXED_CHAR)
+    result = project.manage("verify_migrations", "shop", "0002", "--format", "json")
+    findings = json.loads(result.out)["findings"]
+    rules = sorted(f["rule"] for f in findings)
+    assert rules == ["index-not-concurrent", "index-on-large-table-not-post-deployment"], findings
+    assert all("(and its _like twin)" in f["message"] for f in findings)
+    assert not any("_like" in (f["sql"] or "") for f in findings)

@@ -22,6 +22,12 @@ from django.db.migrations.autodetector import MigrationAutodetector as DjangoAut
 from migtools.errors import UnsafeModelChangeError
 from migtools.operations import DeletionAction, SafeDeleteModel, SafeRemoveField
 
+# Widening an integer column changes its type: PostgreSQL rewrites the table.
+_NARROW_INTEGERS = frozenset(
+    {"IntegerField", "SmallIntegerField", "PositiveIntegerField", "PositiveSmallIntegerField"}
+)
+_WIDE_INTEGERS = frozenset({"BigIntegerField", "PositiveBigIntegerField"})
+
 
 class MigrationAutodetector(DjangoAutodetector):
     def changes(self, *args: Any, **kwargs: Any) -> dict[str, list[Any]]:
@@ -64,6 +70,21 @@ class MigrationAutodetector(DjangoAutodetector):
                     f"  - {where}: NOT NULL column with only a Python default=; the old code's "
                     f"INSERTs do not send it and would fail. Edit the model: {edit}."
                 )
+            elif type(op) is ops.AlterField and key in self.from_state.models:
+                old_field = self.from_state.models[key].fields.get(op.name)
+                old_kind = type(old_field).__name__ if old_field is not None else ""
+                new_kind = type(op.field).__name__
+                if old_kind in _NARROW_INTEGERS and new_kind in _WIDE_INTEGERS:
+                    from migtools.rules.catalogue import CATALOGUE, hint
+
+                    edits.append(
+                        f"  - {app_label}.{self.to_state.models[key].name}.{op.name}: "
+                        f"{old_kind} -> {new_kind} rewrites the table and its indexes under "
+                        "an ACCESS EXCLUSIVE lock, and the old code keeps writing the old type "
+                        "[column-type-change]. Keep the model's field as it is for now; fix: "
+                        f"{CATALOGUE['column-type-change'].first_step} "
+                        f"({hint('column-type-change')})."
+                    )
             elif type(op) is ops.RenameField:
                 old = self.from_state.models[app_label, op.model_name_lower].fields[op.old_name]
                 new = self.to_state.models[app_label, op.model_name_lower].fields[op.new_name]

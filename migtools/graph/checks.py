@@ -45,6 +45,21 @@ def graph_errors_reported_by_command() -> Iterator[None]:
         _reported_by_command = previous
 
 
+# True while ``makemigrations --check`` runs: it reports a stale lockfile itself (exit 2),
+# so the check does not report the same fact first.
+_lockfile_reported_by_command = False
+
+
+@contextmanager
+def lockfile_reported_by_command() -> Iterator[None]:
+    global _lockfile_reported_by_command
+    previous, _lockfile_reported_by_command = _lockfile_reported_by_command, True
+    try:
+        yield
+    finally:
+        _lockfile_reported_by_command = previous
+
+
 def register() -> None:
     checks.register(check_lockfile, TAG)
     checks.register(check_model_modules, TAG)
@@ -52,6 +67,8 @@ def register() -> None:
 
 
 def check_lockfile(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if _lockfile_reported_by_command:
+        return []
     try:
         disk = graph.load()
     except SettingsError:

@@ -54,6 +54,12 @@ def check_app_label(app_label: str, migrated_apps: Collection[str] | None = None
         raise NoMigrationsError(app_label)
 
 
+MERGE_ADVICE = "makemigrations --merge"
+UPDATE_ADVICE = (
+    "Run 'python manage.py update_migration' to renumber your branch's migrations after main's."
+)
+
+
 class MigtoolsCommandMixin(BaseCommand):
     """Maps, in one place, migtools errors to their exit code (``migtools.errors``), an
     unknown ``--database`` alias to exit 2 and an unreachable database to one line, exit 1."""
@@ -69,6 +75,14 @@ class MigtoolsCommandMixin(BaseCommand):
             return output
         except MigtoolsError as exc:
             raise CommandError(str(exc), returncode=exc.returncode) from exc
+        except CommandError as exc:
+            # Several leaves: Django's migrate and makemigrations advise a merge migration;
+            # the cure migtools gives is the renamer.
+            text = str(exc)
+            if MERGE_ADVICE not in text:
+                raise
+            first = text.split("\n", 1)[0]
+            raise CommandError(f"{first}\n{UPDATE_ADVICE}", returncode=exc.returncode) from None
         except ConnectionDoesNotExist as exc:
             unknown = dberrors.unknown_alias(str(alias))
             raise CommandError(str(unknown), returncode=unknown.returncode) from exc

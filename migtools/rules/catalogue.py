@@ -54,6 +54,19 @@ class Rule:
     sql: bool = False  # judged on the SQL (pglast) rather than on the operation object
     about: About = About.DATABASE
 
+    @property
+    def first_step(self) -> str:
+        """The recipe's first step, what a finding says to do by default."""
+        return self.recipe[0]
+
+
+EXPLAIN = "manage.py verify_migrations --explain {rule}"
+
+
+def hint(rule_id: str) -> str:
+    """The pointer every default finding ends with (the rule text ships in the package)."""
+    return f"`{EXPLAIN.format(rule=rule_id)}` for why and the full recipe"
+
 
 _LATER = frozenset({Stage.POST_DEPLOYMENT, Stage.DELETE_PHASE})
 
@@ -526,6 +539,29 @@ def rule(rule_id: str) -> Rule:
         return CATALOGUE[rule_id]
     except KeyError:
         raise KeyError(f"Unknown migtools rule {rule_id!r}") from None
+
+
+def closest(rule_id: str) -> str | None:
+    """The catalogue's rule id nearest to ``rule_id`` (a misspelling), if any is close."""
+    import difflib
+
+    match = difflib.get_close_matches(rule_id, list(CATALOGUE), n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+def explanation(rule_id: str) -> str:
+    """What ``verify_migrations --explain RULE`` prints: title, level, why, lock and the full
+    recipe, from the installed catalogue (raises ``KeyError`` for an unknown id)."""
+    r = rule(rule_id)
+    lines = [
+        f"{r.id}: {r.title}",
+        f"Default level: {r.level}. About: {r.about}.",
+    ]
+    if r.lock:
+        lines.append(f"Lock: {r.lock}.")
+    lines += ["", f"Why: {r.why}", "", "Safe recipe:"]
+    lines += [f"  {n}. {step}" for n, step in enumerate(r.recipe, 1)]
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

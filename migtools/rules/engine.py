@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
@@ -46,7 +47,14 @@ from migtools import source as pysource
 from migtools.errors import PendingDeletionError, UnsafeMigrationError
 from migtools.rules import data, routing
 from migtools.rules import operation as oprules
-from migtools.rules.catalogue import CATALOGUE, Finding, Level, configured_levels, effective_level
+from migtools.rules.catalogue import (
+    CATALOGUE,
+    Finding,
+    Level,
+    configured_levels,
+    effective_level,
+    hint,
+)
 from migtools.rules.sql import Hit, SqlContext, check, is_data_statement
 
 if TYPE_CHECKING:
@@ -226,9 +234,12 @@ class Engine:
                         sql = editor.collected_sql[start:]
                         entries.extend(sql)
                         editor.collected_sql[start:] = []
-                        if not operation.reduces_to_sql:
+                        # A MOVE_TO_PENDING changes the state only: "(no-op)", as Django
+                        # prints for every operation that collects no SQL.
+                        own = _checks_itself(operation)
+                        if not operation.reduces_to_sql and not own:
                             entries.append("-- THIS OPERATION CANNOT BE WRITTEN AS SQL")
-                        elif not sql and not raised:
+                        elif not sql and (not raised or own):
                             entries.append("-- (no-op)")
                         # Deferred statements (FKs, indexes of new tables) run at the end of
                         # the migration but belong to the operation that queued them.
@@ -306,7 +317,7 @@ class Engine:
                     statement_index=h.statement_index if isinstance(h, Hit) else None,
                 )
             )
-        return findings, has_ddl, has_data
+        return _twins_grouped(findings), has_ddl, has_data
 
     def _level(self, rule_id: str, migration: Migration) -> Level:
         return effective_level(rule_id, migration, levels=self.levels)
@@ -401,6 +412,36 @@ class Engine:
                     )
         _locate(out, path if path is not None else migration_path(migration), self.connection.alias)
         return out
+
+
+_INDEX_NAME = re.compile(
+    r'CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:CONCURRENTLY\s+)?(?:IF NOT EXISTS\s+)?"([^"]+)"', re.I
+)
+
+
+def _twins_grouped(findings: list[Finding]) -> list[Finding]:
+    """One index and its ``_like`` twin (the varchar_pattern_ops index Django adds for a
+    CharField/TextField) are one finding: the twin's is dropped, the index's names both."""
+
+    def index_name(f: Finding) -> str | None:
+        match = _INDEX_NAME.search(f.sql or "")
+        return match.group(1) if match else None
+
+    plain = {(f.rule_id, index_name(f)) for f in findings if index_name(f)}
+    out: list[Finding] = []
+    twins: set[tuple[str, str]] = set()
+    for f in findings:
+        name = index_name(f)
+        if name and name.endswith("_like") and (f.rule_id, name[: -len("_like")]) in plain:
+            twins.add((f.rule_id, name[: -len("_like")]))
+            continue
+        out.append(f)
+    return [
+        replace(f, message=f"{f.message} (and its _like twin)")
+        if (f.rule_id, index_name(f)) in twins
+        else f
+        for f in out
+    ]
 
 
 def _checks_itself(operation: Operation) -> bool:
@@ -561,16 +602,23 @@ def _locate(judgement: Judgement, path: str | None, database: str | None = None)
 
 
 def explain(findings: Iterable[Finding]) -> str:
-    """Every finding with file:line, why and the recipe (what ``migrate`` prints when it
-    refuses)."""
-    blocks = []
+    """What ``migrate`` prints when it refuses: each finding once, on one line with file:line,
+    then for each rule once the recipe's first step and the ``--explain`` pointer."""
+    lines: list[str] = []
+    rules: list[str] = []
     for f in findings:
-        blocks.append(
+        line = (
             f"{f.where()}: {f.app_label}.{f.migration_name}{f.on_database()}: {f.level}: "
-            f"{' '.join(f.message.split())} [{f.rule_id}]\n"
-            + "\n".join(f.describe().splitlines()[1:])
+            f"{' '.join(f.message.split())} [{f.rule_id}]"
         )
-    return "\n".join(blocks)
+        if line not in lines:
+            lines.append(line)
+        if f.rule_id not in rules:
+            rules.append(f.rule_id)
+    for rule_id in rules:
+        lines.append(f"[{rule_id}] fix: {CATALOGUE[rule_id].first_step}")
+        lines.append(f"    {hint(rule_id)}")
+    return "\n".join(lines)
 
 
 def large_tables(connection: BaseDatabaseWrapper) -> set[str]:

@@ -11,13 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from migtools.rules.catalogue import Finding, Level
+from migtools.rules.catalogue import Finding, Level, hint
 
 Node = tuple[str, str]
 
-# Where each rule is documented: docs/rules.md in the repository named in pyproject's
-# [project.urls] (a heading per rule id, so the id is its anchor).
-DOCS_URL = "https://github.com/migtools/migtools/blob/main/docs/rules.md"
 # The first line of the markdown body, for a CI job to find its own comment and update it.
 MARKDOWN_MARKER = "<!-- migtools:verify_migrations -->"
 # The version of the JSON output's shape (``"schema"``): bumped when a key changes meaning or
@@ -27,10 +24,6 @@ JSON_SCHEMA = 1
 MARKDOWN_LIMIT = 65_000
 # GitHub shows at most this many annotations of each level per step, and drops the rest.
 GITHUB_ANNOTATIONS = 10
-
-
-def docs_url(rule_id: str) -> str:
-    return f"{DOCS_URL}#{rule_id}"
 
 
 @dataclass
@@ -44,10 +37,11 @@ class MigrationReport:
     atomic: bool = True
     op_starts: list[int] = field(default_factory=list)  # entry index where each op begins
 
-    def annotated(self) -> list[str]:
+    def annotated(self, *, hints: bool = False) -> list[str]:
         """``entries`` with each finding as a ``-- migtools: <id>: <message>`` line before
         the statement it concerns (before the operation's header when it has no statement;
-        at the top for findings about the whole migration)."""
+        at the top for findings about the whole migration). With ``hints`` (sqlmigrate),
+        each is followed by the recipe's first step and the ``--explain`` pointer."""
         before: dict[int, list[Finding]] = {}
         for f in self.findings:
             at = 0
@@ -67,15 +61,22 @@ class MigrationReport:
                             at = i
                             break
             before.setdefault(at, []).append(f)
+
+        def comment(f: Finding) -> list[str]:
+            lines = [f"-- migtools: {f.rule_id}{f.on_database()}: {' '.join(f.message.split())}"]
+            if hints:
+                lines.append(f"-- migtools:   fix: {f.rule.first_step}")
+                lines.append(f"-- migtools:   {hint(f.rule_id)}")
+            return lines
+
         out: list[str] = []
         for i, entry in enumerate(self.entries):
-            out.extend(
-                f"-- migtools: {f.rule_id}{f.on_database()}: {' '.join(f.message.split())}"
-                for f in before.get(i, ())
-            )
+            for f in before.get(i, ()):
+                out.extend(comment(f))
             out.append(entry)
         if not self.entries:
-            out.extend(f"-- migtools: {f.rule_id}: {f.message}" for f in before.get(0, ()))
+            for f in before.get(0, ()):
+                out.extend(comment(f))
         return out
 
 
@@ -183,7 +184,9 @@ def as_text(
         if verbosity >= 2:
             lines.append(f"    why: {f.rule.why}")
             lines.extend(f"    {n}. {step}" for n, step in enumerate(f.rule.recipe, 1))
-        lines.append(f"    docs: {docs_url(f.rule_id)}")
+        else:
+            lines.append(f"    fix: {f.rule.first_step}")
+            lines.append(f"    {hint(f.rule_id)}")
     lines.append(summary(report))
     return lines
 
@@ -244,7 +247,7 @@ def as_github(report: Report, *, paths: Paths = CWD, limit: int | None = None) -
         body = f"{f.message}\nSafe recipe:\n{_steps(f)}"
         if f.sql:
             body += f"\nSQL: {f.sql}"
-        body += f"\nDocs: {docs_url(f.rule_id)}"
+        body += f"\nWhy: {f.rule.why}"
         more = sum(1 for m in moved if m.level is f.level)
         if more and last[f.level] == i:
             body += (
@@ -274,7 +277,7 @@ def github_step_summary(
     for f in moved:
         place = f"{paths.show(f.path)}:{f.line or 1}" if f.path else ""
         lines.append(
-            f"| {f.level} | [`{f.rule_id}`]({docs_url(f.rule_id)}) | `{place}` | "
+            f"| {f.level} | `{f.rule_id}` | `{place}` | "
             f"`{f.app_label}.{f.migration_name}`: {_cell(f.message)} |"
         )
     return "\n".join(lines) + "\n"
@@ -316,9 +319,7 @@ def as_gitlab(report: Report, *, paths: Paths = CWD) -> str:
                 "type": "issue",
                 "check_name": f.rule_id,
                 "description": f"{f.app_label}.{f.migration_name}: {f.message}",
-                "content": {
-                    "body": f"{f.rule.why}\n\nSafe recipe:\n{_steps(f)}\n\n{docs_url(f.rule_id)}"
-                },
+                "content": {"body": f"{f.rule.why}\n\nSafe recipe:\n{_steps(f)}"},
                 "categories": ["Bug Risk"],
                 "severity": "major" if f.level is Level.ERROR else "minor",
                 "fingerprint": hashlib.sha256(f"{identity}\0{occurrence}".encode()).hexdigest(),
@@ -342,8 +343,8 @@ def _op(f: Finding) -> str:
 
 def as_markdown(report: Report, *, paths: Paths = CWD, limit: int = MARKDOWN_LIMIT) -> str:
     """A pull-request comment body: the summary, then per migration its SQL (with the
-    findings as ``-- migtools:`` comments where they apply) and each finding with why, the
-    full recipe and the rule's docs. Starts with :data:`MARKDOWN_MARKER`.
+    findings as ``-- migtools:`` comments where they apply) and each finding with why and the
+    full recipe. Starts with :data:`MARKDOWN_MARKER`.
 
     Longer than ``limit`` characters (GitHub refuses bodies over 65,536), it becomes
     :func:`_compact_markdown`: a table per migration, every finding on one line, and the SQL
@@ -370,9 +371,7 @@ def _full_markdown(report: Report, paths: Paths) -> str:
         if not m.findings:
             lines.extend(["No findings.", ""])
         for f in sorted(m.findings, key=lambda f: (f.operation_index or -1, f.rule_id)):
-            lines.append(
-                f"- **{f.level}** [`{f.rule_id}`]({docs_url(f.rule_id)}){_op(f)}: {f.message}"
-            )
+            lines.append(f"- **{f.level}** `{f.rule_id}`{_op(f)}: {f.message}")
             lines.append(f"  - Why: {f.rule.why}")
             lines.append("  - Safe recipe:")
             lines.append(_steps(f, indent="    "))
@@ -388,8 +387,8 @@ def _compact_markdown(report: Report, paths: Paths, limit: int, full: int) -> st
         f"### migtools: {summary(report)}",
         "",
         f"The full report ({full:,} characters) is longer than a comment can be: each "
-        "migration's findings are listed on one line (the rule's page has why and the safe "
-        "recipe), and the SQL is folded below as far as it fits. The job log has everything.",
+        "migration's findings are listed on one line (`manage.py verify_migrations --explain "
+        "RULE` prints why and the safe recipe), and the SQL is folded below as far as it fits. The job log has everything.",
         "",
         "| Migration | File | Errors | Warnings |",
         "| --- | --- | ---: | ---: |",
@@ -407,10 +406,7 @@ def _compact_markdown(report: Report, paths: Paths, limit: int, full: int) -> st
         findings.append(f"**`{m.node[0]}.{m.node[1]}`**")
         findings.append("")
         for f in sorted(m.findings, key=lambda f: (f.operation_index or -1, f.rule_id)):
-            findings.append(
-                f"- **{f.level}** [`{f.rule_id}`]({docs_url(f.rule_id)}){_op(f)}: "
-                f"{_cell(f.message)}"
-            )
+            findings.append(f"- **{f.level}** `{f.rule_id}`{_op(f)}: {_cell(f.message)}")
         findings.append("")
     text = "\n".join([*head, *findings])
     if len(text) > limit:  # findings alone overflow: keep what fits, count the rest

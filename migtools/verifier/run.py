@@ -22,7 +22,7 @@ from django.db.migrations.state import ProjectState
 from migtools import conf as mt_settings
 from migtools import project
 from migtools.rules import edits, routing
-from migtools.rules.catalogue import Finding, Level, configured_levels, effective_level
+from migtools.rules.catalogue import Finding, Level, configured_levels, effective_level, hint
 from migtools.rules.engine import Engine, large_tables
 from migtools.rules.operation import created_tables
 from migtools.verifier import offline
@@ -296,7 +296,10 @@ def lines_for_written(paths: Iterable[str | Path], database: str = "default") ->
     except OperationalError as exc:
         return [f"migtools: migrations not verified ({offline.first_line(exc)})"]
     lines = [offline_run.line()] if offline_run is not None else []
-    return lines + [
-        f"migtools: {f.path}:{f.line}: {f.level}: [{f.rule_id}] {f.message}"
-        for f in report.findings
-    ]
+    for f in report.findings:
+        lines += [
+            f"migtools: {f.path}:{f.line}: {f.level}: [{f.rule_id}] {f.message}",
+            f"    fix: {f.rule.first_step}",
+            f"    {hint(f.rule_id)}",
+        ]
+    return lines

@@ -22,6 +22,7 @@ from migtools import project
 from migtools.authoring import writer
 from migtools.authoring.autodetector import MigrationAutodetector
 from migtools.errors import ConflictError, LockfileError, StaleLockfileError, UsageError
+from migtools.graph import checks as graph_checks
 from migtools.graph import disk as graph
 from migtools.graph import lockfile
 from migtools.management.base import MigtoolsCommandMixin
@@ -38,6 +39,13 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
     help = DjangoCommand.help + " Keeps migrations_lockfile.txt current (migtools)."
     # Writes RemoveField/DeleteModel in their two-phase form (state-equivalent).
     autodetector = MigrationAutodetector
+
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        if not options.get("check_changes"):
+            return super().execute(*args, **options)
+        # --check reports a stale lockfile itself, once: not first as a system check too.
+        with graph_checks.lockfile_reported_by_command():
+            return super().execute(*args, **options)
 
     def handle(self, *app_labels: str, **options: Any) -> None:
         self._attributes: dict[Path, dict[str, object]] = {}
@@ -111,9 +119,8 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             # A missing, unreadable or conflicted lockfile is stale too (exit 2).
             raise StaleLockfileError(str(exc)) from None
         if mismatches:
-            for mismatch in mismatches:
-                self.stderr.write(mismatch.describe())
+            wrong = "; ".join(mismatch.describe() for mismatch in mismatches)
             raise StaleLockfileError(
-                f"{self.get_relative_path(str(path))} is stale: run 'python manage.py "
-                "makemigrations' or 'python manage.py migrations_lockfile'."
+                f"{self.get_relative_path(str(path))} is stale ({wrong}): run 'python "
+                "manage.py makemigrations' or 'python manage.py migrations_lockfile'."
             )

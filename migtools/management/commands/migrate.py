@@ -56,11 +56,9 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         check_database_alias(database)
         if options.get("app_label"):
             check_app_label(options["app_label"])
-        if not options["skip_checks"]:
-            # Settings errors (migtools.E1xx) stop here, before the first SQL statement
-            # (the advisory lock); Django's handle() then skips running them again.
-            self.check(databases=[database])
-            options = {**options, "skip_checks": True}
+        # System checks ran once already, in execute() (settings errors, migtools.E1xx, stop
+        # there, before the first SQL statement); Django's handle() must not run them again.
+        options = {**options, "skip_checks": True}
         connection = connections[database]
         with migrate_lock(connection, self.stderr.write):
             if options["pre_deploy"]:

@@ -83,4 +83,4 @@ class Command(MigtoolsCommandMixin, sqlmigrate.Command):
         self._errors = report.errors
         if not migration_report.entries and options["verbosity"] >= 1:
             self.stderr.write("No operations found.")
-        return "\n".join(migration_report.annotated())
+        return "\n".join(migration_report.annotated(hints=True))

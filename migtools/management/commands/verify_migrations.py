@@ -64,6 +64,12 @@ class Command(MigtoolsCommandMixin, BaseCommand):
             "formats (paths are relative to the repository root).",
         )
         parser.add_argument(
+            "--explain",
+            metavar="RULE",
+            help="Print why RULE matters and its full safe recipe (from the installed package) "
+            "and exit.",
+        )
+        parser.add_argument(
             "--database",
             default=None,
             choices=tuple(connections),
@@ -71,12 +77,20 @@ class Command(MigtoolsCommandMixin, BaseCommand):
             "migration on the databases the router lets it run on).",
         )
 
+    def execute(self, *args: Any, **options: Any) -> str | None:
+        if options.get("explain") is not None:
+            options["skip_checks"] = True  # text from the package: nothing to check
+        return super().execute(*args, **options)
+
     def handle(self, *args: Any, **options: Any) -> None:
         from migtools import project
         from migtools.verifier import offline
         from migtools.verifier.run import merge, verify
         from migtools.verifier.select import named_files
 
+        if options["explain"] is not None:
+            self._explain(options["explain"])
+            return
         if options["migration_name"] and not options["app_label"]:
             raise UsageError("NAME needs APP.")
         if options["until"] and not options["since"]:
@@ -136,6 +150,17 @@ class Command(MigtoolsCommandMixin, BaseCommand):
                 f"{report.errors} error-level finding(s). Fix them, or silence one with "
                 "`ignore_rules = {'<rule id>': '<reason>'}` on the migration."
             )
+
+    def _explain(self, rule_id: str) -> None:
+        from migtools.rules.catalogue import CATALOGUE, closest, explanation
+
+        if rule_id not in CATALOGUE:
+            near = closest(rule_id)
+            raise UsageError(
+                f"Unknown rule {rule_id!r}"
+                + (f"; did you mean {near!r}?" if near else "; docs/rules.md lists them.")
+            )
+        self.stdout.write(explanation(rule_id))
 
     def _github(self, report: report_formats.Report, paths: report_formats.Paths) -> list[str]:
         """Annotations; past GitHub's 10 per level and step, the rest go to the job summary
