@@ -665,6 +665,14 @@ def refused_migration(demo: Demo) -> None:
         raise StepFailed(f"orders.{coupon.stem} was applied though the plan was refused")
     if is_applied(demo, "orders", migration.stem) or index_exists(demo, "orders_order_created_idx"):
         raise StepFailed("the refused migration ran")
+    say(
+        "The full text of a rule (why it is dangerous, the safe recipe step by step) ships with "
+        "the package: no network, versioned with the install."
+    )
+    proc = demo.manage("verify_migrations", "--explain", "index-not-concurrent")
+    for expected in ("index-not-concurrent", "CONCURRENTLY"):
+        if expected not in proc.stdout:
+            raise StepFailed(f"--explain index-not-concurrent does not say {expected!r}")
     say("Nothing ran. Throw the branch away:")
     commit_all(demo, "orders: raw index (refused)")
     demo.git("switch", "-q", "main")
