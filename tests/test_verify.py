@@ -968,3 +968,78 @@ class Migration(CheckedMigration):
     dependencies = [("shop", "0002_memo")]
     operations = [migrations.RemoveField("item", "name")]
 """
+
+
+def _json_findings(project: MiniProject, *args: str) -> tuple[object, str]:
+    result = project.manage("verify_migrations", *args, "--format", "json", "-v", "2")
+    assert result.returncode in (0, 1) and result.out, result.err[-3000:]
+    return json.loads(result.out), result.err
+
+
+CACHE_BOTH_WAYS = """\
+import json, os, sys
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+django.setup()
+from django.db import connection
+from migtools.verifier.run import verify
+
+def findings(name):
+    report = verify(connection, app_label="shop", name=name)
+    return report.cached, [
+        (f.rule_id, str(f.level), f.migration_name, f.line, f.message) for f in report.findings
+    ]
+
+out = {}
+for name in sys.argv[1:]:
+    os.environ["MIGTOOLS_STATE_CACHE"] = "0"
+    off = findings(name)
+    os.environ["MIGTOOLS_STATE_CACHE"] = "1"
+    cold, warm = findings(name), findings(name)
+    out[name] = [off, cold, warm]
+print(json.dumps(out))
+"""
+
+
+def test_state_cache_gives_the_same_findings(project: MiniProject) -> None:
+    """Every migration of the rule corpus judged alone, with the state before it replayed
+    (cache off), stored (first run) and read back (second run): identical findings."""
+    (project.root / "cache_both_ways.py").write_text(CACHE_BOTH_WAYS)
+    names = [name for name, *_ in MIGRATIONS]
+    result = project.python("cache_both_ways.py", *names)
+    assert result.returncode == 0, result.err[-3000:]
+    out = json.loads(result.out)
+    for name in names:
+        (off_cached, off), (cold_cached, cold), (warm_cached, warm) = out[name]
+        assert off == cold == warm, name
+        assert off_cached == 0 and cold_cached == 0
+        assert warm_cached > 0, name  # even 0001: contrib and allauth come first
+    got = {name: {f[0] for f in out[name][2][1]} for name in names}
+    assert got == {name: EXPECTED.get(name, set()) for name in names}
+    stored = list((project.root / "shop" / "migrations" / "__pycache__").glob("migtools-state-*"))
+    assert stored
+
+
+def test_state_cache_is_keyed_by_content(
+    project: MiniProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Editing a migration before the selected one misses the cache (the state is replayed
+    and the edit is seen); restoring it hits the stored state again."""
+    monkeypatch.setenv("MIGTOOLS_STATE_CACHE", "1")
+    mdir = project.root / "shop" / "migrations"
+    last = MIGRATIONS[-1][0]
+    _json_findings(project, "shop", last)
+    first, err = _json_findings(project, "shop", last)
+    assert "from the cache" in err
+    edited = mdir / f"{MIGRATIONS[1][0]}.py"
+    source = edited.read_text()
+    try:
+        edited.write_text(source + "\n# edited\n")
+        again, err = _json_findings(project, "shop", last)
+        assert "from the cache" not in err
+        assert again == first
+    finally:
+        edited.write_text(source)
+    _out, err = _json_findings(project, "shop", last)
+    assert "from the cache" in err
