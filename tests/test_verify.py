@@ -1043,3 +1043,33 @@ def test_state_cache_is_keyed_by_content(
         edited.write_text(source)
     _out, err = _json_findings(project, "shop", last)
     assert "from the cache" in err
+
+
+def test_conflicting_leaves_are_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """A committed leaf deletes the model an untracked sibling leaf edits: `--since HEAD`
+    cannot replay both into one state; it says the graph has conflicting leaves and names
+    update_migration (exit 1), without a traceback."""
+    project = make_project(tmp_path / "proj", extra_settings="MIGTOOLS_APPS = ['shop']\n")
+    mdir = project.root / "shop" / "migrations"
+    mdir.mkdir()
+    (mdir / "__init__.py").write_text("")
+    head = "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n"
+    (mdir / "0001_initial.py").write_text(
+        head + "    operations = [migrations.CreateModel('Item', "
+        "[('id', models.BigAutoField(primary_key=True))])]\n"
+    )
+    (mdir / "0002_a_drop.py").write_text(
+        head + "    dependencies = [('shop', '0001_initial')]\n"
+        "    operations = [migrations.DeleteModel('Item')]\n"
+    )
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
+        subprocess.run(["git", "-C", str(project.root), *args], check=True, capture_output=True)
+    (mdir / "0002_z_note.py").write_text(
+        head + "    dependencies = [('shop', '0001_initial')]\n"
+        "    operations = [migrations.AddField('item', 'note', models.TextField(null=True))]\n"
+    )
+    result = project.manage("verify_migrations", "--since", "HEAD")
+    assert result.returncode == 1, result.out + result.err
+    assert "Traceback" not in result.err
+    assert "Conflicting migrations" in result.err and "update_migration" in result.err
+    assert "0002_a_drop" in result.err and "0002_z_note" in result.err

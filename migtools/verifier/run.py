@@ -21,6 +21,7 @@ from django.db.migrations.state import ProjectState
 
 from migtools import conf as mt_settings
 from migtools import project
+from migtools.errors import ConflictError
 from migtools.rules import edits
 from migtools.rules.catalogue import Finding, Level, configured_levels, effective_level
 from migtools.rules.engine import Engine, large_tables
@@ -236,9 +237,17 @@ def verify(
         unapplied=unapplied,
     )
     verifier = Verifier(connection, loader)
-    report = verifier.run(
-        chosen.nodes, progress, one_deploy=chosen.one_deploy, deploy=chosen.deploy
-    )
+    try:
+        report = verifier.run(
+            chosen.nodes, progress, one_deploy=chosen.one_deploy, deploy=chosen.deploy
+        )
+    except (LookupError, ValueError, TypeError):
+        # Sibling leaves replayed one after the other (one deletes a model the other
+        # edits) cannot be merged into one state: the conflict is the finding.
+        conflicts = loader.detect_conflicts()
+        if conflicts:
+            raise ConflictError(conflicts) from None
+        raise
     if chosen.base is not None and since is not None:
         _edited_after_merge(report, loader, chosen.base, since, until, verifier.levels)
     return report
