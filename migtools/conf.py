@@ -228,6 +228,13 @@ def fast_paths() -> bool:
     return _flag("FAST_PATHS", _raw("FAST_PATHS", True))
 
 
+def test_templates() -> bool:
+    """``MIGTOOLS_TEST_TEMPLATES`` (default True): test databases are cloned from a PostgreSQL
+    template keyed by the migrations' content (``migtools.testing.template``); False: Django's
+    own creation (every migration replayed)."""
+    return _flag("TEST_TEMPLATES", _raw("TEST_TEMPLATES", True))
+
+
 def migration_test_dirs() -> list[Path] | None:
     value = _raw("MIGRATION_TEST_DIRS", None)
     if value is None:
@@ -493,6 +500,7 @@ SETTINGS: dict[str, tuple[str, Callable[[], object]]] = {
     "FAST_PATHS": ("migtools.E118", fast_paths),
     "BACKFILL_RUNNER": ("migtools.E119", backfill_runner),
     "BACKFILL_LEASE": ("migtools.E120", backfill_lease),
+    "TEST_TEMPLATES": ("migtools.E121", test_templates),
 }
 
 #: Settings read elsewhere (by name) that the unknown-name warning must not flag.

@@ -287,3 +287,7 @@ class GitRefError(UsageError):
 
 class JournalError(RenumberError):
     """An interrupted update_migration run cannot be completed or undone automatically."""
+
+
+class SquashError(MigtoolsError):
+    """squashmigrations or prune_squashed refusing (exit 1); nothing was changed."""

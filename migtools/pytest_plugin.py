@@ -9,12 +9,19 @@
 - Snapshots (template databases) are kept for the next run with ``--reuse-db`` and rebuilt
   with ``--create-db``; otherwise they are dropped at the end of the session.
 - ``migtools_migrator``: a ``migtools.testing.Migrator`` for function-style tests.
+- Test databases are cloned from a template keyed by the migrations' content
+  (``migtools.testing.creation``), installed just before pytest-django's ``django_db_setup``;
+  ``MIGTOOLS_TEST_TEMPLATES = False`` turns that off.
+
+Nothing here imports Django until pytest-django sets up a test database: a session without
+Django tests costs what it costs without this plugin.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +50,26 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{MARKER}: a migration test (migtools TestMigrations / migtools_migrator); skipped "
         "under --nomigrations.",
     )
+
+
+def _prepare_databases(config: pytest.Config) -> None:
+    """Just before pytest-django creates the test databases (the first moment Django is
+    needed): the snapshot policy, and the template-cloning creation on every alias."""
     from migtools.testing import snapshot
 
     snapshot.policy.keep = bool(_option(config, "reuse_db"))
     snapshot.policy.fresh = bool(_option(config, "create_db"))
+    if not _option(config, "nomigrations"):
+        from migtools.testing.creation import install_all
+
+        install_all()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: Any, request: pytest.FixtureRequest) -> Any:
+    if fixturedef.argname == "django_db_setup":
+        _prepare_databases(request.config)
+    return (yield)
 
 
 def _option(config: pytest.Config, name: str) -> Any:
@@ -105,14 +128,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    from migtools.testing import snapshot
-
-    snapshot.finish()
+    snapshot = sys.modules.get("migtools.testing.snapshot")  # imported only if Django ran
+    if snapshot is not None:
+        snapshot.finish()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    from migtools.testing import snapshot
+    creation = sys.modules.get("migtools.testing.creation")
+    if creation is not None and (creation.record.cloned or creation.record.kept):
+        from migtools.testing.creation import describe
 
+        record = creation.record
+        parts = [f"cloned from {describe(outcome)}" for outcome in record.cloned]
+        parts += ["kept (--reuse-db, migrations unchanged)"] * record.kept
+        terminalreporter.write_line("migtools: test databases " + "; ".join(parts))
+    snapshot = sys.modules.get("migtools.testing.snapshot")
+    if snapshot is None:
+        return
     stats = snapshot.totals()
     built, reused = len(stats.built), len(stats.reused)
     if built or reused:

@@ -654,6 +654,24 @@ CASES = [
     Case("update-unknown-migration", ("update_migration", "0099_nosuch"), 1, ("0099_nosuch",)),
     Case("update-unknown-app", ("update_migration", "0002", "nosuch"), 2, ("nosuch",)),
     Case("showmigrations-unknown-app", ("showmigrations", "nosuch"), 2, ("nosuch",)),
+    Case(
+        "verify-squashes-unknown-app",
+        ("verify_squashes", "nosuch"),
+        2,
+        ("No installed app with label 'nosuch'",),
+    ),
+    Case(
+        "prune-squashed-unknown-app",
+        ("prune_squashed", "nosuch"),
+        2,
+        ("No installed app with label 'nosuch'",),
+    ),
+    Case(
+        "prune-squashed-unknown-alias",
+        ("prune_squashed", "--database", "nosuch"),
+        2,
+        ("Unknown database alias 'nosuch'",),
+    ),
     # --database names an alias DATABASES does not define: exit 2 (item 9).
     # (Django's own argument parser refuses it for its commands: a usage error.)
     Case(
@@ -881,6 +899,8 @@ def test_catalogue_covers_every_command() -> None:
         "verify_migrations",
         "migrate",
         "squashmigrations",
+        "verify_squashes",
+        "prune_squashed",
         "showmigrations",
         "check",
     } <= commands

@@ -62,15 +62,30 @@ def is_applied(loader: MigrationLoader, key: Node, recorded: Collection[Node]) -
 _graphs: dict[tuple[str, ...], Graph] = {}
 
 
-def load() -> Graph:
-    """The graph of the installed apps' migrations (cached per MIGRATION_MODULES and app set)."""
+def load(*, replaced: bool = False) -> Graph:
+    """The graph of the installed apps' migrations (cached per MIGRATION_MODULES and app set).
+
+    ``replaced``: the graph a database that applied the replaced migrations one by one walks,
+    each squash left out while the migrations it replaces are on disk (Django's own graph for
+    a database where a squash is partly applied). Migration tests naming a replaced migration
+    run on it, so a squash breaks no test until its replaced migrations are pruned."""
     key = (
         repr(sorted(getattr(settings, "MIGRATION_MODULES", {}).items())),
         *(config.name for config in global_apps.get_app_configs()),
+        "replaced" if replaced else "squashed",
     )
     graph = _graphs.get(key)
     if graph is None:
-        loader = MigrationLoader(None, ignore_no_migrations=True)
+        if replaced:
+            loader = MigrationLoader(None, ignore_no_migrations=True, replace_migrations=False)
+            for squash, migration in loader.replacements.items():
+                if all(tuple(r) in loader.disk_migrations for r in migration.replaces):
+                    loader.graph.remove_replacement_node(squash, migration.replaces)
+                else:
+                    loader.graph.remove_replaced_nodes(squash, migration.replaces)
+            loader.graph.validate_consistency()
+        else:
+            loader = MigrationLoader(None, ignore_no_migrations=True)
         full_plan: list[Migration] = []
         seen: set[Node] = set()
         for leaf in sorted(loader.graph.leaf_nodes()):
@@ -78,7 +93,23 @@ def load() -> Graph:
                 if node not in seen:
                     seen.add(node)
                     full_plan.append(loader.graph.nodes[node])
+        # The same fingerprint: a snapshot at a migration both graphs hold is the same
+        # database whichever graph walked back to it.
         graph = _graphs[key] = Graph(loader, snapshot.graph_fingerprint(loader), full_plan)
+    return graph
+
+
+def load_for(app: str | None, names: Collection[str | None]) -> Graph:
+    """The graph a test naming ``names`` of ``app`` runs on: the usual one, or the replaced
+    one when a name is a migration that a squash replaces (see :func:`load`)."""
+    graph = load()
+    if not app or all(not n or (app, n) in graph.loader.graph.nodes for n in names):
+        return graph
+    if not graph.loader.replacements:
+        return graph
+    replaced = load(replaced=True)
+    if all(not n or (app, n) in replaced.loader.graph.nodes for n in names):
+        return replaced
     return graph
 
 

@@ -101,7 +101,7 @@ class Migrator:
         original = _check_alias(connection, self.owner)
         self.alias = connection
         self.app = app or default_app()
-        graph = self._graph = history.load()
+        graph = self._graph = history.load_for(self.app, (migrate_from, migrate_to))
         node = history.resolve(graph, self.app, migrate_from, "migrate_from", self.owner)
         original = self._test_database(original)
         if original.in_atomic_block:

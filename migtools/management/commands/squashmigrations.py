@@ -1,5 +1,5 @@
-"""Django's ``squashmigrations``, writing the squash in the migtools form and keeping the
-lockfile true."""
+"""Django's ``squashmigrations``, writing the squash in the migtools form (its attributes
+carried from what it replaces), keeping the lockfile true, and saying what comes next."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Any
 
 from django.core.management.commands.squashmigrations import Command as DjangoCommand
 
-from migtools import project
-from migtools.authoring import writer
+from migtools import conf, project
+from migtools.authoring import squash, writer
 from migtools.errors import UnknownAppError
-from migtools.management.base import MigtoolsCommandMixin
+from migtools.management.base import MigtoolsCommandMixin, display_path
+from migtools.squash import references
 
 
 class Command(MigtoolsCommandMixin, DjangoCommand):
@@ -19,13 +20,44 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
     def handle(self, **options: Any) -> None:
         from django.apps import apps
 
-        if options["app_label"] not in apps.app_configs:
-            raise UnknownAppError(options["app_label"])  # exit 2, as in every command
+        label = options["app_label"]
+        if label not in apps.app_configs:
+            raise UnknownAppError(label)  # exit 2, as in every command
+        chosen = squash.selection(label, options["start_migration_name"], options["migration_name"])
+        if chosen is not None:
+            squash.refuse_resquash(chosen, label)
         managed = [c.label for c in project.managed_apps()]
         before = writer.snapshot(managed)
         super().handle(**options)
         written = writer.written_since(before, managed)
+        attributes = squash.attributes(chosen) if chosen else None
         for path in written:
-            writer.convert_file(path)
-        if written:
-            self.refresh_lockfile()
+            writer.convert_file(path, attributes)
+        if not written:
+            return
+        self.refresh_lockfile()
+        if options["verbosity"] < 1 or not chosen:
+            return
+        if attributes and attributes["is_post_deployment"]:
+            post = [m.name for m in chosen if getattr(m, "is_post_deployment", False)]
+            self.stdout.write(
+                f"  is_post_deployment = True: it replaces post-deployment {', '.join(post)}."
+            )
+        replaced = {(m.app_label, m.name) for m in chosen}
+        files = project.find_test_files(conf.migration_test_dirs(), project.root())
+        named = references.find(files, replaced, conf.default_app())
+        if named:
+            self.stdout.write(
+                "  These migration tests name replaced migrations; they keep running on the "
+                "replaced migrations until prune_squashed removes them:"
+            )
+            for ref in named:
+                self.stdout.write(
+                    f"    {display_path(ref.path)}:{ref.line}: {ref.owner}.{ref.attr} = "
+                    f"{ref.key[1]!r}"
+                )
+        self.stdout.write(
+            self.style.MIGRATE_HEADING("Next: ")
+            + f"python manage.py verify_squashes {label}  (proves the squash faithful; "
+            "add it to CI)"
+        )
