@@ -13,7 +13,7 @@ FAST_TESTS ?= tests/test_lockfile.py tests/test_graph.py tests/test_parsecache.p
 	tests/test_autodetector.py tests/test_rewrite.py tests/test_migrations_lockfile.py \
 	tests/test_makemigrations.py tests/test_packaging.py
 
-.PHONY: venv test test-fast django-suite demo lint bench dist clean
+.PHONY: venv test test-fast test-large django-suite demo lint bench dist clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest $(FAST_TESTS) $(PYTEST_ARGS)
+
+# The 1,000-migration real-world-shaped project (tests marked `large`; skipped by `make test`).
+test-large: $(STAMP)
+	$(PY) -m pytest tests/test_large_project.py -m large $(PYTEST_ARGS)
 
 # Django's own tests (migrations, schema, backends, ...) on Django's backend and on migtools':
 # every test's outcome must be the same (downloads the installed Django's sdist once).

@@ -10,6 +10,11 @@ with each framework alone, and the floor (``django.setup()`` of the same project
 too.
 
     .venv/bin/python bench/migration_tests.py [--tests N] [--keep DIR] [--django-paths]
+        [--irreversible]
+
+``--irreversible`` makes app0's 0200 (50 migrations after the backfill) a RunPython without
+reverse_code: the walk back to 0149 is impossible, so migtools builds the snapshot forwards
+from an empty database (once) and django-test-migrations replays forwards as always.
 
 ``--django-paths`` runs migtools with ``MIGTOOLS_FAST_PATHS = False`` (Django's executor walks
 the snapshot back): the cost of the fallback.
@@ -39,6 +44,8 @@ from tests.pgserver import ensure_database_url  # noqa: E402
 APPS = 4
 PER_APP = 250
 BACKFILL = 150  # app0's backfill; 100 migrations after it
+IRREVERSIBLE = 200  # app0's RunPython without reverse_code, with --irreversible
+options_irreversible = False
 
 SETTINGS = """
 import dj_database_url, os
@@ -147,6 +154,15 @@ def _migration(app: str, number: int) -> str:
         )
     parent = _name(app, number - 1)
     head = f"from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n    dependencies = [('{app}', '{parent}')]\n"
+    if app == "app0" and number == IRREVERSIBLE and options_irreversible:
+        return (
+            "from django.db import migrations\n\n\n"
+            "def touch(apps, schema_editor):\n"
+            "    apps.get_model('app0', 'Item').objects.filter(value=None).delete()\n\n\n"
+            "class Migration(migrations.Migration):\n"
+            f"    dependencies = [('{app}', '{parent}')]\n"
+            "    operations = [migrations.RunPython(touch)]\n"
+        )
     if app == "app0" and number == BACKFILL:
         return (
             "from django.db import migrations\n\n\n"
@@ -166,6 +182,8 @@ def _migration(app: str, number: int) -> str:
 
 
 def _name(app: str, number: int) -> str:
+    if app == "app0" and number == IRREVERSIBLE and options_irreversible:
+        return f"{number:04d}_irreversible"
     if app == "app0" and number == BACKFILL:
         return f"{number:04d}_backfill_flag"
     return f"{number:04d}_initial" if number == 1 else f"{number:04d}_add_f{number}"
@@ -177,6 +195,7 @@ def _models(app: str) -> str:
         f"    f{number} = models.IntegerField(null=True)\n"
         for number in range(2, PER_APP + 1)
         if not (app == "app0" and number == BACKFILL)
+        and not (app == "app0" and number == IRREVERSIBLE and options_irreversible)
     )
     return (
         "from django.db import models\n\n\nclass Item(models.Model):\n"
@@ -262,7 +281,14 @@ def main() -> None:
     parser.add_argument(
         "--django-paths", action="store_true", help="MIGTOOLS_FAST_PATHS = False for migtools"
     )
+    parser.add_argument(
+        "--irreversible",
+        action="store_true",
+        help=f"app0's {IRREVERSIBLE:04d} is a RunPython without reverse_code (forward build)",
+    )
     options = parser.parse_args()
+    global options_irreversible
+    options_irreversible = options.irreversible
     if options.django_paths:
         os.environ["BENCH_FAST_PATHS"] = "0"
     try:
@@ -301,8 +327,13 @@ def main() -> None:
     print(f"  migtools TestMigrations:                 "
           f"{', '.join(f'{t:.3f}' for t in ours)}  mean {statistics.mean(ours):.3f}")
     warm = ours[1:] or ours
-    print(f"    first test (builds the snapshot, walks back {PER_APP - BACKFILL + 1} "
-          f"migrations): {ours[0]:.3f}; following: mean {statistics.mean(warm):.3f}")
+    how = (
+        f"builds it forwards, {APPS * PER_APP - PER_APP + BACKFILL - 1} migrations"
+        if options.irreversible
+        else f"walks back {PER_APP - BACKFILL + 1} migrations"
+    )
+    print(f"    first test (builds the snapshot: {how}): {ours[0]:.3f}; "
+          f"following: mean {statistics.mean(warm):.3f}")
     if near:
         print(f"    same shape 1 migration behind app1's head, first test: {near[0]:.3f}")
     print(f"  ratio, mean per test (first test included): "

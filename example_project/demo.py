@@ -2,14 +2,19 @@
 """`make demo`: the migtools local-development workflow, step by step, on real parts.
 
 It starts a throwaway PostgreSQL server (unless DATABASE_URL points at one), copies
-example_project/ into a temp git repository, and then does what a developer does: change a
+example_project/ into a temp git repository, adds an app written before migtools (plain
+migrations, raw SQL) and adopts that history in one command (`migrations_lockfile --adopt`,
+after `migrate` refused it with the hint), and then does what a developer does: change a
 model, write the migration with `makemigrations -n`, look at the lockfile diff, apply it, and
 run the checks CI runs. Every command is printed before it runs, with its output.
 
 Then the team workflow: two branches add migrations to one app, the lockfile conflicts in git
 and `update_migration` resolves it; a field removed in two phases (SafeRemoveField); a
-post-deployment index deferred by `migrate --pre-deploy`; an unsafe migration refused with its
-recipe; `verify_migrations`; and the project's TestMigrations test of its data migration.
+post-deployment index deferred by `migrate --pre-deploy`; a plan of two migrations refused as a
+whole (the safe first one is not applied either) with every finding and its recipe;
+`verify_migrations`; the project's TestMigrations test of its data migration; and the squash
+lifecycle: `squashmigrations`, the migration test still passing, `verify_squashes` offline and
+on the database, `prune_squashed --dry-run`, then `prune_squashed`.
 
 Each step is a function registered with @step, run in the order defined; each checks its own
 result.
@@ -95,7 +100,75 @@ RISKY_OPERATIONS = """\
             "CREATE INDEX orders_order_created_idx ON orders_order (created_at)",
             reverse_sql="DROP INDEX orders_order_created_idx",
         ),
+        migrations.RunSQL(
+            "ALTER TABLE orders_order ALTER COLUMN status SET NOT NULL",
+            reverse_sql="ALTER TABLE orders_order ALTER COLUMN status DROP NOT NULL",
+        ),
     ]"""
+
+# The first migration of the refused plan: a new table, safe on its own.
+COUPON_MODEL = """
+
+class Coupon(models.Model):
+    code = models.CharField(max_length=32, unique=True)
+"""
+
+
+# Adoption: an app whose history was written before migtools came into the project (plain
+# Migrations, raw SQL), added to the demo's copy only.
+LEGACY_APP = "suppliers"
+LEGACY_FILES = {
+    "suppliers/__init__.py": "",
+    "suppliers/migrations/__init__.py": "",
+    "suppliers/models.py": """\
+from django.db import models
+
+
+class Supplier(models.Model):
+    name = models.CharField(max_length=200)
+    country = models.CharField(max_length=2)
+""",
+    "suppliers/migrations/0001_initial.py": """\
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = True
+
+    dependencies = []
+
+    operations = [
+        migrations.CreateModel(
+            name="Supplier",
+            fields=[
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("name", models.CharField(max_length=200)),
+            ],
+        ),
+    ]
+""",
+    "suppliers/migrations/0002_supplier_country.py": """\
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("suppliers", "0001_initial")]
+
+    operations = [
+        migrations.AddField(
+            model_name="supplier",
+            name="country",
+            field=models.CharField(max_length=2, default="FR"),
+            preserve_default=False,
+        ),
+        migrations.RunSQL(
+            "CREATE INDEX suppliers_supplier_country_idx ON suppliers_supplier (country)",
+            reverse_sql="DROP INDEX suppliers_supplier_country_idx",
+        ),
+    ]
+""",
+}
+LEGACY_INDEX_NAME = "suppliers_supplier_country_idx"
 
 
 class StepFailed(Exception):
@@ -217,13 +290,51 @@ def copy_project(demo: Demo) -> None:
     print(indent((demo.project / "migrations_lockfile.txt").read_text().rstrip(), "    | "))
 
 
+@step("Adopt an existing history in one command")
+def adopt_history(demo: Demo) -> None:
+    say(
+        "The shop also has an app from before migtools came in: suppliers/, plain "
+        "migrations.Migration classes (they never state is_post_deployment) and a RunSQL "
+        "building an index. Judged today, that deployed history breaks rules it cannot follow "
+        "any more."
+    )
+    for relpath, text in LEGACY_FILES.items():
+        (demo.project / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (demo.project / relpath).write_text(text)
+    edit(demo, "shop/settings.py", '    "orders",\n', f'    "orders",\n    "{LEGACY_APP}",\n')
+    commit_all(demo, f"{LEGACY_APP}: the app written before migtools")
+    say("migrate on the empty database refuses the whole plan, in one line naming the way out:")
+    proc = demo.manage("migrate", expect=1, why="history written before migtools")
+    output = proc.stdout + proc.stderr
+    for expected in ("migrations_lockfile --adopt", "missing-is-post-deployment", "nothing was"):
+        if expected not in output:
+            raise StepFailed(f"the refusal does not say {expected!r}")
+    if table_exists(demo, "django_migrations") and query(demo, "SELECT 1 FROM django_migrations"):
+        raise StepFailed("the refused migrate applied migrations")
+    say("Adopt: the history up to today becomes the baseline, never judged; what comes after is.")
+    demo.manage("migrations_lockfile", "--adopt")
+    baseline = (demo.project / "migrations_baseline.txt").read_text()
+    if f"{LEGACY_APP}: 0002_supplier_country" not in baseline.splitlines():
+        raise StepFailed("migrations_baseline.txt does not record suppliers' history")
+    print(indent(baseline.rstrip(), "    | "))
+    demo.git("add", "-A")
+    demo.git("commit", "-q", "-m", "Adopt migtools")
+    demo.git("show", "--stat", "--format=%h %s", "HEAD")
+    demo.initial_commit = demo.git("rev-parse", "--short", "HEAD", quiet=True).stdout.strip()
+    demo.manage("migrations_lockfile", "--check")
+
+
 @step("Apply the committed migration history")
 def migrate_committed(demo: Demo) -> None:
     say(
         "A squashed migration stands in for catalog's first three; customers has a RunPython "
-        "backfill; orders depends on catalog and customers."
+        "backfill; orders depends on catalog and customers; suppliers is the adopted history."
     )
     demo.manage("migrate")
+    if not is_applied(demo, LEGACY_APP, "0002_supplier_country") or not index_exists(
+        demo, LEGACY_INDEX_NAME
+    ):
+        raise StepFailed("migrate did not apply the adopted suppliers history")
 
 
 @step("Change a model: add Order.gift_wrap")
@@ -502,13 +613,18 @@ def pre_deploy(demo: Demo) -> None:
 # -- A refused operation --------------------------------------------------------------
 
 
-@step("An unsafe migration is refused")
+@step("An unsafe plan is refused as a whole")
 def refused_migration(demo: Demo) -> None:
     say(
-        "On a throwaway branch, a hand-written migration with plain RunSQL building an index "
-        "without CONCURRENTLY (writes to orders_order would wait for the whole build)."
+        "On a throwaway branch, two migrations: a new Coupon table (safe), then a hand-written "
+        "one with plain RunSQL building an index without CONCURRENTLY (writes to orders_order "
+        "would wait for the whole build) and setting a column NOT NULL (a full scan under an "
+        "exclusive lock)."
     )
     demo.git("switch", "-q", "-c", "risky")
+    models_py = demo.project / "orders" / "models.py"
+    models_py.write_text(models_py.read_text() + COUPON_MODEL)
+    coupon = make_migration(demo, "orders", "coupon")
     migration = make_migration(demo, "orders", "order_created_idx", "--empty")
     text = migration.read_text()
     if "    operations = [\n    ]" not in text:
@@ -528,11 +644,24 @@ def refused_migration(demo: Demo) -> None:
         quiet=True,
         why="error-level findings",
     )
+    say(
+        "migrate judges the whole plan before applying anything: the safe first migration is "
+        "not applied either, and every finding is listed with its recipe."
+    )
     proc = demo.manage("migrate", expect="nonzero", why="refused before any SQL ran")
     output = proc.stdout + proc.stderr
-    for expected in ("run-sql-not-safe", "Why:", "Safe recipe:"):
+    for expected in (
+        "run-sql-not-safe",
+        "index-not-concurrent",
+        "set-not-null",
+        "Why:",
+        "Safe recipe:",
+        migration.stem,
+    ):
         if expected not in output:
             raise StepFailed(f"the refusal does not say {expected!r}")
+    if is_applied(demo, "orders", coupon.stem) or table_exists(demo, "orders_coupon"):
+        raise StepFailed(f"orders.{coupon.stem} was applied though the plan was refused")
     if is_applied(demo, "orders", migration.stem) or index_exists(demo, "orders_order_created_idx"):
         raise StepFailed("the refused migration ran")
     say("Nothing ran. Throw the branch away:")
@@ -552,7 +681,7 @@ def verify_added(demo: Demo) -> None:
     say(
         "The verifier judges each migration's operations and the SQL the configured backend "
         "will run, in one pass; --since limits it to what changed since a git ref (here, the "
-        "example project as copied)."
+        "adoption commit)."
     )
     demo.manage("verify_migrations", "--since", demo.initial_commit)
     demo.manage("verify_migrations", "customers", "0003_backfill_display_name")
@@ -572,6 +701,99 @@ def migration_tests(demo: Demo) -> None:
     proc = demo.run(sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider")
     if " 1 passed" not in proc.stdout:
         raise StepFailed("expected exactly one migration test to pass")
+
+
+# -- Squash: squash, verify, prune ----------------------------------------------------
+
+SQUASH = "0001_squashed_0003_backfill_display_name"
+REPLACED = ("0001_initial", "0002_customer_display_name", "0003_backfill_display_name")
+
+
+@step("Squash customers 0001-0003; the migration test still passes")
+def squash_customers(demo: Demo) -> None:
+    say(
+        "customers' first three migrations become one. migtools writes the squash as a "
+        "CheckedMigration with honest attributes, lists the migration tests naming what it "
+        "replaces, and names the command that proves the squash faithful."
+    )
+    say(
+        "The backfill has run on every database: marked elidable (Django's convention for data "
+        "migrations whose work is done), the squash leaves it out instead of copying it."
+    )
+    edit(
+        demo,
+        "customers/migrations/0003_backfill_display_name.py",
+        "migrations.RunPython(backfill_display_name, clear_display_name),",
+        "migrations.RunPython(backfill_display_name, clear_display_name, elidable=True),",
+    )
+    proc = demo.manage("squashmigrations", "--noinput", "customers", "0003")
+    squash = demo.project / "customers" / "migrations" / f"{SQUASH}.py"
+    if not squash.exists() or "CheckedMigration" not in squash.read_text():
+        raise StepFailed(f"squashmigrations did not write {squash.name} as a CheckedMigration")
+    if "verify_squashes customers" not in proc.stdout + proc.stderr:
+        raise StepFailed("squashmigrations did not print the verify_squashes command")
+    show_file(demo, squash, "    replaces")
+    demo.manage("makemigrations", "--check")
+    demo.manage("migrations_lockfile", "--check")
+    commit_all(demo, "customers: squash 0001-0003")
+    say(
+        "The migration test names 0002 and 0003, both replaced now: it runs on the replaced "
+        "migrations, the path every database that applied them one by one took."
+    )
+    proc = demo.run(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    if "1 passed" not in proc.stdout or "failed" in proc.stdout:
+        raise StepFailed("expected the migration test to pass after the squash")
+
+
+@step("verify_squashes: offline and on the database")
+def verify_squash(demo: Demo) -> None:
+    say(
+        "Offline: the state the squash builds against the state its replaced migrations build, "
+        "model by model, field by field. With the database: both paths applied on two scratch "
+        "databases, their catalogs compared."
+    )
+    for extra in (("--offline",), ()):
+        proc = demo.manage("verify_squashes", "customers", *extra)
+        if f"customers.{SQUASH}" not in proc.stdout:
+            raise StepFailed(f"verify_squashes {' '.join(extra)} did not judge the squash")
+    say("Deploy: a database that applied 0001-0003 one by one records the squash as applied.")
+    demo.manage("migrate")
+
+
+@step("prune_squashed: the squash becomes a normal migration")
+def prune_squash(demo: Demo) -> None:
+    say(
+        "Once every database runs a release with the squash: delete the replaced files, "
+        "point every dependency at the squash, drop its replaces. --dry-run shows the plan."
+    )
+    migrations = demo.project / "customers" / "migrations"
+    demo.manage("prune_squashed", "customers", "--dry-run")
+    if not all((migrations / f"{name}.py").exists() for name in REPLACED):
+        raise StepFailed("prune_squashed --dry-run changed files")
+    proc = demo.manage("prune_squashed", "customers")
+    test = "customers/tests/test_0003_backfill_display_name.py"
+    output = proc.stdout + proc.stderr
+    if f"{test}:" not in output or "migrate_from = '0002_customer_display_name'" not in output:
+        raise StepFailed(f"prune_squashed did not report {test} (it names 0002)")
+    left = [name for name in REPLACED if (migrations / f"{name}.py").exists()]
+    if left:
+        raise StepFailed(f"prune_squashed left replaced migrations: {left}")
+    if "replaces" in (migrations / f"{SQUASH}.py").read_text():
+        raise StepFailed(f"{SQUASH}.py still has replaces")
+    demo.git("status", "--short")
+    say(
+        "The backfill test seeds rows at 0002, a state that now exists only inside the squash. "
+        "The backfill has run on every database: the test has done its job, delete it."
+    )
+    demo.git("rm", "-q", test)
+    demo.manage("makemigrations", "--check")
+    demo.manage("migrations_lockfile", "--check")
+    say("Django's own last step drops the rows of the deleted migrations; nothing is left to do:")
+    demo.manage("migrate", "customers", "--prune")
+    proc = demo.manage("migrate")
+    if "No migrations to apply" not in proc.stdout:
+        raise StepFailed("migrate has something to do after the prune")
+    commit_all(demo, "customers: prune the 0001-0003 squash")
 
 
 # --------------------------------------------------------------------------------------
@@ -647,6 +869,10 @@ def column_exists(demo: Demo, table: str, column: str) -> bool:
             column,
         )
     )
+
+
+def table_exists(demo: Demo, name: str) -> bool:
+    return bool(query(demo, "SELECT to_regclass(%s)::text", name)[0][0])
 
 
 def index_exists(demo: Demo, name: str) -> bool:

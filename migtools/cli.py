@@ -34,8 +34,10 @@ def _shown(path: Path) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
-def _lockfile(check: bool, verbosity: int, staged: bool = False) -> int:
-    config = checkout.read_config(Path.cwd())
+def _lockfile(
+    check: bool, verbosity: int, staged: bool = False, config_path: str | None = None
+) -> int:
+    config = checkout.read_config(Path.cwd(), config_path)
     try:
         graph = checkout.load(config, staged=staged)
     except DynamicMigrationError as exc:
@@ -69,7 +71,7 @@ def _update_migration(args: argparse.Namespace) -> int:
     from migtools.gitrepo import GitRepo
     from migtools.renamer import inputs, workflow
 
-    config = checkout.read_config(Path.cwd())
+    config = checkout.read_config(Path.cwd(), args.config)
     source = inputs.checkout_source(config)
     options = workflow.Options(
         migration=args.migration,
@@ -153,6 +155,15 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Rewrite files holding uncommitted edits of your own; those edits stay unstaged.",
     )
+    for sub in (lock, update):
+        sub.add_argument(
+            "--config",
+            metavar="PATH",
+            help="The pyproject.toml holding [tool.migtools] (or its directory), e.g. "
+            "backend/pyproject.toml from the repository root; relative paths in it resolve "
+            "against its directory. Default: the nearest one from the current directory up to "
+            "the repository root.",
+        )
     return top
 
 
@@ -161,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "update-migration":
             return _update_migration(args)
-        return _lockfile(args.check, args.verbosity, args.staged)
+        return _lockfile(args.check, args.verbosity, args.staged, args.config)
     except MigtoolsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.returncode

@@ -11,13 +11,64 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
+from migtools import pyproject
 from migtools.errors import SettingsError
+
+
+@cache
+def settings_dir() -> Path:
+    """The directory of the settings module (the current directory when it has no file)."""
+    import sys
+
+    module = sys.modules.get(settings.SETTINGS_MODULE or "")
+    if module is not None and getattr(module, "__file__", None):
+        return Path(module.__file__).resolve().parent  # type: ignore[arg-type]
+    return Path.cwd()
+
+
+@cache
+def _project() -> tuple[Path, Mapping[str, Any], Path | None]:
+    start = settings_dir()
+    git_root = pyproject.find_git_root(start)
+    top = git_root or start.parent  # outside git: no higher than the directory above
+    table, source = pyproject.find(start, top)
+    base = source.parent if source is not None else top
+    return base, table, source
+
+
+def base_dir() -> Path:
+    """Where relative path settings resolve and the default files sit: the directory of the
+    ``pyproject.toml`` holding ``[tool.migtools]`` nearest the settings module (up to the git
+    root), else the git root, else the directory above the settings package. The CLI
+    follows the same rule (``migtools.pyproject``)."""
+    return _project()[0]
+
+
+def _pyproject_value(key: str) -> Any:
+    """``[tool.migtools] key`` of the project's ``pyproject.toml`` (read when a setting is
+    unset, so both tools share one configuration), as a setting value: paths resolved."""
+    _base, table, source = _project()
+    value = table.get(key)
+    if value is None or source is None:
+        return None
+    if isinstance(value, str) and value:
+        return pyproject.resolve(value, source.parent)
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return [pyproject.resolve(v, source.parent) for v in value]
+    raise SettingsError(
+        f"[tool.migtools] {key} ({source})",
+        value,
+        "expected a path string" if key != "migration_test_dirs" else "expected a list of paths",
+        "Fix it in pyproject.toml.",
+        "migtools.E100",
+    )
 
 
 def _raw(name: str, default: Any) -> Any:
@@ -236,7 +287,11 @@ def test_templates() -> bool:
 
 
 def migration_test_dirs() -> list[Path] | None:
+    """``MIGTOOLS_MIGRATION_TEST_DIRS`` (relative: to :func:`base_dir`), else ``[tool.migtools]
+    migration_test_dirs``, else None."""
     value = _raw("MIGRATION_TEST_DIRS", None)
+    if value is None:
+        value = _pyproject_value("migration_test_dirs")
     if value is None:
         return None
     if isinstance(value, (str, os.PathLike)):
@@ -255,14 +310,16 @@ def migration_test_dirs() -> list[Path] | None:
         )
     dirs = []
     for item in value:
-        if not isinstance(item, (str, os.PathLike)) or not Path(item).is_dir():
+        if not isinstance(item, (str, os.PathLike)) or not (
+            pyproject.resolve(item, base_dir()).is_dir()
+        ):
             raise _error(
                 "MIGRATION_TEST_DIRS",
                 value,
                 f"{item!r} is not an existing directory",
                 "List directories that exist (absolute paths, e.g. BASE_DIR / 'tests').",
             )
-        dirs.append(Path(item))
+        dirs.append(pyproject.resolve(item, base_dir()))
     return dirs
 
 
@@ -277,36 +334,42 @@ def apps_setting() -> list[str] | None:
     return labels
 
 
-def lockfile_setting() -> Path | None:
-    """``MIGTOOLS_LOCKFILE_PATH``, or None (then: at the project root). Its directory must
-    exist: a typo must not create a lockfile somewhere else on disk."""
-    value = _raw("LOCKFILE_PATH", None)
+def _file_path(name: str, example: str, key: str) -> Path | None:
+    """A path setting naming a file (relative: to :func:`base_dir`), else ``[tool.migtools]
+    key``, else None. Its directory must exist: a typo must not create a file somewhere
+    else on disk."""
+    value = _raw(name, None)
+    if value is None:
+        value = _pyproject_value(key)
     if value is None:
         return None
     if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
         raise _error(
-            "LOCKFILE_PATH",
-            value,
-            "expected a path",
-            'Write e.g. MIGTOOLS_LOCKFILE_PATH = BASE_DIR / "migrations_lockfile.txt".',
+            name, value, "expected a path", f'Write e.g. MIGTOOLS_{name} = BASE_DIR / "{example}".'
         )
-    path = Path(value)
+    path = pyproject.resolve(value, base_dir())
     if path.is_dir():
-        raise _error(
-            "LOCKFILE_PATH",
-            value,
-            "is a directory",
-            f"Name the file, e.g. {str(path / 'migrations_lockfile.txt')!r}.",
-        )
+        raise _error(name, value, "is a directory", f"Name the file, e.g. {str(path / example)!r}.")
     if not path.parent.is_dir():
         raise _error(
-            "LOCKFILE_PATH",
+            name,
             value,
             f"its directory {str(path.parent)!r} does not exist",
-            "Fix the path (an absolute path, e.g. BASE_DIR / 'migrations_lockfile.txt') or "
-            "create the directory.",
+            f"Fix the path (an absolute path, e.g. BASE_DIR / '{example}') or create the "
+            "directory.",
         )
     return path
+
+
+def lockfile_setting() -> Path | None:
+    """``MIGTOOLS_LOCKFILE_PATH``, or None (then: at the project root)."""
+    return _file_path("LOCKFILE_PATH", "migrations_lockfile.txt", "lockfile")
+
+
+def table_sizes_setting() -> Path | None:
+    """``MIGTOOLS_TABLE_SIZES``: the recorded table sizes file, or None (then: beside the
+    lockfile, ``migtools.rules.sizes``)."""
+    return _file_path("TABLE_SIZES", "migrations_table_sizes.txt", "table_sizes")
 
 
 def rule_levels() -> dict[str, str]:
@@ -320,7 +383,7 @@ def rule_levels() -> dict[str, str]:
 
 # -- Safety on apply -----------------------------------------------------------------------
 
-DEFAULT_LOCK_TIMEOUT = "5s"
+DEFAULT_LOCK_TIMEOUT = "2s"
 DEFAULT_STATEMENT_TIMEOUT = "5s"
 DEFAULT_LOCK_RETRIES = 3
 DEFAULT_LOCK_RETRY_DELAY = "500ms"
@@ -347,12 +410,46 @@ def lock_timeout_seconds() -> float:
 
 def statement_timeout(post_deployment: bool) -> str | None:
     """``MIGTOOLS_STATEMENT_TIMEOUT`` for pre-deploy migrations; None (no limit) for
-    post-deployment ones, which are expected to be slow, and when the setting is None."""
+    post-deployment ones, which are expected to be slow, and when the setting is None.
+
+    It must be above ``MIGTOOLS_LOCK_TIMEOUT``: PostgreSQL counts a statement's wait for its
+    lock in its statement_timeout, so a statement_timeout at or below the lock_timeout
+    cancels a statement that waits for a lock as if it ran long, and it is neither retried
+    nor reported as the lock wait it is."""
     value = _raw("STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT)
     ms = duration_ms("STATEMENT_TIMEOUT", value, none_ok=True, pg_timeout=True)
-    if ms is None or post_deployment:
+    if ms is None:
+        return None
+    _above_lock_timeout(value, ms)
+    if post_deployment:
         return None
     return str(value).strip()
+
+
+def _above_lock_timeout(value: Any, ms: float) -> None:
+    lock_value = _raw("LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT)
+    try:
+        lock_ms = duration_ms("LOCK_TIMEOUT", lock_value, none_ok=True, pg_timeout=True)
+    except SettingsError:
+        return  # migtools.E101 says what is wrong with it
+    if lock_ms is not None and ms > lock_ms:
+        return
+    lock = "None (no lock timeout)" if lock_ms is None else repr(str(lock_value).strip())
+    raise _error(
+        "STATEMENT_TIMEOUT",
+        value,
+        f"not above MIGTOOLS_LOCK_TIMEOUT = {lock}: PostgreSQL counts the wait for a lock in "
+        "statement_timeout, so a statement waiting for a lock would be cancelled as a slow "
+        "statement instead of being retried as a lock wait",
+        f'Give a lock timeout below it (e.g. MIGTOOLS_LOCK_TIMEOUT = "{_below(ms)}"), a '
+        "longer statement timeout, or MIGTOOLS_STATEMENT_TIMEOUT = None.",
+    )
+
+
+def _below(ms: float) -> str:
+    """A round lock timeout below ``ms`` milliseconds (the check's hint)."""
+    half = max(1, int(ms // 2))
+    return f"{half / 1000:g}s" if half >= 1000 else f"{half}ms"
 
 
 def lock_retries() -> int:
@@ -501,6 +598,7 @@ SETTINGS: dict[str, tuple[str, Callable[[], object]]] = {
     "BACKFILL_RUNNER": ("migtools.E119", backfill_runner),
     "BACKFILL_LEASE": ("migtools.E120", backfill_lease),
     "TEST_TEMPLATES": ("migtools.E121", test_templates),
+    "TABLE_SIZES": ("migtools.E122", table_sizes_setting),
 }
 
 #: Settings read elsewhere (by name) that the unknown-name warning must not flag.

@@ -271,6 +271,12 @@ class StatementTimeoutError(MigtoolsError):
     another session; the message names the migration, the setting and the ways out."""
 
 
+class DatabaseRefusedError(MigtoolsError):
+    """The database refused a migration statement for an operational reason, not a bug in
+    it: read-only (SQLSTATE class 25, e.g. a standby or ``default_transaction_read_only``) or
+    out of a resource (class 53: ``temp_file_limit``, disk, memory, connections)."""
+
+
 class ServerGoneError(MigtoolsError):
     """The database server went away while migrate ran (stopped, or the session terminated);
     the message names the alias, host and port and the state the migration was left in."""

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import ast as pyast
 import os
-import sys
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 from django.apps import AppConfig, apps
-from django.conf import settings
 
 from migtools import conf
 from migtools import source as pysource
 from migtools.errors import UnknownAppError
+from migtools.pyproject import find_git_root
 
 LOCKFILE_NAME = "migrations_lockfile.txt"
 _THIRD_PARTY_DIRS = ("site-packages", "dist-packages")
@@ -46,33 +44,29 @@ def managed_apps() -> list[AppConfig]:
     return sorted(configs, key=lambda c: c.label)
 
 
-def _find_git_root(start: Path) -> Path | None:
-    for directory in (start, *start.parents):
-        if (directory / ".git").exists():
-            return directory
-    return None
-
-
-@cache
-def _settings_dir() -> Path:
-    module = sys.modules.get(settings.SETTINGS_MODULE or "")
-    if module is not None and getattr(module, "__file__", None):
-        return Path(module.__file__).resolve().parent  # type: ignore[arg-type]
-    return Path.cwd()
-
-
 def root() -> Path:
     """The root of the git checkout holding the settings module, else the directory above
     the settings package."""
-    settings_dir = _settings_dir()
-    return _find_git_root(settings_dir) or settings_dir.parent
+    settings_dir = conf.settings_dir()
+    return find_git_root(settings_dir) or settings_dir.parent
 
 
 def lockfile_path() -> Path:
     configured = conf.lockfile_setting()
     if configured is not None:
         return configured
-    return root() / LOCKFILE_NAME
+    return conf.base_dir() / LOCKFILE_NAME
+
+
+TABLE_SIZES_NAME = "migrations_table_sizes.txt"
+
+
+def table_sizes_path() -> Path:
+    """``MIGTOOLS_TABLE_SIZES``, else ``migrations_table_sizes.txt`` beside the lockfile."""
+    configured = conf.table_sizes_setting()
+    if configured is not None:
+        return configured
+    return lockfile_path().with_name(TABLE_SIZES_NAME)
 
 
 _SKIP_DIRS = {

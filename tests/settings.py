@@ -21,6 +21,7 @@ INSTALLED_APPS = [
     # Real migrations (incl. a seed and a backfill) for the migration-testing tests.
     "tests.testapps.ledger",
     "tests.testapps.tally",  # a RunBackfill migration under TestMigrations
+    "tests.testapps.oneway",  # migrations that cannot all run backwards, under TestMigrations
 ]
 
 DATABASES = {"default": dj_database_url.parse(ensure_database_url())}

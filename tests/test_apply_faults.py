@@ -25,9 +25,7 @@ INVALID = (
     "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
     "WHERE i.indrelid = 'shop_item'::regclass AND NOT i.indisvalid ORDER BY 1"
 )
-VALID_IX = (
-    "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass('item_name_ix')"
-)
+VALID_IX = "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass('item_name_ix')"
 
 
 def _project(tmp_path: Path, extra: str = "", rows: int = BIG_ROWS) -> tuple[Any, str]:
@@ -163,9 +161,7 @@ def test_index_build_gives_up_and_says_truly_what_is_left(tmp_path: Path) -> Non
     assert query(db, VALID_IX) == [(True,)]
 
 
-REINDEX = (
-    'SafeRunSQL("REINDEX INDEX CONCURRENTLY item_name_ix", migrations.RunSQL.noop),'
-)
+REINDEX = 'SafeRunSQL("REINDEX INDEX CONCURRENTLY item_name_ix", migrations.RunSQL.noop),'
 
 
 def _indexed_project(tmp_path: Path, extra: str) -> tuple[Any, str]:
@@ -255,7 +251,11 @@ SLOW_DATA = (
 
 @pytest.mark.parametrize("atomic", [True, False])
 def test_statement_timeout_in_data_migration_is_one_line(tmp_path: Path, atomic: bool) -> None:
-    proj, db = _project(tmp_path, extra='MIGTOOLS_STATEMENT_TIMEOUT = "300ms"', rows=4)
+    proj, db = _project(
+        tmp_path,
+        extra='MIGTOOLS_STATEMENT_TIMEOUT = "300ms"\nMIGTOOLS_LOCK_TIMEOUT = "100ms"',
+        rows=4,
+    )
     migration(proj, "0002_data", FIRST, SLOW_DATA, atomic=atomic)
     result = proj.manage("migrate", "shop")
     assert result.returncode == 1, result.out + result.err
@@ -317,7 +317,7 @@ def test_server_stopped_mid_run_is_one_line(
     url = server.start()
     try:
         monkeypatch.setenv("DATABASE_URL", url)
-        proj, db = _project(tmp_path, extra='MIGTOOLS_STATEMENT_TIMEOUT = None', rows=10)
+        proj, db = _project(tmp_path, extra="MIGTOOLS_STATEMENT_TIMEOUT = None", rows=10)
         migration(proj, "0002_slow", FIRST, SLEEPY, atomic=True)
         proc = _popen(proj, "migrate", "shop")
         _wait_for(

@@ -789,7 +789,7 @@ CASES = [
         1,
         ("0001_data", "MIGTOOLS_STATEMENT_TIMEOUT", "is_post_deployment"),
         # Timeouts come with migtools' backend (Django's own sets none).
-        'MIGTOOLS_STATEMENT_TIMEOUT = "100ms"\n'
+        'MIGTOOLS_STATEMENT_TIMEOUT = "100ms"\nMIGTOOLS_LOCK_TIMEOUT = "50ms"\n'
         "import os, dj_database_url\n"
         'DATABASES = {"default": {**dj_database_url.parse(os.environ["DATABASE_URL"]),'
         ' "ENGINE": "migtools.db.backends.postgresql"}}',

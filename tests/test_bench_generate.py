@@ -69,3 +69,23 @@ def test_generated_project_git_repo(tmp_path: Path) -> None:
     text = migration.read_text()
     assert "class Migration(CheckedMigration):" in text
     assert "is_post_deployment = False" in text
+
+
+def test_large_project_generator_loads_and_matches_its_models(tmp_path: Path) -> None:
+    """bench/large_project.py at a small size: every shape, one leaf per app (the squash in
+    place of what it replaces), models.py equal to the history's final state."""
+    from bench.large_project import MIN_MIGRATIONS, generate_large
+
+    project = generate_large(
+        tmp_path / "proj", apps=6, migrations=MIN_MIGRATIONS, database_url="postgres://u@h/x"
+    )
+    proc = subprocess.run(
+        [project.python, "-c", PROBE], cwd=project.root, env=project.env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    ours = {app: names for app, names in result["leaves"].items() if app in project.apps}
+    assert ours == {app: [leaf] for app, leaf in project.leaves.items()}
+    assert result["changes"] == []
+    squashed = list((project.root / "app05" / "migrations").glob("0001_squashed_*.py"))
+    assert len(squashed) == 1

@@ -123,7 +123,7 @@ def test_none_says_no_timeout_explicitly() -> None:
 
 
 def test_defaults() -> None:
-    assert conf.lock_timeout() == "5s"
+    assert conf.lock_timeout() == "2s"
     assert conf.statement_timeout(False) == "5s"
     assert conf.statement_timeout(True) is None
     assert conf.lock_retries() == 3
@@ -276,3 +276,29 @@ def test_every_setting_has_its_own_id_and_a_doc_line() -> None:
 def test_unknown_names() -> None:
     with override_settings(MIGTOOLS_LOCK_TIMOUT="5s", MIGTOOLS_FAST_PATHS=True):
         assert conf.unknown_names() == ["MIGTOOLS_LOCK_TIMOUT"]
+
+
+@pytest.mark.parametrize(
+    ("lock", "statement"), [("5s", "5s"), ("2s", "1s"), (None, "5s"), ("24d", "5s")]
+)
+def test_statement_timeout_not_above_lock_timeout_is_refused(
+    lock: str | None, statement: str
+) -> None:
+    """A lock wait would end in statement_timeout and never be retried as one."""
+    with override_settings(MIGTOOLS_LOCK_TIMEOUT=lock):
+        error = _refused("STATEMENT_TIMEOUT", statement, lambda: conf.statement_timeout(False))
+        assert error.check_id == "migtools.E102"
+        assert "not above MIGTOOLS_LOCK_TIMEOUT" in error.problem
+        assert "retried as a lock wait" in error.problem
+        # Whatever the migration: the check must not depend on the plan.
+        _refused("STATEMENT_TIMEOUT", statement, lambda: conf.statement_timeout(True))
+
+
+def test_statement_timeout_above_lock_timeout_passes() -> None:
+    with override_settings(MIGTOOLS_LOCK_TIMEOUT="4999ms", MIGTOOLS_STATEMENT_TIMEOUT="5s"):
+        assert conf.statement_timeout(False) == "5s"
+    with override_settings(MIGTOOLS_LOCK_TIMEOUT=None, MIGTOOLS_STATEMENT_TIMEOUT=None):
+        assert conf.statement_timeout(False) is None
+    # A bad lock timeout is E101's to report, not E102's.
+    with override_settings(MIGTOOLS_LOCK_TIMEOUT="soon", MIGTOOLS_STATEMENT_TIMEOUT="5s"):
+        assert conf.statement_timeout(False) == "5s"

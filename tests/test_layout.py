@@ -91,7 +91,7 @@ def test_the_graph_sees_function_level_and_relative_imports(tmp_path: Path) -> N
     graph = import_graph()
     # ``migtools.rules.scope`` imports the disk graph inside a function only.
     assert "migtools/rules/scope.py" in graph["rules"]["graph"]
-    assert graph["conf"].keys() == {"errors"}
+    assert graph["conf"].keys() == {"errors", "pyproject"}
 
 
 def test_no_cycle_between_capability_folders() -> None:
@@ -117,7 +117,9 @@ def test_commands_are_imported_by_nothing_but_the_commands() -> None:
 def test_errors_and_conf_sit_at_the_bottom() -> None:
     graph = import_graph()
     assert graph["errors"] == {}
-    assert set(graph["conf"]) <= {"errors"}
+    # pyproject: the base directory rule the settings-free CLI shares (Django-free)
+    assert set(graph["pyproject"]) <= {"errors"}
+    assert set(graph["conf"]) <= {"errors", "pyproject"}
 
 
 def test_a_cycle_is_found() -> None:

@@ -546,3 +546,26 @@ def test_concurrent_migrate_waits_for_the_advisory_lock(tmp_path: Path) -> None:
     assert "Another migrate is running on this database" in err
     assert "Got the migrate lock after" in err
     assert query(db, "SELECT count(*) FROM django_migrations WHERE name = '0002_step'") == [(1,)]
+
+
+class HistoricalOnlyRouter:
+    """Answers only the historical assignment (no allow_migrate opinion)."""
+
+    def historical_db_for(self, table: str) -> str | None:
+        return {"shop_old": "other", "shop_lost": "nowhere"}.get(table)
+
+
+def test_resolve_database_asks_the_routers_historical_assignment() -> None:
+    from django.test.utils import override_settings
+
+    from migtools.errors import UnroutedTableError
+    from migtools.safety.deletion import resolve_database
+
+    with override_settings(DATABASE_ROUTERS=["tests.test_safety.HistoricalOnlyRouter"]):
+        assert resolve_database("shop_old", "shop", "old") == "other"
+        with pytest.raises(UnroutedTableError, match="'shop_gone'"):
+            resolve_database("shop_gone", "shop", "gone")
+        with pytest.raises(UnroutedTableError, match="unknown database 'nowhere'"):
+            resolve_database("shop_lost", "shop", "lost")
+        with override_settings(MIGTOOLS_HISTORICAL_TABLES={"shop_old": "default"}):
+            assert resolve_database("shop_old", "shop", "old") == "default"  # the setting wins

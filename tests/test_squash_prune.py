@@ -112,6 +112,22 @@ def test_prune_a_deployed_squash_end_to_end(tmp_path: Path) -> None:
     assert "No squashed migrations (migrations with `replaces`) to prune." in again.out
 
 
+def test_baseline_naming_a_replaced_migration_names_the_squash_afterwards(tmp_path: Path) -> None:
+    proj = _deployed(tmp_path, "sq_prune_baseline")
+    # Adopted when shop's leaf was 0003_fill_qty; billing's entry is not pruned.
+    path = proj.root / "migrations_baseline.txt"
+    path.write_text("# adopted\n\nbilling: 0001_initial\nshop: 0003_fill_qty\n")
+    git(proj.root, "add", "-A")
+    git(proj.root, "commit", "-q", "-m", "adopt")
+
+    result = proj.manage("prune_squashed")
+
+    assert result.returncode == 0, result.err
+    assert path.read_text() == f"# adopted\n\nbilling: 0001_initial\nshop: {SQUASH}\n"
+    assert "M  migrations_baseline.txt" in git(proj.root, "status", "--porcelain").splitlines()
+    check = proj.manage("migrations_lockfile", "--check")
+    assert check.returncode == 0, check.out + check.err
+
 def test_dry_run_prints_plan_and_diff_and_reports_tests_without_equivalent(
     tmp_path: Path,
 ) -> None:

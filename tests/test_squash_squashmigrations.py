@@ -92,3 +92,27 @@ def test_squash_of_a_squash_is_refused_with_the_way_out(tmp_path: Path) -> None:
     ) in result.err
     assert "Traceback" not in result.err
     assert proj.snapshot() == before
+
+
+def test_a_squash_that_needs_manual_porting_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """A RunPython whose function lives in the migration file itself: Django writes a squash
+    that references it by module path (not Python until the function is copied in)."""
+    proj = squash_project(tmp_path / "p")
+    proj.write(
+        "shop/migrations/0005_inline.py",
+        HEAD
+        + "\n\ndef touch(apps, schema_editor):\n    pass\n\n\n"
+        + "class Migration(CheckedMigration):\n"
+        + '    dependencies = [("shop", "0004_code")]\n'
+        + "    is_post_deployment = False\n"
+        + "    operations = [migrations.RunPython(touch, migrations.RunPython.noop)]\n",
+    )
+    result = proj.manage("squashmigrations", "shop", "0004", "0005", "--noinput")
+    assert "Traceback" not in result.err, result.err
+    assert result.returncode == 0, result.err
+    (written,) = (proj.root / "shop/migrations").glob("0004_code_squashed_0005_inline.py")
+    assert (
+        f"shop/migrations/{written.name}: left as Django wrote it: copy in the functions it names"
+        in result.err
+    )
+    assert "class Migration(migrations.Migration):" in written.read_text()

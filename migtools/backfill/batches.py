@@ -117,7 +117,7 @@ def all_ranges(
 def estimate_rows(cursor: CursorWrapper, keys: Keys, quote: Any) -> int | None:
     """The planner's row estimate (free), or an exact count when the table was never analysed."""
     cursor.execute(
-        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)", [keys.table]
+        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)", [quote(keys.table)]
     )
     row = cursor.fetchone()
     if row and row[0] is not None and int(row[0]) >= 0:

@@ -9,8 +9,8 @@ what ``AUTH_USER_MODEL`` is, and must not import project code to find out. So:
   is an app;
 - an app's label is the ``label = "..."`` of the AppConfig in its ``apps.py`` (read with
   ``ast``), else the last part of its ``name``, else its directory name;
-- what only settings know comes from ``[tool.migtools]`` in the nearest ``pyproject.toml``
-  from the current directory up to the repository root::
+- what only settings know comes from ``[tool.migtools]`` in the ``pyproject.toml`` named by
+  ``--config``, else the nearest one from the current directory up to the repository root::
 
       [tool.migtools]
       apps = ["shop", "billing"]        # the managed apps (default: every app found)
@@ -22,8 +22,9 @@ what ``AUTH_USER_MODEL`` is, and must not import project code to find out. So:
       migration_test_dirs = ["tests"]        # MIGTOOLS_MIGRATION_TEST_DIRS (update-migration)
 
 Apps are looked for below the project directory (the one holding that ``pyproject.toml``,
-else the repository root). The lockfile defaults to ``migrations_lockfile.txt`` at the
-repository root, as for ``manage.py``.
+else the repository root). Relative paths resolve against it and the lockfile defaults to
+``migrations_lockfile.txt`` in it: the base directory rule ``manage.py`` follows too
+(``migtools.pyproject``).
 
 A hook runs on every commit, so the leaves are remembered in
 ``$GIT_DIR/migtools/cli-graph.marshal``, keyed by the config and every migration file's
@@ -39,16 +40,16 @@ import marshal
 import os
 import subprocess
 import time
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from migtools import __version__
-from migtools.errors import ConflictError, GitRepoError, UsageError
+from migtools import __version__, pyproject
+from migtools.errors import ConflictError, GitRepoError
 from migtools.graph import cache as parsecache
 from migtools.graph.disk import AppMigrations, DiskGraph, read_directory, stamps
+from migtools.pyproject import ConfigError
 
 LOCKFILE_NAME = "migrations_lockfile.txt"
 PYPROJECT = "pyproject.toml"
@@ -61,11 +62,8 @@ _KEYS = {
     "settings",
     "main_branch",
     "migration_test_dirs",
+    "table_sizes",
 }
-
-
-class ConfigError(UsageError):
-    """``[tool.migtools]`` is malformed, or the repository's apps are ambiguous."""
 
 
 @dataclass(frozen=True)
@@ -116,27 +114,18 @@ def _string_list(table: Mapping[str, Any], key: str, where: Path) -> tuple[str, 
     return tuple(value)
 
 
-def read_config(start: Path) -> Config:
-    """The config for a run started in ``start`` (see the module docstring)."""
-    start = start.resolve()
-    root, git_dir = git_root(start)
-    table: Mapping[str, Any] = {}
-    source: Path | None = None
-    for directory in (start, *start.parents):
-        candidate = directory / PYPROJECT
-        if candidate.is_file():
-            try:
-                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"{candidate}: not valid TOML ({exc}).") from None
-            found = data.get("tool", {}).get("migtools")
-            if found is not None:
-                if not isinstance(found, dict):
-                    raise ConfigError(f"{candidate}: [tool.migtools] must be a table.")
-                table, source = found, candidate
-                break
-        if directory == root:
-            break
+def read_config(start: Path, config: str | os.PathLike[str] | None = None) -> Config:
+    """The config for a run started in ``start``, or of the ``pyproject.toml`` named by
+    ``config`` (``--config``; see the module docstring and ``migtools.pyproject``)."""
+    table: Mapping[str, Any]
+    source: Path | None
+    if config is not None:
+        table, source = pyproject.named(config)
+        root, git_dir = git_root(source.parent)
+    else:
+        start = start.resolve()
+        root, git_dir = git_root(start)
+        table, source = pyproject.find(start, root)
     project_dir = source.parent if source is not None else root
     where = source or root / PYPROJECT
     unknown = sorted(set(table) - _KEYS)
@@ -160,7 +149,7 @@ def read_config(start: Path) -> Config:
     lockfile_value = table.get("lockfile")
     if lockfile_value is not None and not (isinstance(lockfile_value, str) and lockfile_value):
         raise ConfigError(f"{where}: [tool.migtools] lockfile must be a path string.")
-    lockfile = project_dir / lockfile_value if lockfile_value else root / LOCKFILE_NAME
+    lockfile = pyproject.resolve(lockfile_value or LOCKFILE_NAME, project_dir)
     main_branch = table.get("main_branch")
     if main_branch is not None and not (isinstance(main_branch, str) and main_branch):
         raise ConfigError(f"{where}: [tool.migtools] main_branch must be a branch name.")
@@ -176,7 +165,9 @@ def read_config(start: Path) -> Config:
         source=source,
         main_branch=main_branch,
         migration_test_dirs=(
-            tuple(project_dir / d for d in test_dirs) if test_dirs is not None else None
+            tuple(pyproject.resolve(d, project_dir) for d in test_dirs)
+            if test_dirs is not None
+            else None
         ),
     )
 

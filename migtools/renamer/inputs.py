@@ -15,6 +15,7 @@ from migtools.gitrepo import REBASE, GitRepo
 from migtools.graph import checkout, lockfile
 from migtools.graph.disk import AppMigrations, locate, read_app, read_directory
 from migtools.project import find_test_files
+from migtools.pyproject import ConfigError
 from migtools.renamer import journal as jn
 from migtools.renamer import renamemap
 
@@ -85,7 +86,7 @@ def checkout_source(config: checkout.Config) -> Source:
     labels = list(directories) if config.apps is None else sorted(set(config.apps))
     unknown = [label for label in labels if label not in directories]
     if unknown:
-        raise checkout.ConfigError(
+        raise ConfigError(
             f"[tool.migtools] apps names {', '.join(sorted(unknown))}: no migrations "
             f"package with that label below {config.project_dir}."
         )

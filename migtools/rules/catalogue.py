@@ -257,7 +257,8 @@ _RULES: tuple[Rule, ...] = (
             "Remove every code reference to the model.",
             "Replace DeleteModel with "
             "`SafeDeleteModel(..., deletion_action=DeletionAction.MOVE_TO_PENDING)` (no SQL), "
-            "add the table to MIGTOOLS_HISTORICAL_TABLES if it lives outside 'default', deploy.",
+            "with several databases, assign the table to its database (your router's "
+            "`historical_db_for(table)`, or MIGTOOLS_HISTORICAL_TABLES), deploy.",
             "In a later migration: "
             "`SafeDeleteModel(..., deletion_action=DeletionAction.DELETE)` drops the table.",
         ),
@@ -284,6 +285,25 @@ _RULES: tuple[Rule, ...] = (
         (
             "Pass `reverse_code=` (the inverse transformation, or "
             "`migrations.RunPython.noop` when undoing needs nothing).",
+        ),
+        about=About.REPOSITORY,
+    ),
+    Rule(
+        "run-without-hints",
+        Level.WARNING,
+        "RunPython/RunSQL without hints in a project whose router reads them",
+        "Django routes RunPython and RunSQL through `allow_migrate(db, app_label, **hints)`: "
+        "without hints the router only sees the app label, so the code runs on the database "
+        "the app is routed to, which may not be where the tables it touches live (Sentry's "
+        "silos: a data migration of one app writing a model routed elsewhere). migtools "
+        "raises this when one of DATABASE_ROUTERS has an allow_migrate that takes `**hints` "
+        "and reads them (a heuristic on its source).",
+        (
+            "Pass `hints=` naming what the operation touches, as your router expects (e.g. "
+            "`hints={'tables': ['app_model']}` or `hints={'silo': 'control'}`).",
+            "Check with `manage.py sqlmigrate APP NAME --database ALIAS` (or "
+            "`verify_migrations`, which lists each finding with its database) that it runs "
+            "where its tables are.",
         ),
         about=About.REPOSITORY,
     ),
@@ -528,6 +548,7 @@ class Finding:
     statement_index: int | None = None  # index into the operation's collected statements
     path: str | None = None
     line: int | None = None
+    database: str | None = None  # the alias whose SQL was judged (filled by the engine)
 
     @property
     def rule(self) -> Rule:
@@ -543,6 +564,15 @@ class Finding:
         if self.path:
             return f"{self.path}:{self.line or 1}"
         return f"{self.app_label}.{self.migration_name}"
+
+    def on_database(self) -> str:
+        """`` (database 'x')`` when the alias is known and the project has several
+        databases, else empty (one database: nothing to tell apart)."""
+        from django.conf import settings
+
+        if not self.database or len(getattr(settings, "DATABASES", {})) < 2:
+            return ""
+        return f" (database {self.database!r})"
 
     def describe(self) -> str:
         """A multi-line explanation: the message, why, and the recipe step by step."""
@@ -563,6 +593,7 @@ class Finding:
             "path": self.path,
             "line": self.line,
             "about": str(self.rule.about),
+            "database": self.database,
         }
 
 

@@ -44,7 +44,7 @@ from django.db.utils import NotSupportedError
 
 from migtools import source as pysource
 from migtools.errors import PendingDeletionError, UnsafeMigrationError
-from migtools.rules import data
+from migtools.rules import data, routing
 from migtools.rules import operation as oprules
 from migtools.rules.catalogue import CATALOGUE, Finding, Level, configured_levels, effective_level
 from migtools.rules.sql import Hit, SqlContext, check, is_data_statement
@@ -186,6 +186,13 @@ class Engine:
                 raised: list[_Raised] = []
                 out.op_starts.append(len(entries))
                 entries += ["--", f"-- {operation.describe()}", "--"]
+                if not routing.routed(operation, app_label, self.connection.alias, state):
+                    # The router skips it on this database: neither judged nor counted here.
+                    entries.append(
+                        f"-- (not run on database {self.connection.alias!r}: the router skips it)"
+                    )
+                    self.step(state, operation, app_label, before=True)
+                    continue
                 if not operation.reduces_to_sql and not _checks_itself(operation):
                     entries.append("-- THIS OPERATION CANNOT BE WRITTEN AS SQL")
                     sql: list[str] = []
@@ -246,7 +253,7 @@ class Engine:
                 levels=self.levels,
             )
         )
-        _locate(out, path if path is not None else migration_path(migration))
+        _locate(out, path if path is not None else migration_path(migration), self.connection.alias)
         return out
 
     def _operation(
@@ -332,7 +339,9 @@ class Engine:
             if begin is not None:
                 begin(migration, backwards=True)
             for index, operation, to_state, from_state in to_run:
-                if not operation.reduces_to_sql:
+                if not operation.reduces_to_sql or not routing.routed(
+                    operation, app_label, self.connection.alias, to_state
+                ):
                     continue
                 start = len(editor.collected_sql)
                 deferred_before = len(editor.deferred_sql)
@@ -390,7 +399,7 @@ class Engine:
                             sql=h.statement,
                         )
                     )
-        _locate(out, path if path is not None else migration_path(migration))
+        _locate(out, path if path is not None else migration_path(migration), self.connection.alias)
         return out
 
 
@@ -519,8 +528,11 @@ def migration_path(migration: Migration) -> str | None:
     return str(Path(file).resolve()) if file else None
 
 
-def _locate(judgement: Judgement, path: str | None) -> None:
-    """Fill each finding's path and line (the operation's line in the migration file)."""
+def _locate(judgement: Judgement, path: str | None, database: str | None = None) -> None:
+    """Fill each finding's database alias, path and line (the operation's line in the
+    migration file)."""
+    if database is not None:
+        judgement.findings = [replace(f, database=database) for f in judgement.findings]
     if not judgement.findings or path is None:
         return
     try:
@@ -554,7 +566,7 @@ def explain(findings: Iterable[Finding]) -> str:
     blocks = []
     for f in findings:
         blocks.append(
-            f"{f.where()}: {f.app_label}.{f.migration_name}: {f.level}: "
+            f"{f.where()}: {f.app_label}.{f.migration_name}{f.on_database()}: {f.level}: "
             f"{' '.join(f.message.split())} [{f.rule_id}]\n"
             + "\n".join(f.describe().splitlines()[1:])
         )

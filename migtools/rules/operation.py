@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import models
 from django.db.migrations import operations as ops
 
+from migtools.rules import routing
 from migtools.rules.catalogue import Finding, Level, Stage, effective_level, stage_of
 
 if TYPE_CHECKING:
@@ -176,6 +177,14 @@ def operation_hits(operation: Operation) -> list[OpHit]:
     """Rules judged on the operation object itself (what its SQL cannot show)."""
     hits: list[OpHit] = []
     for op in database_operations(operation):
+        if isinstance(op, ops.RunSQL | ops.RunPython) and not op.hints and routing.reads_hints():
+            hits.append(
+                OpHit(
+                    "run-without-hints",
+                    f"{type(op).__name__} without hints= in a project whose router reads "
+                    "hints: it runs on whichever database its app is routed to.",
+                )
+            )
         if isinstance(op, ops.RunSQL) and not is_safe_run_sql(op):
             hits.append(
                 OpHit("run-sql-not-safe", "RunSQL runs without migtools' checks and timeouts.")

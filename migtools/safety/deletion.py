@@ -299,6 +299,15 @@ class SafeDeleteModel(_TwoPhase, DeleteModel):
     def table(self, app_label: str) -> str:
         return self.db_table or _default_table(app_label, self.name)
 
+    def migtools_routed(self, alias: str, app_label: str) -> bool:
+        """Whether this operation runs on ``alias`` (``migtools.rules.routing``): the DELETE
+        phase on the database holding the table (``resolve_database``: raises
+        ``UnroutedTableError`` when none can be told, so the preflight fails before anything
+        runs); MOVE_TO_PENDING changes only the state and is judged where the model lives."""
+        if self.deletion_action is DeletionAction.DELETE:
+            return resolve_database(self.table(app_label), app_label, self.name_lower) == alias
+        return bool(router.allow_migrate(alias, app_label, model_name=self.name_lower))
+
     def database_forwards(
         self,
         app_label: str,
@@ -380,7 +389,10 @@ class SafeDeleteModel(_TwoPhase, DeleteModel):
 
 def resolve_database(table: str, app_label: str, model_name: str) -> str:
     """The database alias holding a dropped model's table: ``MIGTOOLS_HISTORICAL_TABLES``, else
-    the one alias a router allows, else the only database. Anything else fails loudly."""
+    the first router whose ``historical_db_for(table)`` names an alias (the router's historical
+    assignment, as Sentry's ``historical_silo_assignments``), else the only database, else the
+    one alias a router's ``allow_migrate`` allows. Anything else fails loudly, naming the
+    table."""
     historical = mt_settings.historical_tables()
     if table in historical:
         alias = historical[table]
@@ -389,6 +401,16 @@ def resolve_database(table: str, app_label: str, model_name: str) -> str:
                 f"MIGTOOLS_HISTORICAL_TABLES routes {table!r} to unknown database {alias!r}."
             )
         return alias
+    for r in router.routers:
+        hook = getattr(r, "historical_db_for", None)
+        found = hook(table) if hook is not None else None
+        if found is not None:
+            if found not in django_settings.DATABASES:
+                raise UnroutedTableError(
+                    f"{type(r).__name__}.historical_db_for({table!r}) names unknown database "
+                    f"{found!r}."
+                )
+            return str(found)
     aliases = list(django_settings.DATABASES)
     if len(aliases) == 1:
         return aliases[0]
@@ -408,6 +430,7 @@ def resolve_database(table: str, app_label: str, model_name: str) -> str:
     raise UnroutedTableError(
         f"Cannot tell which database holds table {table!r} of the removed model "
         f"{app_label}.{model_name}: there are several databases ({', '.join(aliases)}) and no "
-        "router decides for it. Add it to MIGTOOLS_HISTORICAL_TABLES = "
-        f"{{{table!r}: '<alias>'}} in the MOVE_TO_PENDING phase and keep it there."
+        "router decides for it. Answer it from your router's historical_db_for(table), or "
+        f"add it to MIGTOOLS_HISTORICAL_TABLES = {{{table!r}: '<alias>'}}, in the "
+        "MOVE_TO_PENDING phase, and keep it there."
     )

@@ -27,6 +27,7 @@ statement tagged with the lock it takes). migtools adds, per migration:
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,7 +45,7 @@ from django_zero_downtime_migrations.backends.postgres import (  # type: ignore[
 from migtools import conf as mt_settings
 from migtools.errors import LockTimeoutError, UnsafeMigrationError
 from migtools.rules import scope
-from migtools.safety import deploy, faults, retry
+from migtools.safety import blockers, deploy, faults, retry
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -108,6 +109,10 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         self._timeouts_depth = 0
         self._watching = False
         self._quiet: warnings.catch_warnings[None] | None = None
+        # The last query that hit lock_timeout (its tables name the lock it waited for).
+        self._lock_waited_sql = ""
+        # What a failed statement of a non-atomic migration left (an INVALID index dropped).
+        self._failure_left = ""
 
     # -- mode ----------------------------------------------------------------------------
 
@@ -155,7 +160,12 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         queries): the migration's timeouts go in before the first one."""
         if self._watching and not self._timeouts_applied:
             self._apply_timeouts()
-        return execute(sql, params, many, context)
+        try:
+            return execute(sql, params, many, context)
+        except Exception as exc:
+            if faults.is_lock_timeout(exc):
+                self._lock_waited_sql = str(sql)
+            raise
 
     def _stop_watching(self) -> None:
         if self._watching:
@@ -290,14 +300,25 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             if self._timeouts_applied:  # a query ran already: set it now
                 self._set("statement_timeout", self._statement_timeout or "0")
             self.IDEMPOTENT_SQL = not self.atomic_migration
+        operations = (
+            faults.Operations(migration, backwards)
+            if not collect_sql and not self.atomic_migration
+            else None
+        )
+        self._failure_left = ""
         with faults.translated(
             self.connection,
             scope.label(migration),
             atomic=self.atomic_migration,
             statement_timeout_=self._statement_timeout,
             post_deployment=post,
+            operations=operations,
+            left=lambda: self._failure_left,
         ):
-            if collect_sql or not self.atomic_migration:
+            if operations is not None:
+                with operations.watching():
+                    return inner(project_state, self, collect_sql)
+            if collect_sql:
                 return inner(project_state, self, collect_sql)
             return self._run_atomic_with_retries(migration, inner, project_state)
 
@@ -336,10 +357,11 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
 
         def say(progress: retry.Progress) -> None:
             logger.warning(
-                "migtools: %s: lock_timeout (%s) hit; rolled the migration back to release "
+                "migtools: %s: lock_timeout (%s) hit%s; rolled the migration back to release "
                 "its locks, retrying it in %.1fs (retry %d of %d, %.1fs waited so far)",
                 scope.label(migration),
                 mt_settings.lock_timeout(),
+                _while(blockers.holders(self.connection, self._lock_waited_sql)),
                 progress.wait,
                 progress.attempt,
                 progress.retries,
@@ -355,6 +377,7 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
                     "the whole migration (atomic)",
                     exhausted,
                     "Each attempt was rolled back: nothing of the migration was applied.",
+                    blockers.holders(self.connection, self._lock_waited_sql),
                 )
             ) from exhausted.__cause__
 
@@ -519,6 +542,17 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
         with self._no_statement_timeout(light):
             self._execute_with_retries(statement, params, condition)
 
+    def _skip_applied(self, condition: Any) -> bool:
+        """The upstream idempotency check (does what this statement makes already exist?),
+        with the identifiers it splices into string literals escaped."""
+        if condition is not None:
+            condition = zd.Condition(
+                _literal_identifiers(condition.sql),
+                condition.exists,
+                idempotent_mode_only=condition.idempotent_mode_only,
+            )
+        return bool(super()._skip_applied(condition))
+
     def _execute_with_retries(self, statement: Any, params: Any, condition: Any = None) -> None:
         """Run one statement; outside a transaction, retry it on lock timeouts. Each attempt
         first drops the INVALID indexes an earlier timed-out or interrupted concurrent build
@@ -539,10 +573,11 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
 
         def say(progress: retry.Progress) -> None:
             logger.warning(
-                "migtools: %s: lock_timeout (%s) hit; retrying the statement in %.1fs "
+                "migtools: %s: lock_timeout (%s) hit%s; retrying the statement in %.1fs "
                 "(retry %d of %d, %.1fs waited so far): %s",
                 label,
                 mt_settings.lock_timeout(),
+                _while(blockers.holders(self.connection, sql)),
                 progress.wait,
                 progress.attempt,
                 progress.retries,
@@ -556,9 +591,59 @@ class MigtoolsSchemaEditorMixin(ZDMixin):  # type: ignore[misc]
             stuck = retry.try_drop_invalid_leftovers(self.connection, sql, dropped)
             raise LockTimeoutError(
                 retry.gave_up(
-                    label, f"statement {statement}", exhausted, _left_behind(dropped, stuck)
+                    label,
+                    f"statement {statement}",
+                    exhausted,
+                    _left_behind(dropped, stuck),
+                    blockers.holders(self.connection, sql),
                 )
             ) from exhausted.__cause__
+        except Exception as exc:
+            if not faults.is_server_gone(exc, self.connection):
+                self._failure_left = self._clean_after_failure(sql)
+            raise
+
+    def _clean_after_failure(self, sql: str) -> str:
+        """After a statement failed for another reason than a lock timeout (out of
+        temp_file_limit, read-only, a statement timeout): drop the INVALID index a failed
+        concurrent build left, or name it."""
+        try:
+            dropped = retry.drop_invalid_leftovers(self.connection, sql, log=False)
+        except Exception:
+            logger.debug("could not drop the INVALID leftovers", exc_info=True)
+            build = retry.index_build(sql)
+            try:
+                stuck = retry.invalid_leftovers(self.connection, build) if build else []
+            except Exception:
+                stuck = []
+            if stuck:
+                return (
+                    f"The failed index build left INVALID index(es) {', '.join(stuck)} (unused "
+                    "by queries); the next migrate drops them before building again."
+                )
+            return ""
+        if dropped:
+            return (
+                f"The INVALID index(es) the failed build left ({', '.join(dropped)}) were dropped."
+            )
+        return ""
+
+
+# An identifier the upstream editor spliced, quoted, into a string literal of an idempotency
+# check (``to_regclass('"it's tab"')``, ``parse_ident('"odd'idx"')``): a quoted name, or a
+# schema-qualified one, between single quotes.
+_SPLICED = re.compile(r"""'("(?:[^"]|"")*"(?:\."(?:[^"]|"")*")*)'""")
+
+
+def _literal_identifiers(sql: str) -> str:
+    """The check with each spliced identifier made a proper string literal (its single
+    quotes doubled), so names such as ``it's tab`` or ``odd'idx`` are checked, not broken."""
+    return _SPLICED.sub(lambda m: "'" + m.group(1).replace("'", "''") + "'", sql)
+
+
+def _while(waited_for: str) -> str:
+    """`` (lock on "t", held by pid N (…))`` for a retry's log line, or ""."""
+    return f" ({waited_for.replace('waited for a lock on', 'lock on', 1)})" if waited_for else ""
 
 
 def _left_behind(dropped: list[str], stuck: list[str]) -> str:

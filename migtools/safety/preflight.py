@@ -3,7 +3,8 @@
 The plan ``migrate`` is about to run is one deploy: a table created anywhere in it is new.
 Forwards migrations are judged in one pass of the verifier over the plan (the state built
 from the migrations already applied, table sizes from the database); migrations the plan
-unapplies are judged backwards. Only checked migrations are judged (unchecked and baselined
+unapplies are judged backwards. Only what the router lets run on the connection's alias is
+judged (``migtools.rules.routing``), with that database's table sizes. Only checked migrations are judged (unchecked and baselined
 ones only advance the state: no SQL is collected for them), and only error-level findings
 about the database refuse the plan (rules about the repository are the verifier's). The state
 of the applied history is read from the verifier's content-keyed cache
@@ -38,6 +39,7 @@ class Preflight:
 
     findings: list[Finding] = field(default_factory=list)  # about the database, not OFF
     new_tables: frozenset[str] = frozenset()  # tables the plan creates
+    database: str = ""  # the alias the plan is applied to
 
     @property
     def refusals(self) -> list[Finding]:
@@ -57,9 +59,10 @@ class Preflight:
             raise UnsafeMigrationError(_MISSING, "migrate", line)
         if refusals:
             names = sorted({f"{f.app_label}.{f.migration_name}" for f in refusals})
+            on = f" on database {self.database!r}" if self.database else ""
             raise UnsafeMigrationError.of(
-                f"migrate refused before applying anything ({len(refusals)} finding(s) in "
-                f"{', '.join(names)}; nothing was applied)",
+                f"migrate refused before applying anything{on} ({len(refusals)} finding(s) "
+                f"in {', '.join(names)}; nothing was applied)",
                 explain(refusals),
                 tuple(dict.fromkeys(f.rule_id for f in refusals)),
             )
@@ -107,11 +110,18 @@ def judge_plan(
     costs nothing here: not even the loader (``loader`` may be a callable building it) nor a
     query."""
     plan = list(plan)
+    for migration, _backwards in plan:
+        # A DELETE phase whose table no router assigns fails here, naming the table,
+        # before anything runs (checked or not).
+        for operation in migration.operations:
+            own = getattr(operation, "migtools_routed", None)
+            if own is not None:
+                own(connection.alias, migration.app_label)
     checked = {(m.app_label, m.name) for m, _backwards in plan if is_checked(m)}
     found: list[Finding] = []
     new_tables: frozenset[str] = frozenset()
     if not checked:
-        return Preflight()
+        return Preflight(database=connection.alias)
     if callable(loader):
         loader = loader()
     forwards = {(m.app_label, m.name) for m, backwards in plan if not backwards}
@@ -131,4 +141,5 @@ def judge_plan(
     return Preflight(
         [f for f in found if f.rule.about is About.DATABASE and f.level is not Level.OFF],
         new_tables,
+        connection.alias,
     )

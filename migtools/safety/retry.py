@@ -126,19 +126,25 @@ def run(
             before_retry()
 
 
-def gave_up(label: str, what: str, exhausted: Exhausted, state: str) -> str:
-    """The message when the retries give up; ``state`` says truly what was left behind."""
+def gave_up(label: str, what: str, exhausted: Exhausted, state: str, waited_for: str = "") -> str:
+    """The message when the retries give up; ``state`` says truly what was left behind,
+    ``waited_for`` who held the lock (``blockers.holders``), when known."""
     cap = (
         f", stopped by MIGTOOLS_LOCK_RETRY_MAX ({mt_settings.lock_retry_max()})"
         if exhausted.capped
         else ""
     )
+    who = (
+        f"It {waited_for}."
+        if waited_for
+        else "Another transaction holds a conflicting lock on the table (find it in "
+        "pg_stat_activity / pg_locks)."
+    )
     return (
         f"{label}: could not get a lock within lock_timeout ({mt_settings.lock_timeout()}); "
         f"{what} was tried {exhausted.attempts} times with backoff and jitter, waiting "
-        f"{exhausted.waited:.1f}s in all{cap}. Another transaction holds a conflicting lock on "
-        f"the table (find it in pg_stat_activity / pg_locks). {state} Run migrate again when "
-        "the table is quieter, or raise MIGTOOLS_LOCK_TIMEOUT."
+        f"{exhausted.waited:.1f}s in all{cap}. {who} {state} Run migrate again when "
+        "the table is quieter (or once that session ends), or raise MIGTOOLS_LOCK_TIMEOUT."
     )
 
 
@@ -242,7 +248,9 @@ def invalid_leftovers(connection: BaseDatabaseWrapper, build: IndexBuild) -> lis
     return found
 
 
-def drop_invalid_leftovers(connection: BaseDatabaseWrapper, sql: str) -> list[str]:
+def drop_invalid_leftovers(
+    connection: BaseDatabaseWrapper, sql: str, *, log: bool = True
+) -> list[str]:
     """Drop the INVALID leftovers of the concurrent index build ``sql`` (outside a
     transaction; ``DROP INDEX CONCURRENTLY`` waits for the table's writers, so it can hit
     lock_timeout itself, which then counts as a failed attempt). Returns the names dropped."""
@@ -253,7 +261,8 @@ def drop_invalid_leftovers(connection: BaseDatabaseWrapper, sql: str) -> list[st
     for name in invalid_leftovers(connection, build):
         with connection.cursor() as cursor:
             cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
-        logger.warning("migtools: dropped INVALID index %s left by a timed-out build", name)
+        if log:
+            logger.warning("migtools: dropped INVALID index %s left by a timed-out build", name)
         dropped.append(name)
     return dropped
 

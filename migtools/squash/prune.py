@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from migtools.errors import GraphError, MigtoolsError, SquashError
-from migtools.graph import lockfile
+from migtools.graph import baseline, lockfile
 from migtools.graph.disk import AppMigrations, DiskGraph, MigrationFile, parse_migration_source
 from migtools.renamer import plan as planning
 from migtools.renamer import rewrite
@@ -249,6 +249,7 @@ def plan(inputs: Inputs, squashes: list[Squash]) -> Pruning:
                 inputs.lockfile_path, inputs.lockfile_path, inputs.lockfile_text, new_lock
             )
         )
+    changes += _baseline_change(inputs.lockfile_path, squashes)
     plan = planning.Plan(
         apps=[],
         renames=[],
@@ -259,6 +260,27 @@ def plan(inputs: Inputs, squashes: list[Squash]) -> Pruning:
         root=inputs.root,
     )
     return Pruning(squashes, plan, moved_tests, for_a_human)
+
+
+def _baseline_change(lockfile_path: Path, squashes: list[Squash]) -> list[planning.Change]:
+    """An adoption baseline entry naming a migration the prune deletes names its squash
+    afterwards (the squash stands for that history); the rest of the file is kept as it is."""
+    path = baseline.path_for(lockfile_path)
+    entries = baseline.read(path)
+    owner = {r: s.key[1] for s in squashes for r in s.covered}
+    moved = {
+        label: owner[(label, name)] for label, name in entries.items() if (label, name) in owner
+    }
+    if not moved:
+        return []
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        label, sep, _rest = line.partition(":")
+        if sep and label.strip() in moved and not line.lstrip().startswith("#"):
+            newline = line[len(line.rstrip("\r\n")) :]
+            lines[i] = f"{label}: {moved[label.strip()]}{newline}"
+    return [planning.Change(path, path, text, "".join(lines))]
 
 
 def _in_replaces(source: str, edit: rewrite.Edit) -> bool:

@@ -27,6 +27,7 @@ from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrat
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.creation import TEST_DATABASE_PREFIX
+from django.db.migrations.exceptions import IrreversibleError
 from django.db.migrations.migration import Migration
 from django.db.migrations.state import ProjectState, StateApps
 
@@ -34,7 +35,8 @@ from migtools import dberrors
 from migtools.backfill.runners import inline_only
 from migtools.conf import default_app
 from migtools.errors import MigrationTestError
-from migtools.testing import history, snapshot, walk
+from migtools.rules import routing
+from migtools.testing import forward, history, snapshot, walk
 from migtools.testing.history import Graph, Node
 from migtools.testing.rollback import RolledBack
 
@@ -103,6 +105,9 @@ class Migrator:
         self.app = app or default_app()
         graph = self._graph = history.load_for(self.app, (migrate_from, migrate_to))
         node = history.resolve(graph, self.app, migrate_from, "migrate_from", self.owner)
+        if migrate_to is not None:  # fail before any database is copied
+            target = history.resolve(graph, self.app, migrate_to, "migrate_to", self.owner)
+            self._check_routed(graph, target)
         original = self._test_database(original)
         if original.in_atomic_block:
             raise MigrationTestError(
@@ -130,6 +135,7 @@ class Migrator:
                 store.copy_snapshot(template, store.run_name)
                 wrapper = stack.enter_context(store.using(store.run_name))
             else:
+                self._refuse_irreversible(graph, history.recorded(original), node)
                 original.close()
                 store.clone(store.db_name, store.run_name)
                 wrapper = stack.enter_context(store.using(store.run_name))
@@ -154,6 +160,7 @@ class Migrator:
                 f"{self.owner}: migrate_to = {node[1]!r} is already applied at migrate_from: "
                 "it must come after migrate_from in the migration graph."
             )
+        self._check_routed(graph, node)
         plan = self._plan(graph, node, self._applied)
         if self._transactional and any(not migration.atomic for migration, _ in plan):
             raise MigrationTestError(
@@ -197,6 +204,25 @@ class Migrator:
             stack.close()
 
     # -- internals ------------------------------------------------------------------------
+
+    def _check_routed(self, graph: Graph, node: Node) -> None:
+        """The migration under test must run on this alias (the router decides where its
+        tables live): otherwise the round trip would migrate, seed and assert on a database
+        that never sees it."""
+        migration = graph.loader.graph.nodes[node]
+        if routing.runs_on(migration, self.alias):
+            return
+        where = [alias for alias in connections if routing.runs_on(migration, alias)]
+        lives = (
+            f"runs on {', '.join(repr(a) for a in where)} (where the router puts its tables)"
+            if where
+            else "runs on no database the router allows"
+        )
+        hint = f": set connection = {where[0]!r}" if len(where) == 1 else ""
+        raise MigrationTestError(
+            f"{self.owner}: connection = {self.alias!r}, but {node[0]}.{node[1]} {lives}, not "
+            f"on {self.alias!r}{hint}."
+        )
 
     @staticmethod
     def _plan(graph: Graph, node: Node, applied: frozenset[Node]) -> list[tuple[Migration, bool]]:
@@ -250,14 +276,62 @@ class Migrator:
         building = f"{name}_b"
         recorded = history.recorded(original)
         original.close()
-        # The states of the walk are computed (Python) while the server copies the test
-        # database (no Python): neither waits for the other.
-        with ThreadPoolExecutor(1) as pool:
-            planned = pool.submit(walk.prepare, graph, recorded, node)
-            store.clone(store.db_name, building)
-            prepared = planned.result()
-        with store.using(building) as wrapper:
-            walk.walk_back(wrapper, prepared, node)
+        # Read from the operations first: a walk back that would meet one that cannot run
+        # backwards is not started; the snapshot is built forwards instead.
+        blocked = walk.irreversible(graph, recorded, node) is not None
+        if not blocked:
+            try:
+                # The states of the walk are computed (Python) while the server copies the
+                # test database (no Python): neither waits for the other.
+                with ThreadPoolExecutor(1) as pool:
+                    planned = pool.submit(walk.prepare, graph, recorded, node)
+                    store.clone(store.db_name, building)
+                    prepared = planned.result()
+                with store.using(building) as wrapper:
+                    walk.walk_back(wrapper, prepared, node)
+            except (IrreversibleError, NotImplementedError):
+                # An operation that said it was reversible and was not: forwards after all.
+                store.drop(building)
+                blocked = True
+        if blocked:
+            self._build_forwards(store, graph, recorded, node, building)
+            store.stats.forward.append(name)
         store.publish_warm(building, name)
         store.stats.built.append(name)
         return name
+
+    def _build_forwards(
+        self,
+        store: snapshot.SnapshotStore,
+        graph: Graph,
+        recorded: set[Node],
+        node: Node,
+        building: str,
+    ) -> None:
+        """``building`` becomes the database at ``node`` made forwards from an empty one."""
+        unapply = walk.unapply_plan(graph, recorded, node)
+        if unapply is None:
+            raise MigrationTestError(
+                f"{self.owner}: cannot build the database at {node[0]}.{node[1]}: the test "
+                "database holds a squashed migration only partly applied; recreate it "
+                "(--create-db)."
+            )
+        store.create_empty(building)
+        try:
+            with store.using(building) as wrapper:
+                forward.build(wrapper, graph, unapply[1])
+        except BaseException:
+            store.drop(building)
+            raise
+
+    def _refuse_irreversible(self, graph: Graph, recorded: set[Node], node: Node) -> None:
+        """``setup_initial_state()`` rows are carried back through the later migrations:
+        impossible past one that cannot run backwards; say which, and what to do."""
+        blocker = walk.irreversible(graph, recorded, node)
+        if blocker is not None:
+            raise MigrationTestError(
+                f"{self.owner}: setup_initial_state() creates rows at head that must be walked "
+                f"back to {node[1]!r}, and {blocker} cannot run backwards. Seed the rows in "
+                "setup_before_migration(apps) instead (the state at migrate_from is then built "
+                "forwards)."
+            )

@@ -69,6 +69,7 @@ class Stats:
     """What this process did with snapshots (the pytest plugin reports it)."""
 
     built: list[str] = field(default_factory=list)
+    forward: list[str] = field(default_factory=list)  # built forwards (walk back impossible)
     reused: list[str] = field(default_factory=list)
     dropped: int = 0
 
@@ -183,6 +184,13 @@ class SnapshotStore:
                         "django's non-transactional `db` fixture)."
                     ) from exc
                 time.sleep(0.05)
+
+    def create_empty(self, name: str) -> None:
+        """``name`` becomes a new, empty database, created as Django creates the test
+        database (the alias' TEST ``TEMPLATE``, ``CHARSET`` and ``COLLATION``)."""
+        self.drop(name)
+        suffix = self.wrapper_for(self.db_name).creation.sql_table_creation_suffix()
+        self._execute(f"CREATE DATABASE {self._quote(name)} {suffix}".rstrip())
 
     def has_snapshot(self, template: str) -> bool:
         """The snapshot exists: as its pristine template, its warm copy, or both."""
@@ -341,9 +349,12 @@ _finished = Stats()
 
 def totals() -> Stats:
     """What this process did with snapshots so far, finished stores included."""
-    total = Stats(list(_finished.built), list(_finished.reused), _finished.dropped)
+    total = Stats(
+        list(_finished.built), list(_finished.forward), list(_finished.reused), _finished.dropped
+    )
     for store in _stores.values():
         total.built += store.stats.built
+        total.forward += store.stats.forward
         total.reused += store.stats.reused
         total.dropped += store.stats.dropped
     return total
@@ -354,6 +365,7 @@ def finish(keep: bool | None = None) -> None:
     keep = policy.keep if keep is None else keep
     for store in list(_stores.values()):
         _finished.built += store.stats.built
+        _finished.forward += store.stats.forward
         _finished.reused += store.stats.reused
         try:
             if keep:

@@ -183,6 +183,76 @@ class FieldClones:
             self.patched.append(template)
 
 
+def unapply_plan(
+    graph: Graph, recorded: Collection[Node], node: Node
+) -> tuple[list[Migration], frozenset[Node]] | None:
+    """What ``manage.py migrate <app> <node>`` unapplies from a database holding ``recorded``,
+    in its order, and the ``django_migrations`` rows left at the end; None when the target is
+    not applied or a squashed migration is only partly applied (left to Django's executor)."""
+    nodes = graph.loader.graph
+    applied: dict[Node, Migration] = {}
+    for key, migration in nodes.nodes.items():
+        replaced = [tuple(r) in recorded for r in migration.replaces or ()]
+        if any(replaced) and not all(replaced):
+            return None
+        if is_applied(graph.loader, key, recorded):
+            applied[key] = migration
+    if node not in applied:
+        return None
+    # Django's migration_plan() for an applied target: back through node's children in its
+    # own app, and what depends on them, no further.
+    plan: list[Migration] = []
+    for child in sorted(n for n in nodes.node_map[node].children if n[0] == node[0]):
+        for key in nodes.backwards_plan(child):
+            if key in applied:
+                plan.append(applied.pop(key))
+    unapplied: set[Node] = set()
+    for migration in plan:
+        unapplied.add((migration.app_label, migration.name))
+        unapplied.update((str(app), str(name)) for app, name in migration.replaces or ())
+    return plan, frozenset(set(recorded) - unapplied)
+
+
+def _irreversible_operation(operation: Operation) -> Operation | None:
+    """``operation`` itself, or the database operation inside a ``SeparateDatabaseAndState``,
+    that declares it cannot run backwards (``Operation.reversible``: a RunPython without
+    reverse_code, a RunSQL without reverse_sql)."""
+    if not operation.reversible:
+        return operation
+    if isinstance(operation, operations.SeparateDatabaseAndState):
+        for inner in operation.database_operations:
+            found = _irreversible_operation(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def irreversible(graph: Graph, recorded: Collection[Node], node: Node) -> str | None:
+    """The first operation the walk back from ``recorded`` to ``node`` could not unapply, read
+    from the operations alone before touching a database ("app.name: Operation"); None when
+    every operation on the way declares itself reversible (or the walk is left to Django)."""
+    unapply = unapply_plan(graph, recorded, node)
+    if unapply is None:
+        return None
+    for migration in unapply[0]:
+        for operation in migration.operations:
+            found = _irreversible_operation(operation)
+            if found is not None:
+                label = found.describe() if hasattr(found, "describe") else type(found).__name__
+                return f"{migration.app_label}.{migration.name}: {label}"
+    return None
+
+
+def forward_plan(graph: Graph, remaining: Collection[Node]) -> list[Migration]:
+    """The migrations to apply, in order, to an empty database so that it holds exactly what
+    the walk back would leave (``remaining``): the forward build of a snapshot."""
+    return [
+        migration
+        for migration in graph.full_plan
+        if is_applied(graph.loader, (migration.app_label, migration.name), remaining)
+    ]
+
+
 @dataclass
 class WalkBack:
     """What ``manage.py migrate <app> <node>`` unapplies, in its order, with the project states
@@ -204,28 +274,10 @@ class WalkBack:
     def plan(cls, graph: Graph, recorded: Collection[Node], node: Node) -> WalkBack | None:
         """None for what is left to Django's executor: the target not applied, or a squashed
         migration only partly applied (Django then rebuilds its graph without the squash)."""
-        nodes = graph.loader.graph
-        applied: dict[Node, Migration] = {}
-        for key, migration in nodes.nodes.items():
-            replaced = [tuple(r) in recorded for r in migration.replaces or ()]
-            if any(replaced) and not all(replaced):
-                return None
-            if is_applied(graph.loader, key, recorded):
-                applied[key] = migration
-        if node not in applied:
+        unapply = unapply_plan(graph, recorded, node)
+        if unapply is None:
             return None
-        # Django's migration_plan() for an applied target: back through node's children in
-        # its own app, and what depends on them, no further.
-        plan: list[Migration] = []
-        for child in sorted(n for n in nodes.node_map[node].children if n[0] == node[0]):
-            for key in nodes.backwards_plan(child):
-                if key in applied:
-                    plan.append(applied.pop(key))
-        unapplied: set[Node] = set()
-        for migration in plan:
-            unapplied.add((migration.app_label, migration.name))
-            unapplied.update((str(app), str(name)) for app, name in migration.replaces or ())
-        remaining = frozenset(set(recorded) - unapplied)
+        plan, remaining = unapply
         if not plan:
             return cls(node, remaining, [])
         # Forwards from node (reversed, the backwards plan is a valid order to apply in),

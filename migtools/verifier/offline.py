@@ -11,7 +11,9 @@ puts an *offline connection* in its place for the alias, for the duration of the
 - parameters are merged into statements client-side with psycopg's own adapters (the text is
   the text ``ClientCursor.mogrify`` gives on a live connection; bytea is written as the hex
   literal a server with ``standard_conforming_strings`` receives);
-- large tables are ``MIGTOOLS_LARGE_TABLES`` only (no ``pg_class``);
+- large tables are ``MIGTOOLS_LARGE_TABLES`` plus those whose recorded rows (the committed
+  ``migrations_table_sizes.txt`` of ``manage.py table_sizes --write``, ``migtools.rules.sizes``)
+  exceed ``MIGTOOLS_LARGE_TABLE_ROWS``: the online rule on the recorded ``pg_class.reltuples``;
 - the applied migrations are unknown: the verifier judges every migration as production meets
   it, with every earlier migration deployed;
 - catalog queries (the schema editor's introspection) read an empty database; any statement
@@ -24,6 +26,7 @@ writes are the configured backend's.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +38,7 @@ from django.db.utils import OperationalError
 
 from migtools import conf as mt_settings
 from migtools import dberrors
+from migtools.rules import sizes
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -57,13 +61,46 @@ class Offline:
     version: int
 
     def line(self) -> str:
-        tables = mt_settings.large_tables()
-        large = ", ".join(sorted(tables)) if tables else "none"
         return (
             f"migtools: verified offline ({self.reason}): PostgreSQL {self.version} assumed, "
-            f"large tables from MIGTOOLS_LARGE_TABLES only ({large}), applied migrations "
+            f"{sizes_source(self.alias)}, applied migrations "
             "unknown (each migration judged with every earlier one deployed)."
         )
+
+
+def large_tables(alias: str) -> set[str]:
+    """The large tables of an offline run: ``MIGTOOLS_LARGE_TABLES`` plus the recorded sizes
+    of ``alias`` above ``MIGTOOLS_LARGE_TABLE_ROWS`` (the online rule)."""
+    tables = set(mt_settings.large_tables())
+    record = sizes.recorded(alias)
+    if record is not None:
+        tables |= record.large(mt_settings.large_table_rows())
+    return tables
+
+
+def _shown(path: object) -> str:
+    relative = os.path.relpath(str(path))
+    return str(path) if relative.startswith("..") else relative
+
+
+def sizes_source(alias: str) -> str:
+    """Where an offline run's table sizes came from, and how old they are (for the line)."""
+    configured = mt_settings.large_tables()
+    listed = f"MIGTOOLS_LARGE_TABLES ({', '.join(sorted(configured)) or 'none'})"
+    path = sizes.path()
+    record = sizes.recorded(alias)
+    if record is None:
+        missing = "no file" if not path.exists() else f"no [{alias}] section"
+        return (
+            f"large tables from {listed} only ({_shown(path)}: {missing}; record production's "
+            "with `manage.py table_sizes --write`)"
+        )
+    large = sorted(record.large(mt_settings.large_table_rows()))
+    return (
+        f"table sizes from {_shown(path)} [{alias}] recorded {record.age()} ago "
+        f"({record.recorded:%Y-%m-%d %H:%M} UTC; large: {', '.join(large) or 'none'}) "
+        f"and {listed}"
+    )
 
 
 def is_offline(connection: BaseDatabaseWrapper) -> bool:

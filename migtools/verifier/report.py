@@ -70,7 +70,7 @@ class MigrationReport:
         out: list[str] = []
         for i, entry in enumerate(self.entries):
             out.extend(
-                f"-- migtools: {f.rule_id}: {' '.join(f.message.split())}"
+                f"-- migtools: {f.rule_id}{f.on_database()}: {' '.join(f.message.split())}"
                 for f in before.get(i, ())
             )
             out.append(entry)
@@ -178,7 +178,7 @@ def as_text(
         op = f" (operation {(f.operation_index or 0) + 1}: {f.operation})" if f.operation else ""
         lines.append(
             f"{where(f)}: {style(str(f.level))}: [{f.rule_id}] "
-            f"{f.app_label}.{f.migration_name}{op}: {f.message}"
+            f"{f.app_label}.{f.migration_name}{f.on_database()}{op}: {f.message}"
         )
         if f.sql:
             lines.append(f"    {' '.join(f.sql.split())}")

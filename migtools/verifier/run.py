@@ -22,7 +22,7 @@ from django.db.migrations.state import ProjectState
 from migtools import conf as mt_settings
 from migtools import project
 from migtools.errors import ConflictError
-from migtools.rules import edits
+from migtools.rules import edits, routing
 from migtools.rules.catalogue import Finding, Level, configured_levels, effective_level
 from migtools.rules.engine import Engine, large_tables
 from migtools.rules.operation import created_tables
@@ -66,7 +66,7 @@ class Verifier:
         self.levels = configured_levels()
         if large_tables is None:
             large_tables = (
-                mt_settings.large_tables()
+                offline.large_tables(connection.alias)
                 if offline.is_offline(connection)
                 else _database_large_tables(connection)
             )
@@ -248,9 +248,38 @@ def verify(
         if conflicts:
             raise ConflictError(conflicts) from None
         raise
+    # Only the migrations the router lets run on this database (migtools.rules.routing).
+    nodes = loader.graph.nodes
+    report.migrations = [
+        m for m in report.migrations if routing.runs_on(nodes[m.node], connection.alias)
+    ]
     if chosen.base is not None and since is not None:
         _edited_after_merge(report, loader, chosen.base, since, until, verifier.levels)
     return report
+
+
+def merge(reports: Iterable[Report]) -> Report:
+    """One report of the same selection verified on several databases: each migration once
+    (the SQL of the first database it runs on), with the findings of every database (each
+    carries its alias); a finding about the whole migration that every database repeats is
+    kept once."""
+    by_node: dict[Node, MigrationReport] = {}
+    seen: set[tuple[object, ...]] = set()
+    for report in reports:
+        for m in report.migrations:
+            merged = by_node.setdefault(
+                m.node,
+                MigrationReport(m.node, m.path, m.entries, [], m.atomic, m.op_starts),
+            )
+            for f in m.findings:
+                key: tuple[object, ...] = (f.rule_id, f.operation_index, f.message, f.sql)
+                if f.operation_index is not None:
+                    key += (f.database,)
+                if (m.node, key) in seen:
+                    continue
+                seen.add((m.node, key))
+                merged.findings.append(f)
+    return Report(list(by_node.values()))
 
 
 def _edited_after_merge(

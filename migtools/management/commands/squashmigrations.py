@@ -31,9 +31,23 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         super().handle(**options)
         written = writer.written_since(before, managed)
         attributes = squash.attributes(chosen) if chosen else None
+        unported = []
         for path in written:
-            writer.convert_file(path, attributes)
+            try:
+                writer.convert_file(path, attributes)
+            except SyntaxError:
+                # Django wrote references to functions of the replaced migrations that the
+                # user must copy in ("Manual porting required" above): not Python yet.
+                unported.append(path)
         if not written:
+            return
+        if unported:
+            for path in unported:
+                self.stderr.write(
+                    f"{display_path(path)}: left as Django wrote it: copy in the functions it "
+                    "names (see Django's manual porting note above), make it subclass "
+                    "migtools.CheckedMigration, then run `manage.py migrations_lockfile`."
+                )
             return
         self.refresh_lockfile()
         if options["verbosity"] < 1 or not chosen:

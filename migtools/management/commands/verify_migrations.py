@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections
 from django.db.utils import OperationalError
 
 from migtools.errors import DatabaseUnavailableError, FindingsError, UsageError
@@ -65,15 +65,16 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         )
         parser.add_argument(
             "--database",
-            default=DEFAULT_DB_ALIAS,
+            default=None,
             choices=tuple(connections),
-            help="The database whose SQL is judged (default: 'default').",
+            help="The database whose SQL is judged (default: every alias of DATABASES, each "
+            "migration on the databases the router lets it run on).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from migtools import project
         from migtools.verifier import offline
-        from migtools.verifier.run import verify
+        from migtools.verifier.run import merge, verify
         from migtools.verifier.select import named_files
 
         if options["migration_name"] and not options["app_label"]:
@@ -85,26 +86,32 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         progress = None
         if fmt == "text" and sys.stderr.isatty() and options["verbosity"] >= 1:
             progress = self._progress
-        with offline.reachable_or_offline(options["database"]) as (connection, offline_run):
-            if offline_run is not None:
-                if options["unapplied"]:
-                    raise DatabaseUnavailableError(
-                        f"--unapplied needs the database: {offline_run.reason}."
+        aliases = [options["database"]] if options["database"] else list(connections)
+        reports = []
+        for alias in aliases:
+            with offline.reachable_or_offline(alias) as (connection, offline_run):
+                if offline_run is not None:
+                    if options["unapplied"]:
+                        raise DatabaseUnavailableError(
+                            f"--unapplied needs the database: {offline_run.reason}."
+                        )
+                    self.stderr.write(offline_run.line())
+                try:
+                    reports.append(
+                        verify(
+                            connection,
+                            app_label=options["app_label"],
+                            name=options["migration_name"],
+                            since=options["since"],
+                            until=options["until"],
+                            files=files,
+                            unapplied=options["unapplied"],
+                            progress=progress,
+                        )
                     )
-                self.stderr.write(offline_run.line())
-            try:
-                report = verify(
-                    connection,
-                    app_label=options["app_label"],
-                    name=options["migration_name"],
-                    since=options["since"],
-                    until=options["until"],
-                    files=files,
-                    unapplied=options["unapplied"],
-                    progress=progress,
-                )
-            except OperationalError as exc:
-                raise DatabaseUnavailableError(offline.first_line(exc)) from None
+                except OperationalError as exc:
+                    raise DatabaseUnavailableError(offline.first_line(exc)) from None
+        report = reports[0] if len(reports) == 1 else merge(reports)
         if progress is not None:
             self.stderr.write("\r\033[K", ending="")
         if report.cached and options["verbosity"] >= 2:
