@@ -2,6 +2,7 @@
 baselined (issue 21: "judge only what is checked"), in one run on the same server.
 
     python bench/migrate_baseline.py [--apps 20] [--migrations 60] [--reps 3] [--keep DIR]
+    python bench/migrate_baseline.py --one-new [--apps 20] [--migrations 250] [--reps 5]
 
 On a generated project (bench/generate.py: ``--apps`` x ``--migrations`` AddField chains with
 cross-app ForeignKeys, contenttypes and auth), each repetition creates fresh databases and runs
@@ -15,6 +16,12 @@ cross-app ForeignKeys, contenttypes and auth), each repetition creates fresh dat
 
 Prints the median of each and the ratio to plain (whole process: ``migrate`` dwarfs Django's
 start-up here). Target: ours <= 1.05x plain.
+
+``--one-new`` (issue 18): a database migrated to the whole history is kept as a template; one
+migration (an AddField) is added to the first app, and each repetition clones the template and
+runs ``migrate`` of that one migration: plain Django against migtools with nothing baselined
+(the new migration judged by the preflight), with the state cache (warm: the warm-up run stored
+it) and without it (``MIGTOOLS_STATE_CACHE=0``). Target: ours <= 1.2x plain.
 """
 
 from __future__ import annotations
@@ -61,10 +68,11 @@ NAMES = {
 }
 
 
-def create_database(url: str) -> str:
+def create_database(url: str, template: str | None = None) -> str:
     name = f"bench_migrate_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        suffix = f' TEMPLATE "{template}"' if template else ""
+        conn.execute(f'CREATE DATABASE "{name}"{suffix}')
     return name
 
 
@@ -73,13 +81,20 @@ def drop_database(url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
-def run(project: Project, url: str, variant: str) -> tuple[float, int, str]:
-    db = create_database(url)
+def run(
+    project: Project,
+    url: str,
+    variant: str,
+    template: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> tuple[float, int, str]:
+    db = create_database(url, template)
     env = {
         **project.env,
         "DJANGO_SETTINGS_MODULE": "benchsite.settings_variants",
         "BENCH_DB": db,
         "BENCH_VARIANT": variant,
+        **(extra or {}),
     }
     start = time.perf_counter()
     proc = subprocess.run(
@@ -102,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="generate into DIR and leave it there")
     parser.add_argument("--no-unbaselined", action="store_true")
+    parser.add_argument("--one-new", action="store_true", help="migrate one new migration")
     args = parser.parse_args(argv)
+    if args.one_new:
+        return one_new(args)
 
     url = ensure_database_url()
     admin = url.rsplit("/", 1)[0] + "/postgres"
@@ -151,6 +169,83 @@ def main(argv: list[str] | None = None) -> int:
     ours = max(statistics.median(times[v]) for v in ("ours", "engine"))
     verdict = "OK" if ours <= 1.05 * plain else "ABOVE TARGET"
     print(f"target: baselined <= 1.05x plain: {ours / plain:.3f}x, {verdict} ({total} migrations)")
+    return 0
+
+
+ONE_NEW = {
+    "plain": ("plain", {}),
+    "ours": ("unbaselined", {}),
+    "ours, no state cache": ("unbaselined", {"MIGTOOLS_STATE_CACHE": "0"}),
+}
+
+
+def one_new(args: argparse.Namespace) -> int:
+    """``--one-new``: see the module docstring."""
+    from bench.generate import _migration_source, migration_name
+
+    url = ensure_database_url()
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    tmp = Path(tempfile.mkdtemp(prefix="migtools_bench_migrate1_"))
+    root = args.keep or tmp / "proj"
+    migrations = args.migrations if args.migrations != 60 else 250
+    project = generate(
+        root, args.apps, migrations, cross_app_fks=True, database_url=url, overwrite=True
+    )
+    (project.root / "benchsite" / "settings_variants.py").write_text(
+        VARIANTS.replace("{LEAVES!r}", repr(project.leaves))
+    )
+    template = create_database(admin)
+    env = {
+        **project.env,
+        "DJANGO_SETTINGS_MODULE": "benchsite.settings_variants",
+        "BENCH_DB": template,
+        "BENCH_VARIANT": "plain",
+    }
+    start = time.perf_counter()
+    subprocess.run(
+        [project.python, str(project.manage_py), "migrate", "-v", "0"],
+        cwd=project.root,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    print(f"history migrated into the template in {time.perf_counter() - start:.1f} s")
+    label = project.apps[0]
+    number = migrations + 1
+    new = project.root / label / "migrations" / f"{migration_name(number)}.py"
+    new.write_text(_migration_source(label, number, project.leaves[label], None, None))
+    subprocess.run(
+        [project.python, "-m", "compileall", "-q", str(project.root)],
+        env=project.env,
+        check=True,
+        capture_output=True,
+    )
+    try:
+        times: dict[str, list[float]] = {v: [] for v in ONE_NEW}
+        for name, (variant, extra) in ONE_NEW.items():  # warm-up; stores the cached state
+            _wall, rc, out = run(project, admin, variant, template, extra)
+            if rc:
+                print(f"{name}: exit {rc}\n{out[-2000:]}", file=sys.stderr)
+                return 1
+        for _ in range(args.reps):
+            for name, (variant, extra) in ONE_NEW.items():
+                wall, rc, out = run(project, admin, variant, template, extra)
+                if rc:
+                    print(f"{name}: exit {rc}\n{out[-2000:]}", file=sys.stderr)
+                    return 1
+                times[name].append(wall)
+    finally:
+        drop_database(admin, template)
+    print(f"migrate of one new migration on {project.migration_count} (+ contrib), ")
+    print(f"{args.reps} interleaved repetitions, median of whole processes")
+    plain = statistics.median(times["plain"])
+    for name in ONE_NEW:
+        median = statistics.median(times[name])
+        spread = ", ".join(f"{t:.2f}" for t in times[name])
+        print(f"  {name:<22} {median:7.2f} s  ({median / plain:5.3f}x plain)  [{spread}]")
+    ours = statistics.median(times["ours"])
+    verdict = "OK" if ours <= 1.2 * plain else "ABOVE TARGET"
+    print(f"target: ours <= 1.2x plain: {ours / plain:.3f}x, {verdict}")
     return 0
 
 

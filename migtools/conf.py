@@ -602,7 +602,7 @@ SETTINGS: dict[str, tuple[str, Callable[[], object]]] = {
 }
 
 #: Settings read elsewhere (by name) that the unknown-name warning must not flag.
-OTHER_SETTINGS = frozenset({"GRAPH_CACHE"})
+OTHER_SETTINGS = frozenset({"GRAPH_CACHE", "STATE_CACHE"})
 
 
 def check_id(name: str) -> str:

@@ -340,3 +340,19 @@ def test_plan_with_nothing_checked_loads_nothing(tmp_path: Path) -> None:
 
     result = judge_plan(connection, loader, [(plain, False)])  # type: ignore[arg-type]
     assert result.findings == [] and result.new_tables == frozenset()
+
+
+def test_preflight_reads_the_state_cache(tmp_path: Path) -> None:
+    """migrate's preflight stores the applied history's state (content-keyed) and the next
+    run reads it: refused the same way both times, and with the cache off too."""
+    proj, db = _deployed(tmp_path)
+    pycache = proj.root / "shop" / "migrations" / "__pycache__"
+    _assert_refused_before_anything(proj.manage("migrate", "shop"), db)
+    stored = sorted(pycache.glob("migtools-state-*.pickle"))
+    assert len(stored) == 1
+    first = proj.manage("migrate", "shop")
+    _assert_refused_before_anything(first, db)
+    assert sorted(pycache.glob("migtools-state-*.pickle")) == stored
+    stored[0].write_bytes(b"not a pickle")  # unreadable: a miss, replayed and stored again
+    _assert_refused_before_anything(proj.manage("migrate", "shop"), db)
+    assert stored[0].read_bytes() != b"not a pickle"

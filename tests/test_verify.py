@@ -1077,3 +1077,108 @@ def test_an_index_and_its_like_twin_are_one_finding(tmp_path: Path) -> None:
     assert rules == ["index-not-concurrent", "index-on-large-table-not-post-deployment"], findings
     assert all("(and its _like twin)" in f["message"] for f in findings)
     assert not any("_like" in (f["sql"] or "") for f in findings)
+
+
+def _json_findings(project: MiniProject, *args: str) -> tuple[object, str]:
+    result = project.manage("verify_migrations", *args, "--format", "json", "-v", "2")
+    assert result.returncode in (0, 1) and result.out, result.err[-3000:]
+    return json.loads(result.out), result.err
+
+
+CACHE_BOTH_WAYS = """\
+import json, os, sys
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+django.setup()
+from django.db import connection
+from migtools.verifier.run import verify
+
+def findings(name):
+    report = verify(connection, app_label="shop", name=name)
+    return report.cached, [
+        (f.rule_id, str(f.level), f.migration_name, f.line, f.message) for f in report.findings
+    ]
+
+out = {}
+for name in sys.argv[1:]:
+    os.environ["MIGTOOLS_STATE_CACHE"] = "0"
+    off = findings(name)
+    os.environ["MIGTOOLS_STATE_CACHE"] = "1"
+    cold, warm = findings(name), findings(name)
+    out[name] = [off, cold, warm]
+print(json.dumps(out))
+"""
+
+
+def test_state_cache_gives_the_same_findings(project: MiniProject) -> None:
+    """Every migration of the rule corpus judged alone, with the state before it replayed
+    (cache off), stored (first run) and read back (second run): identical findings."""
+    (project.root / "cache_both_ways.py").write_text(CACHE_BOTH_WAYS)
+    names = [name for name, *_ in MIGRATIONS]
+    result = project.python("cache_both_ways.py", *names)
+    assert result.returncode == 0, result.err[-3000:]
+    out = json.loads(result.out)
+    for name in names:
+        (off_cached, off), (_cold_cached, cold), (warm_cached, warm) = out[name]
+        assert off == cold == warm, name
+        assert off_cached == 0  # the first "cold" run may hit a state an earlier test stored
+        assert warm_cached > 0, name  # even 0001: contrib and allauth come first
+    got = {name: {f[0] for f in out[name][2][1]} for name in names}
+    assert got == {name: EXPECTED.get(name, set()) for name in names}
+    stored = list((project.root / "shop" / "migrations" / "__pycache__").glob("migtools-state-*"))
+    assert stored
+
+
+def test_state_cache_is_keyed_by_content(
+    project: MiniProject, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Editing a migration before the selected one misses the cache (the state is replayed
+    and the edit is seen); restoring it hits the stored state again."""
+    monkeypatch.setenv("MIGTOOLS_STATE_CACHE", "1")
+    mdir = project.root / "shop" / "migrations"
+    last = MIGRATIONS[-1][0]
+    _json_findings(project, "shop", last)
+    first, err = _json_findings(project, "shop", last)
+    assert "from the cache" in err
+    edited = mdir / f"{MIGRATIONS[1][0]}.py"
+    source = edited.read_text()
+    try:
+        edited.write_text(source + "\n# edited\n")
+        again, err = _json_findings(project, "shop", last)
+        assert "from the cache" not in err
+        assert again == first
+    finally:
+        edited.write_text(source)
+    _out, err = _json_findings(project, "shop", last)
+    assert "from the cache" in err
+
+
+def test_conflicting_leaves_are_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """A committed leaf deletes the model an untracked sibling leaf edits: `--since HEAD`
+    cannot replay both into one state; it says the graph has conflicting leaves and names
+    update_migration (exit 1), without a traceback."""
+    project = make_project(tmp_path / "proj", extra_settings="MIGTOOLS_APPS = ['shop']\n")
+    mdir = project.root / "shop" / "migrations"
+    mdir.mkdir()
+    (mdir / "__init__.py").write_text("")
+    head = "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n"
+    (mdir / "0001_initial.py").write_text(
+        head + "    operations = [migrations.CreateModel('Item', "
+        "[('id', models.BigAutoField(primary_key=True))])]\n"
+    )
+    (mdir / "0002_a_drop.py").write_text(
+        head + "    dependencies = [('shop', '0001_initial')]\n"
+        "    operations = [migrations.DeleteModel('Item')]\n"
+    )
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
+        subprocess.run(["git", "-C", str(project.root), *args], check=True, capture_output=True)
+    (mdir / "0002_z_note.py").write_text(
+        head + "    dependencies = [('shop', '0001_initial')]\n"
+        "    operations = [migrations.AddField('item', 'note', models.TextField(null=True))]\n"
+    )
+    result = project.manage("verify_migrations", "--since", "HEAD")
+    assert result.returncode == 1, result.out + result.err
+    assert "Traceback" not in result.err
+    assert "Conflicting migrations" in result.err and "update_migration" in result.err
+    assert "0002_a_drop" in result.err and "0002_z_note" in result.err

@@ -6,7 +6,10 @@ from the migrations already applied, table sizes from the database); migrations 
 unapplies are judged backwards. Only what the router lets run on the connection's alias is
 judged (``migtools.rules.routing``), with that database's table sizes. Only checked migrations are judged (unchecked and baselined
 ones only advance the state: no SQL is collected for them), and only error-level findings
-about the database refuse the plan (rules about the repository are the verifier's).
+about the database refuse the plan (rules about the repository are the verifier's). The state
+of the applied history is read from the verifier's content-keyed cache
+(``migtools.verifier.statecache``) when it holds it, so one new migration on a long history
+does not replay the history a second time (Django's ``migrate`` replays it once already).
 """
 
 from __future__ import annotations

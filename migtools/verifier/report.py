@@ -85,6 +85,8 @@ class Report:
     migrations: list[MigrationReport] = field(default_factory=list)
     # With one_deploy: the tables the selection creates (new for the whole deploy).
     new_tables: frozenset[str] = frozenset()
+    # Migrations whose replay the state cache saved (migtools.verifier.statecache).
+    cached: int = 0
 
     @property
     def findings(self) -> list[Finding]:

@@ -21,14 +21,22 @@ from django.db.migrations.state import ProjectState
 
 from migtools import conf as mt_settings
 from migtools import project
+from migtools.errors import ConflictError
 from migtools.rules import edits, routing
 from migtools.rules.catalogue import Finding, Level, configured_levels, effective_level, hint
 from migtools.rules.engine import Engine, large_tables
 from migtools.rules.operation import created_tables
-from migtools.verifier import offline
+from migtools.verifier import offline, statecache
 from migtools.verifier.fast import one_client_cursor, step
 from migtools.verifier.report import MigrationReport, Report
-from migtools.verifier.select import default_apps, full_plan, load, path_of, selection
+from migtools.verifier.select import (
+    default_apps,
+    full_plan,
+    load,
+    path_of,
+    realize,
+    selection,
+)
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -120,13 +128,22 @@ class Verifier:
             keep = wanted | set(deployed)
             plan = [n for n in plan if n in keep]
         positions = [i for i, n in enumerate(plan) if n in to_judge]
+        start = next(i for i, n in enumerate(plan) if n in wanted)
+        state, cached = self._state_before(plan, start)
+        realize(self.loader, plan[start if state is not None else 0 : positions[-1] + 1])
+        skipped = start if state is not None else 0
+        if state is None:
+            state = ProjectState(real_apps=self.loader.unmigrated_apps)
+            start = 0
         nodes = self.loader.graph.nodes
-        state = ProjectState(real_apps=self.loader.unmigrated_apps)
         deploy_tables: set[str] = set()
         out: list[MigrationReport] = []
         with one_client_cursor(self.connection):
-            for node in plan[: positions[-1] + 1]:
+            for index in range(start, positions[-1] + 1):
+                node = plan[index]
                 migration = nodes[node]
+                if cached is not None and index == cached.at:
+                    cached.store(state)
                 if node in to_judge:
                     together = node in deploy if deploy is not None else one_deploy
                     new_tables = deploy_tables if together else set()
@@ -138,7 +155,30 @@ class Verifier:
                     deploy_tables |= created_tables(migration)
                 for operation in migration.operations:
                     step(state, operation, migration.app_label)
-        return Report(out, new_tables=frozenset(deploy_tables))
+        return Report(out, new_tables=frozenset(deploy_tables), cached=skipped)
+
+    def _state_before(
+        self, plan: list[Node], start: int
+    ) -> tuple[ProjectState | None, _Pending | None]:
+        """The cached state before ``plan[start]`` (``migtools.verifier.statecache``), or
+        None and what to store once the pass reaches that point (None: no cache)."""
+        if start == 0 or not statecache.enabled():
+            return None, None
+        first = self.loader.graph.nodes[plan[start]]
+        where = path_of(first)
+        if where is None:
+            return None, None
+        nodes = self.loader.graph.nodes
+        content_key = statecache.key(
+            ((n, path_of(nodes[n])) for n in plan[:start]), self.loader.unmigrated_apps
+        )
+        if content_key is None:
+            return None, None
+        directory = Path(where).parent
+        models = statecache.get(directory, content_key)
+        if models is None:
+            return None, _Pending(start, directory, content_key)
+        return ProjectState(models=models, real_apps=self.loader.unmigrated_apps), None
 
     def verify_migration(
         self, migration: Migration, state: ProjectState, new_tables: set[str]
@@ -155,6 +195,16 @@ class Verifier:
             atomic=bool(migration.atomic),
             op_starts=judged.op_starts,
         )
+
+
+class _Pending:
+    """A state to store when the pass reaches ``at``."""
+
+    def __init__(self, at: int, directory: Path, content_key: str) -> None:
+        self.at, self.directory, self.content_key = at, directory, content_key
+
+    def store(self, state: ProjectState) -> None:
+        statecache.put(self.directory, self.content_key, state.models)
 
 
 _database_large_tables = large_tables
@@ -176,7 +226,7 @@ def verify(
     keep = None
     if files is not None or until is not None:
         keep = set(files or ())
-    loader = load(connection, keep=keep)
+    loader = load(connection, keep=keep, lazy=statecache.enabled())
     chosen = selection(
         loader,
         app_label=app_label,
@@ -187,9 +237,17 @@ def verify(
         unapplied=unapplied,
     )
     verifier = Verifier(connection, loader)
-    report = verifier.run(
-        chosen.nodes, progress, one_deploy=chosen.one_deploy, deploy=chosen.deploy
-    )
+    try:
+        report = verifier.run(
+            chosen.nodes, progress, one_deploy=chosen.one_deploy, deploy=chosen.deploy
+        )
+    except (LookupError, ValueError, TypeError):
+        # Sibling leaves replayed one after the other (one deletes a model the other
+        # edits) cannot be merged into one state: the conflict is the finding.
+        conflicts = loader.detect_conflicts()
+        if conflicts:
+            raise ConflictError(conflicts) from None
+        raise
     # Only the migrations the router lets run on this database (migtools.rules.routing).
     nodes = loader.graph.nodes
     report.migrations = [

@@ -13,11 +13,11 @@ import functools
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps as django_apps
 from django.db.migrations.loader import MigrationLoader
@@ -26,11 +26,13 @@ from django.db.migrations.migration import Migration as DjangoMigration
 from migtools import project
 from migtools.errors import (
     GitRepoError,
+    GraphError,
     NoMigrationsError,
     UnknownAppError,
     UnknownMigrationError,
     UsageError,
 )
+from migtools.graph import baseline
 from migtools.rules.scope import in_baseline
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from django.db.migrations.migration import Migration
 
     from migtools.gitrepo import GitRepo
+    from migtools.graph.disk import MigrationFile
 
 Node = tuple[str, str]
 Progress = Callable[[int, int], None]
@@ -48,33 +51,49 @@ def load(
     *,
     replace: bool = True,
     keep: Collection[str] | None = None,
+    lazy: bool = False,
 ) -> MigrationLoader:
     """The migration graph; offline (``migtools.verifier.offline``) no applied migration is
     read (Django's loader without a connection). With ``keep`` (resolved paths), migration
     files below the repository that git does not track are left out unless kept (see the
-    module docstring)."""
+    module docstring). With ``lazy``, the graph is read from the files with ``ast``
+    (``migtools.graph.disk``) and no migration module is imported: each node is a stand-in
+    until :func:`realize` imports it (the verifier imports only what it judges or has to
+    replay)."""
     from migtools.verifier import offline
 
-    if keep is None:
-        loader_class: type[MigrationLoader] = MigrationLoader
-    else:
-        kept = frozenset(keep)
+    kept = None if keep is None else frozenset(keep)
 
-        class _CommittedLoader(MigrationLoader):
-            def load_disk(self) -> None:
-                stand_ins = _draft_stand_ins(self, kept)
-                sys.modules.update(stand_ins)
-                try:
-                    super().load_disk()
-                finally:
-                    for name, module in stand_ins.items():
-                        if sys.modules.get(name) is module:
-                            del sys.modules[name]
-                for key, migration in list(self.disk_migrations.items()):
-                    if isinstance(migration, _Draft):
-                        del self.disk_migrations[key]
+    class _Loader(MigrationLoader):
+        def load_disk(self) -> None:
+            stand_ins = _draft_stand_ins(self, kept) if kept is not None else {}
+            read = _read_apps(set(stand_ins)) if lazy else {}
+            skip.update(read)
+            sys.modules.update(stand_ins)
+            try:
+                super().load_disk()
+            finally:
+                skip.clear()
+                for name, module in stand_ins.items():
+                    if sys.modules.get(name) is module:
+                        del sys.modules[name]
+            for key, migration in list(self.disk_migrations.items()):
+                if isinstance(migration, _Draft):
+                    del self.disk_migrations[key]
+            for label, files in read.items():
+                self.unmigrated_apps.discard(label)
+                self.migrated_apps.add(label)
+                for name, make in files.items():
+                    self.disk_migrations[label, name] = make(name, label)
 
-        loader_class = _CommittedLoader
+        @classmethod
+        def migrations_module(cls, app_label: str) -> tuple[str | None, bool]:
+            if app_label in skip:  # read with ast instead (``_read_apps``)
+                return None, False
+            return super().migrations_module(app_label)
+
+    skip: set[str] = set()
+    loader_class: type[MigrationLoader] = _Loader if (kept is not None or lazy) else MigrationLoader
     if offline.is_offline(connection):
         return loader_class(None, replace_migrations=replace)
     return loader_class(connection, replace_migrations=replace)
@@ -83,6 +102,77 @@ def load(
 class _Draft(DjangoMigration):
     """Stands in for a draft migration file while Django's loader lists the directory, so the
     draft is never imported (a half-written one may not even parse); then dropped."""
+
+
+class _Lazy(DjangoMigration):
+    """Stands in for a migration not imported yet: what the graph needs (read with ``ast``)
+    and where the real one is (:func:`realize`)."""
+
+    module_name = ""
+    source_file = ""
+
+
+def _lazy_factory(
+    module_name: str, source_file: str, parsed: MigrationFile
+) -> Callable[[str, str], DjangoMigration]:
+    def make(name: str, app_label: str) -> DjangoMigration:
+        migration = _Lazy(name, app_label)
+        attrs = vars(migration)  # Django declares these as class attributes
+        attrs["dependencies"] = list(parsed.dependencies)
+        attrs["replaces"] = list(parsed.replaces)
+        attrs["run_before"] = list(parsed.run_before)
+        attrs["initial"] = parsed.initial
+        migration.module_name = module_name
+        migration.source_file = source_file
+        return migration
+
+    return make
+
+
+def _read_apps(drafts: Collection[str]) -> dict[str, dict[str, Callable[[str, str], Any]]]:
+    """``{app label: {migration name: stand-in factory}}`` for every installed app whose
+    migrations ``ast`` can read (an app with a file too dynamic to read, or that Django
+    would not load as a package, is left to Django's loader). ``drafts``: module names left
+    out."""
+    from migtools.graph import disk
+
+    found: dict[str, dict[str, Callable[[str, str], Any]]] = {}
+    for config in django_apps.get_app_configs():
+        module_name, directory = disk.locate(config.label)
+        if module_name is None or directory is None:
+            continue
+        try:
+            app = disk.read_directory(config.label, module_name, directory)
+        except GraphError:  # Django's import reports it as Django does
+            continue
+        if app.warnings or not app.files:
+            continue
+        real = os.path.realpath(directory)
+        files: dict[str, Callable[[str, str], Any]] = {}
+        for name, parsed in app.files.items():
+            full = f"{module_name}.{name}"
+            if full in drafts:
+                continue
+            path = os.path.join(real, f"{name}.py")
+            if os.path.islink(path):
+                path = os.path.realpath(path)
+            files[name] = _lazy_factory(full, path, parsed)
+        found[config.label] = files
+    return found
+
+
+def realize(loader: MigrationLoader, nodes: Iterable[Node]) -> None:
+    """Import the migrations of ``nodes`` that a lazy loader (:func:`load`) left as
+    stand-ins, in place in the graph."""
+    graph_nodes = loader.graph.nodes
+    for node in nodes:
+        migration = graph_nodes.get(node)
+        if not isinstance(migration, _Lazy):
+            continue
+        module = importlib.import_module(migration.module_name)
+        real = module.Migration(migration.name, migration.app_label)
+        graph_nodes[node] = real
+        loader.disk_migrations[node] = real
 
 
 def _draft_stand_ins(loader: MigrationLoader, keep: frozenset[str]) -> dict[str, ModuleType]:
@@ -223,7 +313,8 @@ def selection(
     nodes = {n for n in loader.graph.nodes if n[0] in labels}
     if app_label is None:
         # MIGTOOLS_BASELINE: history adopted as it is (naming the app verifies it anyway).
-        nodes = {n for n in nodes if not in_baseline(loader.graph.nodes[n])}
+        adopted = baseline.effective()
+        nodes = {n for n in nodes if n[0] not in adopted or not in_baseline(loader.graph.nodes[n])}
     if name is not None:
         assert app_label is not None
         matches = [n for n in nodes if n[1] == name] or [n for n in nodes if n[1].startswith(name)]
@@ -271,6 +362,8 @@ def changed_files(ref: str, until: str | None = None) -> set[str]:
 def path_of(migration: Migration) -> str | None:
     """The migration's file, resolved as ``Path.resolve()`` does (each directory is resolved
     once per process: a project's migrations share a handful of them)."""
+    if isinstance(migration, _Lazy):
+        return migration.source_file
     module = sys.modules.get(type(migration).__module__)
     file = getattr(module, "__file__", None)
     if not file:

@@ -128,6 +128,11 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         report = reports[0] if len(reports) == 1 else merge(reports)
         if progress is not None:
             self.stderr.write("\r\033[K", ending="")
+        if report.cached and options["verbosity"] >= 2:
+            self.stderr.write(
+                f"migtools: the state before the first selected migration came from the "
+                f"cache ({report.cached:,} migrations neither imported nor replayed)."
+            )
         paths = report_formats.Paths(str(project.root()), options["path_prefix"])
         if fmt == "json":
             self.stdout.write(report_formats.as_json(report, paths=paths))
