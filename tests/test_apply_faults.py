@@ -221,8 +221,9 @@ def test_reindex_retried_once_the_writer_is_gone(tmp_path: Path) -> None:
 def test_two_deploys_at_once_both_exit_0(tmp_path: Path) -> None:
     """The second migrate starts while the first builds an index for seconds: it waits for
     the migrate lock without holding a snapshot, so the build does not wait for it (no
-    "deadlock detected"), and then finds nothing left to do."""
-    proj, db = _project(tmp_path)
+    "deadlock detected"), and then finds nothing left to do. Twice the rows of the other
+    cases: the build must outlast the second process's start-up on a loaded machine."""
+    proj, db = _project(tmp_path, rows=2 * BIG_ROWS)
     migration(proj, "0002_index", FIRST, INDEX, atomic=False, post=True)
     first = _popen(proj, "migrate", "shop")
     _wait_for(db, BUILDING, first)

@@ -580,7 +580,7 @@ CASES = [
             "migtools.W102",
             "0002_item_note.py",
             "'volatile-defualt'",
-            "did you mean 'volatile-default'",
+            "Did you mean 'volatile-default'?",
         ),
         setup=_ignore_typo,
     ),

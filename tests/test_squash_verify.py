@@ -21,8 +21,11 @@ def _server() -> None:
 
 
 def _databases() -> set[str]:
+    """The scratch databases on the server (other tests, e.g. under pytest-xdist, create and
+    drop databases of their own at the same time: only the squash scratch names count)."""
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-        return {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
+        names = {r[0] for r in conn.execute("SELECT datname FROM pg_database").fetchall()}
+    return {name for name in names if name.endswith(("_squash_a", "_squash_b"))}
 
 
 @pytest.fixture

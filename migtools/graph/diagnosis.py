@@ -30,6 +30,8 @@ _NO_CLASS = re.compile(r"Migration (\S+) in app (\S+) has no Migration class")
 _IMPORTERS = (
     (os.path.join("django", "db", "migrations", "loader.py"), "load_disk"),
     (os.path.join("migtools", "graph", "disk.py"), "_imported_file"),
+    # The verifier's lazy loader imports the selected migrations itself.
+    (os.path.join("migtools", "verifier", "select.py"), "realize"),
 )
 # Where Django builds the graph (not where it applies it: executor.py's errors are not ours).
 _LOADER_FILES = tuple(
