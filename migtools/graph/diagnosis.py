@@ -50,10 +50,10 @@ def shown(path: Path | str) -> str:
 
 def migration_file(app_label: str, name: str) -> Path | None:
     """The file of migration ``app_label.name``, found as Django's loader finds it."""
-    from migtools.graph import disk
+    from migtools.graph.package import locate
 
     try:
-        _module, directory = disk.locate(app_label)
+        _module, directory = locate(app_label)
     except (LookupError, ImportError, ValueError):
         return None
     if directory is None:

@@ -30,6 +30,7 @@ from migtools.errors import (
 )
 from migtools.graph import cache as parsecache
 from migtools.graph import diagnosis
+from migtools.graph.package import locate as locate  # re-exported: callers name disk.locate
 
 Key = tuple[str, str]
 
@@ -306,27 +307,6 @@ def _imported_keys(migration: type, attribute: str, path: Path) -> tuple[Key, ..
                 f"a dependency must be an (app_label, migration_name) pair, not {key!r}",
             )
     return keys
-
-
-def locate(app_label: str) -> tuple[str | None, Path | None]:
-    """The app's migrations module name and directory, without importing the package."""
-    from django.db.migrations.loader import MigrationLoader
-
-    module, _explicit = MigrationLoader.migrations_module(app_label)
-    if module is None:
-        return None, None
-    try:
-        spec = importlib.util.find_spec(module)
-    except ModuleNotFoundError:
-        return module, None
-    if spec is None or not spec.submodule_search_locations:
-        return module, None  # missing, or a module (``migrations.py``): unmigrated for Django
-    if spec.origin is None or not spec.has_location:
-        # A directory without ``__init__.py`` is a namespace package, which Django's
-        # MigrationLoader (5.2 through 6.1) treats as an unmigrated app: skip it too.
-        return module, None
-    locations = list(spec.submodule_search_locations)
-    return module, Path(locations[0]) if locations else None
 
 
 def _child(directory: Path, filename: str) -> Path:
