@@ -33,6 +33,7 @@ from migtools.errors import (
     UsageError,
 )
 from migtools.graph import baseline
+from migtools.graph.disk import paused_gc
 from migtools.rules.scope import in_baseline
 
 if TYPE_CHECKING:
@@ -94,9 +95,10 @@ def load(
 
     skip: set[str] = set()
     loader_class: type[MigrationLoader] = _Loader if (kept is not None or lazy) else MigrationLoader
-    if offline.is_offline(connection):
-        return loader_class(None, replace_migrations=replace)
-    return loader_class(connection, replace_migrations=replace)
+    with paused_gc():  # thousands of nodes that stay alive: no collection needed meanwhile
+        if offline.is_offline(connection):
+            return loader_class(None, replace_migrations=replace)
+        return loader_class(connection, replace_migrations=replace)
 
 
 class _Draft(DjangoMigration):
@@ -116,14 +118,20 @@ def _lazy_factory(
     module_name: str, source_file: str, parsed: MigrationFile
 ) -> Callable[[str, str], DjangoMigration]:
     def make(name: str, app_label: str) -> DjangoMigration:
-        migration = _Lazy(name, app_label)
-        attrs = vars(migration)  # Django declares these as class attributes
-        attrs["dependencies"] = list(parsed.dependencies)
-        attrs["replaces"] = list(parsed.replaces)
-        attrs["run_before"] = list(parsed.run_before)
-        attrs["initial"] = parsed.initial
-        migration.module_name = module_name
-        migration.source_file = source_file
+        # What ``Migration.__init__`` sets, without its copies of the class attributes
+        # (thousands of stand-ins per run).
+        migration = _Lazy.__new__(_Lazy)
+        vars(migration).update(
+            name=name,
+            app_label=app_label,
+            operations=[],
+            dependencies=list(parsed.dependencies),
+            replaces=list(parsed.replaces),
+            run_before=list(parsed.run_before),
+            initial=parsed.initial,
+            module_name=module_name,
+            source_file=source_file,
+        )
         return migration
 
     return make
@@ -148,17 +156,28 @@ def _read_apps(drafts: Collection[str]) -> dict[str, dict[str, Callable[[str, st
         if app.warnings or not app.files:
             continue
         real = os.path.realpath(directory)
+        links = _symlinks(real)
         files: dict[str, Callable[[str, str], Any]] = {}
         for name, parsed in app.files.items():
             full = f"{module_name}.{name}"
             if full in drafts:
                 continue
             path = os.path.join(real, f"{name}.py")
-            if os.path.islink(path):
+            if name in links:
                 path = os.path.realpath(path)
             files[name] = _lazy_factory(full, path, parsed)
         found[config.label] = files
     return found
+
+
+def _symlinks(directory: str) -> set[str]:
+    """The module names of the ``.py`` files of ``directory`` that are symbolic links (one
+    listing, rather than a ``stat`` per file)."""
+    try:
+        with os.scandir(directory) as entries:
+            return {e.name[:-3] for e in entries if e.name.endswith(".py") and e.is_symlink()}
+    except OSError:
+        return set()
 
 
 def realize(loader: MigrationLoader, nodes: Iterable[Node]) -> None:
@@ -217,13 +236,24 @@ def _repo() -> GitRepo:
 def full_plan(loader: MigrationLoader) -> list[Node]:
     """Every node of the graph in an order that respects dependencies (Django's forwards plan
     of each leaf, merged)."""
+    # Django's depth-first walk (``MigrationGraph.iterative_dfs``) from each leaf in turn,
+    # not re-entering what an earlier leaf's walk planned: every ancestor of a planned node
+    # is planned, so the order is the one the merged plans give, in one pass over the graph.
+    graph = loader.graph
     plan: list[Node] = []
     seen: set[Node] = set()
-    for leaf in sorted(loader.graph.leaf_nodes()):
-        for node in loader.graph.forwards_plan(leaf):
-            if node not in seen:
-                seen.add(node)
-                plan.append(node)
+    for leaf in sorted(graph.leaf_nodes()):
+        stack = [(graph.node_map[leaf], False)]
+        while stack:
+            node, processed = stack.pop()
+            if node.key in seen:
+                continue
+            if processed:
+                seen.add(node.key)
+                plan.append(node.key)
+            else:
+                stack.append((node, True))
+                stack += [(parent, False) for parent in sorted(node.parents)]
     return plan
 
 
