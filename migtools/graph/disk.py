@@ -510,6 +510,12 @@ def read_directory(
 _unchanged = False
 
 
+def forget() -> None:
+    """Drop what this process remembers of the graph (the parse cache on disk stays)."""
+    _read_memo.clear()
+    _load_memo.clear()
+
+
 @contextmanager
 def files_unchanged() -> Iterator[None]:
     """Within, an app read once is not checked again against its files (a command that
