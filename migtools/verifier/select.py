@@ -64,6 +64,10 @@ def load(
     from migtools.verifier import offline
 
     kept = None if keep is None else frozenset(keep)
+    if lazy and kept is None:
+        planned = _planned(None if offline.is_offline(connection) else connection)
+        if planned is not None:
+            return planned
 
     class _Loader(MigrationLoader):
         def load_disk(self) -> None:
@@ -180,6 +184,137 @@ def _symlinks(directory: str) -> set[str]:
         return set()
 
 
+class _PlannedGraph:
+    """What the verifier asks of Django's ``MigrationGraph``, for a graph read with ``ast``
+    (:func:`_planned`): the nodes, the leaves and the plan."""
+
+    def __init__(
+        self, nodes: dict[Node, DjangoMigration], children: dict[Node, set[Node]], plan: list[Node]
+    ) -> None:
+        self.nodes = nodes
+        self.children = children
+        self.plan = plan
+
+    def leaf_nodes(self, app: str | None = None) -> list[Node]:
+        return sorted(
+            key
+            for key in self.nodes
+            if (app is None or key[0] == app) and all(c[0] != key[0] for c in self.children[key])
+        )
+
+
+class _PlannedLoader(MigrationLoader):
+    """A ``MigrationLoader`` whose graph was read with ``ast`` and planned without Django's
+    graph (:func:`_planned`); every node is a stand-in until :func:`realize`."""
+
+    def __init__(
+        self,
+        connection: BaseDatabaseWrapper | None,
+        graph: _PlannedGraph,
+        migrated: set[str],
+        unmigrated: set[str],
+    ) -> None:
+        # Django's __init__ would build the graph: what it sets is set here instead.
+        self.connection = connection
+        self.disk_migrations = dict(graph.nodes)
+        self.graph = graph
+        self.migrated_apps = migrated
+        self.unmigrated_apps = unmigrated
+        self.replace_migrations = True
+        self.ignore_no_migrations = False
+        self.load = True
+        self.applied_migrations = {}
+        if connection is not None:
+            from django.db.migrations.recorder import MigrationRecorder
+
+            recorder = MigrationRecorder(connection)
+            self.applied_migrations = recorder.applied_migrations()  # type: ignore[assignment]
+
+
+def _planned(connection: BaseDatabaseWrapper | None) -> MigrationLoader | None:
+    """The loader of a history every file of which ``ast`` reads (the parse cache and this
+    process's reading make it cheap), with the plan Django's graph would give, computed
+    from the graph on disk (``migtools.graph.disk``) without building Django's graph. None
+    (Django's loader decides) on any doubt: a file too dynamic to read, a squash
+    (``replaces``: what is used depends on what is applied), ``run_before``, a migrations
+    package without migrations, a ``MIGRATION_MODULES`` entry that does not exist, a graph
+    Django would refuse."""
+    from django.conf import settings
+
+    from migtools.errors import MigtoolsError
+    from migtools.graph import disk
+
+    read = _read_apps(frozenset())
+    explicit = getattr(settings, "MIGRATION_MODULES", {}) or {}
+    migrated: set[str] = set()
+    unmigrated: set[str] = set()
+    for config in django_apps.get_app_configs():
+        label = config.label
+        if label in read:
+            migrated.add(label)
+            continue
+        module, directory = disk.locate(label)
+        if module is None or (directory is None and label not in explicit):
+            unmigrated.add(label)  # as Django's loader finds it: no migrations package
+            continue
+        return None
+    try:
+        graphs = [disk.load()]  # the system checks' reading (managed apps and what they reach)
+        missing = migrated - set(graphs[0].apps) - set(graphs[0].context)
+        if missing:  # and the others (with what they reach): edges never cross out of either
+            graphs.append(disk.load(sorted(missing)))
+    except (MigtoolsError, LookupError):
+        return None
+    everything: dict[str, disk.AppMigrations] = {}
+    parents: dict[Node, set[Node]] = {}
+    children: dict[Node, set[Node]] = {}
+    for graph in graphs:
+        everything.update(graph.context)
+        everything.update(graph.apps)
+        for key, found in graph.parents.items():
+            parents.setdefault(key, set()).update(found)
+        for key, found in graph.children.items():
+            children.setdefault(key, set()).update(found)
+    if not migrated <= set(everything):
+        return None
+    files = [f for label in migrated for f in everything[label].files.values()]
+    if any(f.replaces or f.run_before for f in files):
+        return None
+    nodes: dict[Node, DjangoMigration] = {}
+    for label in migrated:
+        for name, make in read[label].items():
+            nodes[label, name] = make(name, label)
+    if set(nodes) != {f.key for f in files}:
+        return None
+    if set(parents) != set(nodes):
+        return None
+    planned = _PlannedGraph(nodes, children, [])
+    planned.plan = _plan(planned.leaf_nodes(), parents)
+    if len(planned.plan) != len(nodes):
+        return None
+    return _PlannedLoader(connection, planned, migrated, unmigrated)
+
+
+def _plan(leaves: list[Node], parents: dict[Node, set[Node]]) -> list[Node]:
+    """:func:`full_plan` on the graph on disk: Django's depth-first walk from each leaf in
+    turn, parents in sorted order."""
+    plan: list[Node] = []
+    seen: set[Node] = set()
+    for leaf in leaves:
+        stack = [(leaf, False)]
+        while stack:
+            key, processed = stack.pop()
+            if key in seen:
+                continue
+            if processed:
+                seen.add(key)
+                plan.append(key)
+            else:
+                stack.append((key, True))
+                stack += [(parent, False) for parent in sorted(parents[key])]
+    return plan
+
+
 def realize(loader: MigrationLoader, nodes: Iterable[Node]) -> None:
     """Import the migrations of ``nodes`` that a lazy loader (:func:`load`) left as
     stand-ins, in place in the graph."""
@@ -236,6 +371,8 @@ def _repo() -> GitRepo:
 def full_plan(loader: MigrationLoader) -> list[Node]:
     """Every node of the graph in an order that respects dependencies (Django's forwards plan
     of each leaf, merged)."""
+    if isinstance(loader.graph, _PlannedGraph):
+        return list(loader.graph.plan)
     # Django's depth-first walk (``MigrationGraph.iterative_dfs``) from each leaf in turn,
     # not re-entering what an earlier leaf's walk planned: every ancestor of a planned node
     # is planned, so the order is the one the merged plans give, in one pass over the graph.

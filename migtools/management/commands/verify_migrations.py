@@ -87,7 +87,9 @@ class Command(MigtoolsCommandMixin, BaseCommand):
 
         if options.get("explain") is not None:
             options["skip_checks"] = True  # text from the package: nothing to check
-        with disk.files_unchanged():  # read once for the system checks and the selection
+        # The graph read once for the system checks and the selection; what Django set up
+        # is not walked by each garbage collection meanwhile.
+        with disk.files_unchanged(), disk.settled_objects():
             return super().execute(*args, **options)
 
     def handle(self, *args: Any, **options: Any) -> None:
