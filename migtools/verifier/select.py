@@ -222,7 +222,7 @@ class _PlannedLoader(MigrationLoader):
         self.unmigrated_apps = unmigrated
         self.replace_migrations = True
         self.ignore_no_migrations = False
-        self.load = True
+        self.replacements = {}
         self.applied_migrations = {}
         if connection is not None:
             from django.db.migrations.recorder import MigrationRecorder
