@@ -410,6 +410,8 @@ class Selection:
     # --since: the commit the change starts from (for migration-edited-after-merge).
     base: str | None = None
     changed: set[str] = field(default_factory=set)
+    # --since: the git checkout it was read from (asked again for edited-after-merge).
+    repo: GitRepo | None = None
 
 
 def named_files(files: Sequence[str]) -> set[str]:
@@ -496,7 +498,7 @@ def selection(
         wanted = set(files)
         out.nodes = {n for n in out.nodes if path_of(loader.graph.nodes[n]) in wanted}
     if since is not None:
-        repo = _repo()
+        repo = out.repo = _repo()
         out.base = repo.base_of(since, until)
         out.changed = {str(p) for p in repo.changed_since(since, until)}
         out.nodes = {n for n in out.nodes if path_of(loader.graph.nodes[n]) in out.changed}
