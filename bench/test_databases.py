@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "met" if ratio >= 20 else "NOT met"
         print(f"  next run vs peer: {ratio:.1f}x faster (target >= 20x: {verdict})")
         print(f"  one migration added vs peer: {peer / added:.1f}x faster")
+        print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     finally:
         drop_templates(url, project.apps[0])
         if args.keep is None:
