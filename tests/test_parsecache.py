@@ -143,3 +143,21 @@ def test_ignore_rules_ids_come_from_the_cache(tmp_path: Path) -> None:
         graph.forget()
         cached = graph.load(["alpha"]).apps["alpha"].files["0001_initial"]
         assert cached.ignored_rules == (("from-the-cache", 1),)
+
+
+def test_files_unchanged_trusts_only_what_it_read(alpha: Path) -> None:
+    """Inside ``files_unchanged`` a reading made before entering is checked against the files
+    (an edit since is seen); one made inside is not checked again until it is left."""
+    _age(alpha)
+    before = graph.load(["alpha"])
+    path = alpha / "0002_second.py"
+    path.write_text(path.read_text() + "\n# edited before the command\n")
+    os.utime(path, (OLD + 10, OLD + 10))
+    with graph.files_unchanged():
+        inside = graph.load(["alpha"])
+        assert inside is not before  # the edit made before entering is read
+        path.write_text(path.read_text().replace("0001_initial", "0001_initiax"))
+        os.utime(path, (OLD + 20, OLD + 20))
+        assert graph.load(["alpha"]) is inside  # not checked again inside
+    with pytest.raises(graph.GraphError, match="0001_initiax"):
+        graph.load(["alpha"])  # checked again once left

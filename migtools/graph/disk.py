@@ -462,7 +462,7 @@ def read_directory(
         return app
     memo_key = (app_label, module, str(directory), None if names is None else frozenset(names))
     enabled = parsecache.enabled()
-    if _unchanged and enabled and memo_key in _read_memo:
+    if _checked is not None and enabled and memo_key in _checked and memo_key in _read_memo:
         return _read_memo[memo_key].app
     stamps_now = stamps(directory)
     if names is not None:
@@ -473,6 +473,8 @@ def read_directory(
         and known.stamps == stamps_now
         and all(lookup(key) == value for key, value in known.used.items())
     ):
+        if _checked is not None:
+            _checked.add(memo_key)
         return known.app
     listing = {n: (_child(directory, f"{n}.py"), stamp) for n, stamp in stamps_now.items()}
     used: dict[str, str] = {}
@@ -504,10 +506,13 @@ def read_directory(
             if len(_read_memo) >= 512:  # a process reading many projects (a test session)
                 _read_memo.clear()
             _read_memo[memo_key] = _Read(stamps_now, used, app)
+            if _checked is not None:
+                _checked.add(memo_key)
     return app
 
 
-_unchanged = False
+# Within ``files_unchanged``: the readings checked against their files since it was entered.
+_checked: set[tuple[object, ...]] | None = None
 
 
 def forget() -> None:
@@ -518,15 +523,15 @@ def forget() -> None:
 
 @contextmanager
 def files_unchanged() -> Iterator[None]:
-    """Within, an app read once is not checked again against its files (a command that
-    writes no migration and reads the graph more than once: the system checks, then
-    itself)."""
-    global _unchanged
-    previous, _unchanged = _unchanged, True
+    """Within, an app read (or checked against its files) once since entering is not
+    checked again (a command that writes no migration and reads the graph more than once:
+    the system checks, then itself). What an earlier command read is checked as usual."""
+    global _checked
+    previous, _checked = _checked, set()
     try:
         yield
     finally:
-        _unchanged = previous
+        _checked = previous
 
 
 @contextmanager
