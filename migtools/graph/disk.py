@@ -870,7 +870,8 @@ def load(app_labels: Iterable[str] | None = None) -> DiskGraph:
         graph = DiskGraph(read.values(), context.values(), strict=True)
     memoized = {id(r.app) for r in _read_memo.values()}
     if all(id(app) in memoized or _empty(app) for app in parts):
-        _load_memo.clear()
+        if len(_load_memo) >= 8:  # the checks' graph, the verifier's, a few more
+            _load_memo.clear()
         _load_memo[memo_key] = (parts, graph)
     return graph
 
