@@ -15,11 +15,12 @@ from typing import Any
 
 from django.core.management.commands.makemigrations import Command as DjangoCommand
 from django.db.migrations import Migration
+from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.writer import MigrationWriter
 
 from migtools import conf as mt_settings
 from migtools import project
-from migtools.authoring import writer
+from migtools.authoring import review, writer
 from migtools.authoring.autodetector import MigrationAutodetector
 from migtools.errors import ConflictError, LockfileError, StaleLockfileError, UsageError
 from migtools.graph import checks as graph_checks
@@ -52,7 +53,9 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         self._renames: dict[Path, Path] = {}
         check = bool(options["check_changes"])
         dry_run = bool(options["dry_run"]) or check
+        self._checking = check
         managed = [c.label for c in project.managed_apps()]
+        self._managed = managed
         before = writer.snapshot(managed)
         super().handle(*app_labels, **options)  # exits 1 itself on --check with changes
         if check:
@@ -78,17 +81,55 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         ):
             labels = " ".join(sorted(changes))
             raise UsageError(NAME_REQUIRED.format(labels=f"{labels} " if labels else ""))
+        paths: dict[tuple[str, str], Path] = {}
+        attributes: dict[tuple[str, str], dict[str, object]] = {}
         for app_label, migrations in changes.items():
             for migration in migrations:
-                path = Path(MigrationWriter(migration).path)
-                attributes = writer.attributes_of(migration)
-                if "atomic" not in attributes and writer.needs_non_atomic(migration.operations):
-                    attributes["atomic"] = False
-                self._attributes[path] = attributes
-                if update_previous_migration_paths:
-                    # --update keeps the file's name (Django would rename it).
-                    self._renames[path] = Path(update_previous_migration_paths[app_label])
+                node = (app_label, migration.name)
+                paths[node] = Path(MigrationWriter(migration).path)
+                attributes[node] = writer.attributes_of(migration)
+                if "atomic" not in attributes[node] and writer.needs_non_atomic(
+                    migration.operations
+                ):
+                    attributes[node]["atomic"] = False
+        if not self._checking:
+            self._review(changes, attributes, paths, update_previous_migration_paths or {})
+        for (app_label, _name), path in paths.items():
+            self._attributes[path] = attributes[app_label, _name]
+            if update_previous_migration_paths:
+                # --update keeps the file's name (Django would rename it).
+                self._renames[path] = Path(update_previous_migration_paths[app_label])
         super().write_migration_files(changes, update_previous_migration_paths)
+
+    def _review(
+        self,
+        changes: dict[str, list[Migration]],
+        attributes: dict[tuple[str, str], dict[str, object]],
+        paths: dict[tuple[str, str], Path],
+        previous: dict[str, str],
+    ) -> None:
+        """Judge what is about to be written: the safe form, or a refusal before writing."""
+        managed = set(self._managed)
+        mine = {app: ms for app, ms in changes.items() if app in managed}
+        if not mine:
+            return
+        replaced = [(app, Path(path).stem) for app, path in previous.items()]
+        verdict = review.review(
+            mine,
+            MigrationLoader(None, ignore_no_migrations=True),
+            attributes,
+            paths,
+            replaced=replaced,
+        )
+        verdict.raise_if_refused()
+        for node in sorted(verdict.post_deployment):
+            attributes[node]["is_post_deployment"] = True
+            tables = ", ".join(verdict.large.get(node, [])) or "a large table"
+            self.log(
+                f"migtools: {node[0]}.{node[1]} builds an index on {tables}: written with "
+                "is_post_deployment = True (`migrate --pre-deploy` defers it until after "
+                "the deploy)."
+            )
 
     # -- migtools ---------------------------------------------------------------------
 
