@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from django.db.migrations.migration import Migration
     from django.db.migrations.state import ProjectState
 
+    from migtools.project import MigrationTests
+
 Node = tuple[str, str]
 
 #: The error with a safe form makemigrations writes itself.
@@ -129,7 +131,7 @@ def review(
                 if offline_run is not None
                 else large_tables(connection)
             )
-            engine = Engine(connection, large_tables=tables, managed=default_apps())
+            engine = Engine(connection, large_tables=tables, managed=default_apps(), tests=_tests)
             state = graph.make_state(
                 nodes=sorted(base), at_end=True, real_apps=loader.unmigrated_apps
             )
@@ -188,6 +190,15 @@ def _judge(
     proxy = klass(migration.name, migration.app_label)
     judged = engine.judge(proxy, state, new_tables, path=str(path) if path else None)
     return judged.findings
+
+
+def _tests() -> MigrationTests:
+    """The migration tests of the repository (for ``data-migration-without-test``)."""
+    from migtools import conf as mt_settings
+    from migtools import project
+
+    files = project.find_test_files(mt_settings.migration_test_dirs(), project.root())
+    return project.read_migration_tests(files, mt_settings.default_app())
 
 
 def _tables(f: Finding) -> list[str]:
