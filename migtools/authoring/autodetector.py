@@ -14,7 +14,7 @@ rename that would rename the column or table (keep it with ``db_column=`` / ``Me
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db.migrations import operations as ops
 from django.db.migrations.autodetector import MigrationAutodetector as DjangoAutodetector
@@ -73,7 +73,7 @@ class _Questioner:
 class MigrationAutodetector(DjangoAutodetector):
     def __init__(self, from_state: Any, to_state: Any, questioner: Any = None) -> None:
         super().__init__(from_state, to_state, questioner)
-        self.questioner = _Questioner(self.questioner, self)
+        self.questioner = cast(Any, _Questioner(self.questioner, self))
         self._adding: tuple[str, str, str] | None = None
         self._asked: dict[tuple[str, str, str], str] = {}
 

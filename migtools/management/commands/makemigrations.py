@@ -13,20 +13,26 @@ import os
 from pathlib import Path
 from typing import Any
 
+from django.core.management.base import CommandParser
 from django.core.management.commands.makemigrations import Command as DjangoCommand
+from django.db import DEFAULT_DB_ALIAS
 from django.db.migrations import Migration
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.writer import MigrationWriter
 
 from migtools import conf as mt_settings
 from migtools import project
-from migtools.authoring import review, writer
+from migtools.authoring import removal, review, writer
 from migtools.authoring.autodetector import MigrationAutodetector
 from migtools.errors import ConflictError, LockfileError, StaleLockfileError, UsageError
 from migtools.graph import checks as graph_checks
 from migtools.graph import disk as graph
 from migtools.graph import lockfile
-from migtools.management.base import MigtoolsCommandMixin
+from migtools.management.base import (
+    MigtoolsCommandMixin,
+    check_app_label,
+    check_database_alias,
+)
 from migtools.verifier.run import lines_for_written
 
 NAME_REQUIRED = (
@@ -40,6 +46,22 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
     help = DjangoCommand.help + " Keeps migrations_lockfile.txt current (migtools)."
     # Writes RemoveField/DeleteModel in their two-phase form (state-equivalent).
     autodetector = MigrationAutodetector
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--finish-removal",
+            metavar="APP",
+            help="Write the DELETE phase of every two-phase removal of APP (SafeRemoveField/"
+            "SafeDeleteModel MOVE_TO_PENDING) that is applied on --database and has none yet, "
+            "in one post-deployment migration (migtools).",
+        )
+        parser.add_argument(
+            "--database",
+            default=DEFAULT_DB_ALIAS,
+            help="The database that says which removals are deployed (--finish-removal) and "
+            "whose tables and SQL the new migrations are judged with. Default: 'default'.",
+        )
 
     def execute(self, *args: Any, **options: Any) -> str | None:
         if not options.get("check_changes"):
@@ -56,8 +78,19 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         self._checking = check
         managed = [c.label for c in project.managed_apps()]
         self._managed = managed
+        self._database = str(options.get("database") or DEFAULT_DB_ALIAS)
+        check_database_alias(self._database)
         before = writer.snapshot(managed)
-        super().handle(*app_labels, **options)  # exits 1 itself on --check with changes
+        if options.get("finish_removal"):
+            if app_labels or check or options["merge"] or options["empty"] or options["update"]:
+                raise UsageError(
+                    "--finish-removal APP takes no other app label and no --check, --merge, "
+                    "--empty or --update."
+                )
+            if not self._finish_removal(str(options["finish_removal"]), options):
+                return
+        else:
+            super().handle(*app_labels, **options)  # exits 1 itself on --check with changes
         if check:
             self._check_lockfile()
             return
@@ -119,6 +152,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             MigrationLoader(None, ignore_no_migrations=True),
             attributes,
             paths,
+            database=self._database,
             replaced=replaced,
         )
         verdict.raise_if_refused()
@@ -132,6 +166,41 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             )
 
     # -- migtools ---------------------------------------------------------------------
+
+    def _finish_removal(self, app_label: str, options: dict[str, Any]) -> bool:
+        """Write the DELETE phase of the app's deployed pending removals (True: written)."""
+        check_app_label(app_label)
+        # What Django's handle() sets before writing.
+        self.written_files: list[str] = []
+        self.verbosity = options["verbosity"]
+        self.interactive = options["interactive"]
+        self.dry_run = bool(options["dry_run"])
+        self.merge = self.empty = self.update = False
+        self.include_header = options["include_header"]
+        self.scriptable = options["scriptable"]
+        self.migration_name = options["name"] or removal.DEFAULT_NAME
+        if not self.migration_name.isidentifier():
+            raise UsageError("The migration name must be a valid Python identifier.")
+        loader = removal.load(self._database)
+        items = removal.pending(loader, app_label)
+        ready = [item for item in items if item.deployed]
+        waiting = [item for item in items if not item.deployed]
+        if waiting:
+            self.log(
+                f"Not deployed on database {self._database!r} yet, left pending: "
+                + ", ".join(item.describe() for item in waiting)
+                + ". Apply (and deploy) them first."
+            )
+        if not ready:
+            if not items:
+                self.log(
+                    f"No pending removal in {app_label}: every MOVE_TO_PENDING has its "
+                    "DELETE phase."
+                )
+            return False
+        new = removal.migration(loader, app_label, ready, options["name"])
+        self.write_migration_files({app_label: [new]})
+        return not self.dry_run
 
     def _finish(self, before: writer.Snapshot, managed: list[str]) -> None:
         for new, previous in self._renames.items():
