@@ -322,3 +322,30 @@ def test_large_table_index_says_it_runs_after_the_deploy(tmp_path: Path) -> None
     assert result.returncode == 0, result.err
     assert "shop.0002_change builds an index on shop_item: written with " in result.out
     assert "is_post_deployment = True" in result.out
+
+
+def test_update_is_judged_without_the_migration_it_replaces(tmp_path: Path) -> None:
+    """--update rewrites the leaf: the state it is judged on is the one before that leaf."""
+    case = Case(
+        "index-on-large-table-not-post-deployment",
+        _item("qty = models.IntegerField(null=True)"),
+        settings=MIGTOOLS_ENGINE + LARGE,
+    )
+    project = _project(tmp_path, case)
+    first = project.manage("makemigrations", "shop", "-n", "add_qty")
+    assert first.returncode == 0, first.err
+    path = project.root / "shop" / "migrations" / "0002_add_qty.py"
+    assert "    is_post_deployment = False\n" in path.read_text()
+    models = project.root / "shop" / "models.py"
+    models.write_text(
+        models.read_text().replace(
+            "qty = models.IntegerField(null=True)",
+            "qty = models.IntegerField(null=True, db_index=True)",
+        )
+    )
+    result = project.manage("makemigrations", "shop", "--update")
+    assert result.returncode == 0, result.err
+    assert ": error: [" not in result.out + result.err
+    source = path.read_text()
+    assert "    is_post_deployment = True\n    atomic = False\n" in source, source
+    assert "name='qty'" in source and "db_index=True" in source
