@@ -14,7 +14,7 @@ rename that would rename the column or table (keep it with ``db_column=`` / ``Me
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from django.db.migrations import operations as ops
 from django.db.migrations.autodetector import MigrationAutodetector as DjangoAutodetector
@@ -71,8 +71,13 @@ class _Questioner:
 
 
 class MigrationAutodetector(DjangoAutodetector):
+    #: The last one made in this process (makemigrations judges what it is about to write on
+    #: its ``from_state``, the state Django already built from the history).
+    last: ClassVar[MigrationAutodetector | None] = None
+
     def __init__(self, from_state: Any, to_state: Any, questioner: Any = None) -> None:
         super().__init__(from_state, to_state, questioner)
+        MigrationAutodetector.last = self
         self.questioner = cast(Any, _Questioner(self.questioner, self))
         self._adding: tuple[str, str, str] | None = None
         self._asked: dict[tuple[str, str, str], str] = {}
@@ -82,10 +87,14 @@ class MigrationAutodetector(DjangoAutodetector):
 
         return frozenset(managed_labels())
 
-    def _generate_added_field(self, app_label: str, model_name: str, field_name: str) -> None:
+    def _generate_added_field(
+        self, app_label: str, model_name: str, field_name: str, *args: Any, **kwargs: Any
+    ) -> None:
         self._adding = (app_label, model_name, field_name)
         try:
-            super()._generate_added_field(app_label, model_name, field_name)  # type: ignore[misc]
+            super()._generate_added_field(  # type: ignore[misc]
+                app_label, model_name, field_name, *args, **kwargs
+            )
         finally:
             self._adding = None
 

@@ -110,10 +110,13 @@ def review(
     *,
     database: str = "default",
     replaced: Iterable[Node] = (),
+    state: ProjectState | None = None,
 ) -> Review:
     """Judge ``changes`` (the autodetector's) before they are written. ``attributes``: what
     the writer will add to each file (``atomic``...); ``replaced``: leaves that ``--update``
-    rewrites (the state is built without them)."""
+    rewrites (the state is built without them); ``state``: the state at the leaves when the
+    caller has it (the autodetector's ``from_state``: the history is not replayed twice)."""
+    replaced = list(replaced)
     migrations = _ordered(changes)
     out = Review()
     if not any(m.operations for m in migrations):
@@ -132,9 +135,12 @@ def review(
                 else large_tables(connection)
             )
             engine = Engine(connection, large_tables=tables, managed=default_apps(), tests=_tests)
-            state = graph.make_state(
-                nodes=sorted(base), at_end=True, real_apps=loader.unmigrated_apps
-            )
+            if state is None or replaced:
+                state = graph.make_state(
+                    nodes=sorted(base), at_end=True, real_apps=loader.unmigrated_apps
+                )
+            else:
+                state = state.clone()
             new_tables: set[str] = set()
             for migration in migrations:
                 node = (migration.app_label, migration.name)

@@ -72,6 +72,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
 
     def handle(self, *app_labels: str, **options: Any) -> None:
         self._attributes: dict[Path, dict[str, object]] = {}
+        MigrationAutodetector.last = None  # this run's, once Django makes it
         self._renames: dict[Path, Path] = {}
         check = bool(options["check_changes"])
         dry_run = bool(options["dry_run"]) or check
@@ -147,6 +148,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         if not mine:
             return
         replaced = [(app, Path(path).stem) for app, path in previous.items()]
+        detector = MigrationAutodetector.last
         verdict = review.review(
             mine,
             MigrationLoader(None, ignore_no_migrations=True),
@@ -154,6 +156,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
             paths,
             database=self._database,
             replaced=replaced,
+            state=detector.from_state if detector is not None else None,
         )
         verdict.raise_if_refused()
         for node in sorted(verdict.post_deployment):
