@@ -332,3 +332,65 @@ def test_migration_test_on_the_tables_database_passes_and_elsewhere_names_it(
     ), failed.out[-3000:]
     assert "2 failed" in failed.out  # the fixture refuses the same way
     assert "migtools_migrator: connection = 'default', but control.0002_backfill_plan" in failed.out
+
+
+LARGE_INDEX = "index-on-large-table-not-post-deployment"
+LARGE_WRITE = "run-python-on-large-table"
+
+
+def test_offline_verification_uses_each_databases_recorded_sizes(
+    project: Project, tmp_path: Path
+) -> None:
+    """cell_item is large on default, cell_region (routed to control) on control: recorded per
+    alias by ``table_sizes --write --database``, the offline verifier judges each database
+    with its own section and finds what the online run finds."""
+    sizes_file = tmp_path / "migrations_table_sizes.txt"
+    env = {"MULTIDB_LARGE_TABLE_ROWS": "100", "MULTIDB_TABLE_SIZES": str(sizes_file)}
+    absent = {**env, "MULTIDB_PREFIX": "mt_multi_absent_" + project.prefix}
+    for alias in ("default", "control"):
+        result = project.manage("migrate", "cell", "0002", "--database", alias)
+        assert result.returncode == 0, result.err
+    project.query(
+        "default", "INSERT INTO cell_item (name) SELECT 'i' || g FROM generate_series(1, 500) g"
+    )
+    project.query("default", "ANALYZE cell_item")
+    project.query(
+        "control", "INSERT INTO cell_region (code) SELECT 'r' || g FROM generate_series(1, 500) g"
+    )
+    project.query("control", "ANALYZE cell_region")
+    for alias, large in (("default", "cell_item"), ("control", "cell_region")):
+        written = project.manage("table_sizes", "--write", "--database", alias, **env)
+        assert written.returncode == 0, written.err
+        assert f"[{alias}]" in written.out and f"large: {large}" in written.out, written.out
+    text = sizes_file.read_text()
+    control_section = text[text.index("[control]") : text.index("[default]")]
+    assert "cell_region: 502" in control_section and "cell_item" not in control_section
+    assert "\ncell_item: 500\n" in text[text.index("[default]") :]
+
+    def sized(run: Run) -> set[tuple[str, str, str, object]]:
+        return {f for f in _findings(run) if f[0] in (LARGE_INDEX, LARGE_WRITE)}
+
+    index_on_default = (LARGE_INDEX, "cell", "0003_region_label_item_name_idx", "default")
+    write_on_control = (LARGE_WRITE, "cell", "0002_seed_regions", "control")
+    expected = {
+        (): {index_on_default, write_on_control},
+        ("--database", "control"): {write_on_control},
+        ("--database", "default"): {index_on_default},
+    }
+    for extra, findings in expected.items():
+        online = project.manage("verify_migrations", "cell", *extra, "--format", "json", **env)
+        offline = project.manage("verify_migrations", "cell", *extra, "--format", "json", **absent)
+        assert sized(online) == findings, (extra, online.out)
+        assert "verified offline" in offline.err, offline.err
+        assert _findings(offline) == _findings(online), (extra, offline.err)
+        assert offline.returncode == online.returncode
+    on_control = project.manage("verify_migrations", "cell", "--database", "control", **absent)
+    notice = [line for line in on_control.err.splitlines() if "verified offline" in line]
+    assert len(notice) == 1, on_control.err
+    assert "[control] recorded" in notice[0] and "large: cell_region" in notice[0]
+
+    # Each database reads its own section, not the union: swapped, neither finding remains
+    # (the index does not run on control, the RunPython does not run on default).
+    swapped = text.replace("[default]", "[swap]").replace("[control]", "[default]")
+    sizes_file.write_text(swapped.replace("[swap]", "[control]"))
+    assert sized(project.manage("verify_migrations", "cell", "--format", "json", **absent)) == set()
