@@ -195,19 +195,23 @@ def as_text(
 
 def as_json(report: Report, *, paths: Paths = CWD) -> str:
     """``{"schema": JSON_SCHEMA, "migrations", "errors", "warnings", "findings": [...]}``;
-    each finding's ``path`` is relative to the repository root (see :class:`Paths`)."""
+    each finding's ``path`` is relative to the repository root (see :class:`Paths`). A
+    finding that holds on several databases alike is one record per database (its
+    ``database`` is one alias, as a machine reading per database expects); ``errors`` and
+    ``warnings`` count the records."""
     findings = []
     for f in ordered(report):
         item = f.as_dict()
         if f.path:
             item["path"] = paths.show(f.path)
-        findings.append(item)
+        for alias in f.databases or (f.database,):
+            findings.append({**item, "database": alias})
     return json.dumps(
         {
             "schema": JSON_SCHEMA,
             "migrations": len(report.migrations),
-            "errors": report.errors,
-            "warnings": report.warnings,
+            "errors": sum(1 for item in findings if item["level"] == str(Level.ERROR)),
+            "warnings": sum(1 for item in findings if item["level"] == str(Level.WARNING)),
             "findings": findings,
         },
         indent=2,
