@@ -322,6 +322,9 @@ def test_plugin_imports_no_django_without_django_tests(
     """A session of plain tests, the plugin and pytest-django loaded: Django is never imported."""
     monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
     monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    # Only the two plugins this is about: another installed plugin (django-test-migrations'
+    # imports Django at load time) must not decide the outcome.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     pytester.makeconftest(
         """
         import sys
@@ -333,7 +336,9 @@ def test_plugin_imports_no_django_without_django_tests(
         """
     )
     pytester.makepyfile(test_plain="def test_one():\n    assert True\n")
-    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "-s", "-p", "no:cacheprovider", "-p", "pytest_django.plugin", "-p", "migtools.pytest_plugin"
+    )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["DJANGO-MODULES: []", "PLUGIN: True"])
 
