@@ -421,9 +421,18 @@ def test_a_finding_every_database_gives_alike_is_one_line_naming_them() -> None:
     assert text[-1] == "2 migrations verified: 2 errors, 0 warnings."
     github = [line for line in formats.as_github(merged) if line.startswith("::error ")]
     assert sum("drop-column" in line for line in github) == 1
-    assert len(json.loads(formats.as_gitlab(merged))) == 2
+    assert "::Databases 'default' and 'other': Removes column" in github[-1]
+    gitlab = json.loads(formats.as_gitlab(merged))
+    assert [issue["description"] for issue in gitlab if issue["check_name"] == "drop-column"] == [
+        "shop.0002_drop (databases 'default' and 'other'): Removes column 'name' of shop_item."
+    ]
+    assert len(gitlab) == 2
     markdown = formats.as_markdown(merged)
     assert markdown.count("`drop-column`") == 1
+    assert "`drop-column` (databases 'default' and 'other') (operation 1:" in markdown
+    compact = formats.as_markdown(merged, limit=len(markdown) - 1)
+    assert "longer than a comment can be" in compact
+    assert "`drop-column` (databases 'default' and 'other') (operation 1:" in compact
     assert "-- migtools: drop-column (databases 'default' and 'other'):" in markdown
 
     data = json.loads(formats.as_json(merged))
