@@ -279,7 +279,6 @@ def merge(reports: Iterable[Report]) -> Report:
                     f.rule_id,
                     f.level,
                     f.operation_index,
-                    f.statement_index,
                     f.message,
                     f.sql,
                 )
