@@ -69,26 +69,6 @@ CUSTOMER_LAST_FIELD = "    created_at = models.DateTimeField(auto_now_add=True)\
 NEWSLETTER_LINE = "    newsletter = models.BooleanField(db_default=False)\n"
 PHONE_LINE = "    phone = models.CharField(max_length=32, null=True, blank=True)\n"
 
-PHASE2_OPERATIONS = """\
-    operations = [
-        # Phase 2 of removing Customer.phone: the phase-1 migration took it out of the state.
-        SafeRemoveField(
-            model_name='customer',
-            name='phone',
-            deletion_action=DeletionAction.DELETE,
-            field=models.CharField(max_length=32, null=True, blank=True),
-        ),
-    ]"""
-PHASE2_EDITS = (
-    ("from django.db import migrations\n", "from django.db import migrations, models\n"),
-    (
-        "from migtools import CheckedMigration\n",
-        "from migtools import CheckedMigration\n"
-        "from migtools.operations import DeletionAction, SafeRemoveField\n",
-    ),
-    ("    operations = [\n    ]", PHASE2_OPERATIONS),
-)
-
 PRODUCT_META = "    class Meta:\n        constraints = (\n"
 PRODUCT_INDEX_NAME = "catalog_product_name_idx"
 PRODUCT_META_WITH_INDEX = f"""\
@@ -549,17 +529,20 @@ def remove_field_phase1(demo: Demo) -> None:
 @step("Remove a field, phase 2: a later migration drops the column")
 def remove_field_phase2(demo: Demo) -> None:
     say(
-        "After the deploy, a later migration drops the column. makemigrations --empty writes "
-        "the file (and updates the lockfile); the operation is filled in by hand. field= "
-        "makes it reversible."
+        "After the deploy, a later migration drops the column. makemigrations "
+        "--finish-removal writes it for every MOVE_TO_PENDING already applied on the "
+        "database, with field= (the field as it was, so it is reversible), post-deployment."
     )
-    migration = make_migration(demo, "customers", "drop_customer_phone", "--empty")
+    directory = demo.project / "customers" / "migrations"
+    before = set(directory.glob("0*.py"))
+    demo.manage("makemigrations", "--finish-removal", "customers", "-n", "drop_customer_phone")
+    created = sorted(set(directory.glob("0*.py")) - before)
+    if len(created) != 1 or not created[0].stem.endswith("drop_customer_phone"):
+        raise StepFailed(f"--finish-removal did not write one *_drop_customer_phone: {created}")
+    migration = created[0]
     text = migration.read_text()
-    for old, new in PHASE2_EDITS:
-        if text.count(old) != 1:
-            raise StepFailed(f"{migration.name} is not the empty migration expected: {old!r}")
-        text = text.replace(old, new)
-    migration.write_text(text)
+    if "DeletionAction['DELETE']" not in text or "field=models.CharField(" not in text:
+        raise StepFailed(f"{migration.name} is not a reversible SafeRemoveField(DELETE)")
     show_file(demo, migration, "    dependencies")
     demo.manage("sqlmigrate", "customers", migration.stem)
     demo.manage("migrate")
