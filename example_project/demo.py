@@ -125,7 +125,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="Supplier",
             fields=[
-                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
                 ("name", models.CharField(max_length=200)),
             ],
         ),
@@ -357,11 +362,11 @@ def refuse_unnamed(demo: Demo) -> None:
 
 @step(f"makemigrations -n {MIGRATION_NAME}")
 def make_named_migration(demo: Demo) -> None:
-    before = set((demo.project / "orders" / "migrations").glob("0*.py"))
+    before = set(demo.project.glob("*/migrations/0*.py"))
     demo.manage("makemigrations", "-n", MIGRATION_NAME)
-    created = sorted(set((demo.project / "orders" / "migrations").glob("0*.py")) - before)
-    if len(created) != 1:
-        raise StepFailed(f"expected one new orders migration, found {created}")
+    created = sorted(set(demo.project.glob("*/migrations/0*.py")) - before)
+    if len(created) != 1 or created[0].parent.parent.name != "orders":
+        raise StepFailed(f"expected one new migration, in orders; found {created}")
     demo.new_migration = created[0]
     rel = demo.new_migration.relative_to(demo.project)
     print(f"\n  {rel}:")
