@@ -14,7 +14,11 @@ post-deployment index deferred by `migrate --pre-deploy`; a plan of two migratio
 whole (the safe first one is not applied either) with every finding and its recipe;
 `verify_migrations`; the project's TestMigrations test of its data migration; and the squash
 lifecycle: `squashmigrations`, the migration test still passing, `verify_squashes` offline and
-on the database, `prune_squashed --dry-run`, then `prune_squashed`.
+on the database, `prune_squashed --dry-run`, then `prune_squashed`. Last, several databases:
+a billing app in a `control` silo with a router (a second database on the same server),
+`migrate --database` per alias applying only what the router sends there, a migration unsafe
+only on default refused only there, and `verify_migrations` naming each finding's database,
+online and offline.
 
 Each step is a function registered with @step, run in the order defined; each checks its own
 result.
@@ -64,26 +68,6 @@ CUSTOMER_FIRST_FIELD = "    email = models.EmailField(unique=True)\n"
 CUSTOMER_LAST_FIELD = "    created_at = models.DateTimeField(auto_now_add=True)\n"
 NEWSLETTER_LINE = "    newsletter = models.BooleanField(db_default=False)\n"
 PHONE_LINE = "    phone = models.CharField(max_length=32, null=True, blank=True)\n"
-
-PHASE2_OPERATIONS = """\
-    operations = [
-        # Phase 2 of removing Customer.phone: the phase-1 migration took it out of the state.
-        SafeRemoveField(
-            model_name='customer',
-            name='phone',
-            deletion_action=DeletionAction.DELETE,
-            field=models.CharField(max_length=32, null=True, blank=True),
-        ),
-    ]"""
-PHASE2_EDITS = (
-    ("from django.db import migrations\n", "from django.db import migrations, models\n"),
-    (
-        "from migtools import CheckedMigration\n",
-        "from migtools import CheckedMigration\n"
-        "from migtools.operations import DeletionAction, SafeRemoveField\n",
-    ),
-    ("    operations = [\n    ]", PHASE2_OPERATIONS),
-)
 
 PRODUCT_META = "    class Meta:\n        constraints = (\n"
 PRODUCT_INDEX_NAME = "catalog_product_name_idx"
@@ -141,7 +125,12 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="Supplier",
             fields=[
-                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
                 ("name", models.CharField(max_length=200)),
             ],
         ),
@@ -373,11 +362,11 @@ def refuse_unnamed(demo: Demo) -> None:
 
 @step(f"makemigrations -n {MIGRATION_NAME}")
 def make_named_migration(demo: Demo) -> None:
-    before = set((demo.project / "orders" / "migrations").glob("0*.py"))
+    before = set(demo.project.glob("*/migrations/0*.py"))
     demo.manage("makemigrations", "-n", MIGRATION_NAME)
-    created = sorted(set((demo.project / "orders" / "migrations").glob("0*.py")) - before)
-    if len(created) != 1:
-        raise StepFailed(f"expected one new orders migration, found {created}")
+    created = sorted(set(demo.project.glob("*/migrations/0*.py")) - before)
+    if len(created) != 1 or created[0].parent.parent.name != "orders":
+        raise StepFailed(f"expected one new migration, in orders; found {created}")
     demo.new_migration = created[0]
     rel = demo.new_migration.relative_to(demo.project)
     print(f"\n  {rel}:")
@@ -545,17 +534,20 @@ def remove_field_phase1(demo: Demo) -> None:
 @step("Remove a field, phase 2: a later migration drops the column")
 def remove_field_phase2(demo: Demo) -> None:
     say(
-        "After the deploy, a later migration drops the column. makemigrations --empty writes "
-        "the file (and updates the lockfile); the operation is filled in by hand. field= "
-        "makes it reversible."
+        "After the deploy, a later migration drops the column. makemigrations "
+        "--finish-removal writes it for every MOVE_TO_PENDING already applied on the "
+        "database, with field= (the field as it was, so it is reversible), post-deployment."
     )
-    migration = make_migration(demo, "customers", "drop_customer_phone", "--empty")
+    directory = demo.project / "customers" / "migrations"
+    before = set(directory.glob("0*.py"))
+    demo.manage("makemigrations", "--finish-removal", "customers", "-n", "drop_customer_phone")
+    created = sorted(set(directory.glob("0*.py")) - before)
+    if len(created) != 1 or not created[0].stem.endswith("drop_customer_phone"):
+        raise StepFailed(f"--finish-removal did not write one *_drop_customer_phone: {created}")
+    migration = created[0]
     text = migration.read_text()
-    for old, new in PHASE2_EDITS:
-        if text.count(old) != 1:
-            raise StepFailed(f"{migration.name} is not the empty migration expected: {old!r}")
-        text = text.replace(old, new)
-    migration.write_text(text)
+    if "DeletionAction['DELETE']" not in text or "field=models.CharField(" not in text:
+        raise StepFailed(f"{migration.name} is not a reversible SafeRemoveField(DELETE)")
     show_file(demo, migration, "    dependencies")
     demo.manage("sqlmigrate", "customers", migration.stem)
     demo.manage("migrate")
@@ -803,6 +795,284 @@ def prune_squash(demo: Demo) -> None:
     if "No migrations to apply" not in proc.stdout:
         raise StepFailed("migrate has something to do after the prune")
     commit_all(demo, "customers: prune the 0001-0003 squash")
+
+
+# -- Several databases: a control silo ----------------------------------------------
+
+SILO_APP = "billing"
+ROUTER_PY = """\
+# Where each app's tables live: billing in the "control" silo, every other app in default.
+# A migration operation may name its silo itself with hints={"silo": ...} (RunSQL,
+# RunPython); without one it runs where its app lives.
+
+CONTROL_APPS = {"billing"}
+
+
+def silo_of(app_label):
+    return "control" if app_label in CONTROL_APPS else "default"
+
+
+class SiloRouter:
+    def db_for_read(self, model, **hints):
+        return silo_of(model._meta.app_label)
+
+    def db_for_write(self, model, **hints):
+        return silo_of(model._meta.app_label)
+
+    def allow_relation(self, obj1, obj2, **hints):
+        return silo_of(obj1._meta.app_label) == silo_of(obj2._meta.app_label)
+
+    def allow_migrate(self, db, app_label, model_name=None, **hints):
+        return db == hints.get("silo", silo_of(app_label))
+"""
+SILO_FILES = {
+    "billing/__init__.py": "",
+    "billing/migrations/__init__.py": "",
+    "billing/models.py": """\
+from django.db import models
+
+
+class Subscription(models.Model):
+    # Lives in the control silo (shop/routers.py); customers live in default, so the customer
+    # is an id, not a ForeignKey (a relation cannot cross databases).
+    customer_id = models.BigIntegerField()
+    plan = models.CharField(max_length=20)
+""",
+    "shop/routers.py": ROUTER_PY,
+}
+SILO_SETTINGS = """
+# Several databases: billing lives in the "control" silo, a second database on the same
+# server (named after default's); shop/routers.py sends each app's tables to its silo.
+INSTALLED_APPS.append("billing")
+DATABASES["control"] = {**_database, "NAME": f"{_database['NAME']}_control"}
+DATABASE_ROUTERS = ["shop.routers.SiloRouter"]
+"""
+# The apps whose tables live in default only.
+DEFAULT_APPS = ("auth", "django", "catalog", "customers", "orders", "suppliers")
+SPLIT_INDEX = "orders_order_created_idx"
+SPLIT_OPERATIONS = f"""\
+    operations = [
+        # control: the billing silo's subscriptions without a plan get the free one.
+        SafeRunSQL(
+            "UPDATE billing_subscription SET plan = 'free' WHERE plan = ''",
+            migrations.RunSQL.noop,
+            hints={{"silo": "control"}},
+        ),
+        # default: an index on orders_order, built without CONCURRENTLY (writes would wait).
+        SafeRunSQL(
+            "CREATE INDEX {SPLIT_INDEX} ON orders_order (created_at)",
+            "DROP INDEX {SPLIT_INDEX}",
+            hints={{"silo": "default"}},
+        ),
+    ]"""
+SPLIT_EDITS = (
+    (
+        "from migtools import CheckedMigration\n",
+        "from migtools import CheckedMigration\nfrom migtools.operations import SafeRunSQL\n",
+    ),
+    ("    operations = [\n    ]", SPLIT_OPERATIONS),
+)
+SPLIT_NAME = "free_plans_order_created_idx"
+
+
+@step("Several databases: a control silo and its router")
+def silo_router(demo: Demo) -> None:
+    say(
+        "The shop grows a billing app that lives in its own database, the way Sentry keeps its "
+        "control silo apart: a second alias, `control`, a second database on the same server, "
+        "and a router sending billing's tables there and every other app's to default."
+    )
+    create_silo_database(demo, "control")
+    for relpath, text in SILO_FILES.items():
+        (demo.project / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (demo.project / relpath).write_text(text)
+    settings_py = demo.project / "shop" / "settings.py"
+    settings_py.write_text(settings_py.read_text() + SILO_SETTINGS)
+    show_file(demo, demo.project / "shop" / "routers.py", "CONTROL_APPS")
+    demo.git("diff", "shop/settings.py")
+    migration = make_migration(demo, SILO_APP, "subscription")
+    commit_all(demo, f"{SILO_APP}: subscriptions, in the control silo")
+    say(
+        "Each database is migrated on its own. On control, migrate runs billing's operations "
+        "and only records the other apps' migrations (the router skips their operations):"
+    )
+    demo.manage("migrate", "--database", "control")
+    on_control = silo_tables(demo, "control")
+    if "billing_subscription" not in on_control:
+        raise StepFailed("migrate --database control did not create billing_subscription")
+    strays = sorted(t for t in on_control if t.split("_", 1)[0] in DEFAULT_APPS)
+    if strays != ["django_migrations"]:
+        raise StepFailed(f"migrate --database control created default's tables: {strays}")
+    if not silo_applied(demo, "control", "orders", "0001_initial"):
+        raise StepFailed("control does not record orders' migrations as applied")
+    say("On default, billing's migration is recorded and runs nothing:")
+    demo.manage("migrate", "--database", "default")
+    on_default = silo_tables(demo, "default")
+    if "billing_subscription" in on_default or "orders_order" not in on_default:
+        raise StepFailed(f"billing_subscription is on default or orders_order is not: {on_default}")
+    if not silo_applied(demo, "default", SILO_APP, migration.stem):
+        raise StepFailed(f"default does not record {SILO_APP}.{migration.stem}")
+    say(
+        "billing_subscription is on control only, orders_order on default only; both databases "
+        "record every migration."
+    )
+    silo_query(
+        demo,
+        "control",
+        "INSERT INTO billing_subscription (customer_id, plan) VALUES (1, 'pro'), (2, ''), (3, '')",
+    )
+
+
+@step("A migration unsafe only on default: only that migrate refuses")
+def silo_refusal(demo: Demo) -> None:
+    say(
+        "On a throwaway branch, one migration with an operation per silo, the hints naming "
+        "where each runs: an UPDATE of billing's subscriptions on control (fine) and an index "
+        "on default's orders_order built without CONCURRENTLY (writes would wait for it)."
+    )
+    demo.git("switch", "-q", "-c", "silos")
+    migration = make_migration(demo, "orders", SPLIT_NAME, "--empty")
+    text = migration.read_text()
+    for old, new in SPLIT_EDITS:
+        if text.count(old) != 1:
+            raise StepFailed(f"{migration.name} is not the empty migration expected: {old!r}")
+        text = text.replace(old, new)
+    migration.write_text(text)
+    show_file(demo, migration, "    operations = [")
+    say("migrate's preflight judges only what the router lets run on the database it migrates:")
+    proc = demo.manage("migrate", "--database", "default", expect=1, why="refused on default")
+    output = proc.stdout + proc.stderr
+    for expected in ("on database 'default'", "index-not-concurrent", migration.stem):
+        if expected not in output:
+            raise StepFailed(f"the refusal does not say {expected!r}")
+    if "database 'control'" in output:
+        raise StepFailed("the refusal on default speaks of control")
+    if silo_applied(demo, "default", "orders", migration.stem) or index_exists(demo, SPLIT_INDEX):
+        raise StepFailed("the refused migration ran on default")
+    say("On control the index does not run, so there is nothing to refuse:")
+    demo.manage("migrate", "--database", "control")
+    if not silo_applied(demo, "control", "orders", migration.stem):
+        raise StepFailed(f"migrate --database control did not apply orders.{migration.stem}")
+    plans = silo_query(
+        demo, "control", "SELECT plan, count(*) FROM billing_subscription GROUP BY 1 ORDER BY 1"
+    )
+    if plans != [("free", 2), ("pro", 1)]:
+        raise StepFailed(f"the UPDATE did not run on control: {plans}")
+    if silo_query(demo, "control", "SELECT 1 FROM pg_indexes WHERE indexname = %s", SPLIT_INDEX):
+        raise StepFailed("the index was built on control")
+
+
+@step("verify_migrations: each finding with its database, online and offline")
+def silo_verify(demo: Demo) -> None:
+    migration = next((demo.project / "orders" / "migrations").glob(f"0*_{SPLIT_NAME}.py"))
+    say(
+        "Without --database the verifier judges every database the router lets the migration "
+        "run on; each finding names the database it is about:"
+    )
+    proc = demo.manage("verify_migrations", "orders", migration.stem, expect=1, why="an error")
+    expected = f"[index-not-concurrent] orders.{migration.stem} (database 'default')"
+    if expected not in proc.stdout:
+        raise StepFailed(f"verify_migrations does not say {expected!r}")
+    online, _ = json_findings(demo, "orders", migration.stem)
+    expected_online = {
+        ("index-not-concurrent", "default"),  # the index runs on default only
+        ("data-migration-without-test", "control"),  # the UPDATE runs on control only
+    }
+    if online != expected_online:
+        raise StepFailed(f"expected {sorted(expected_online)}, found {sorted(online)}")
+    say("--database control: nothing about the index, which does not run there:")
+    on_control, _ = json_findings(demo, "orders", migration.stem, "--database", "control")
+    if on_control != {("data-migration-without-test", "control")}:
+        raise StepFailed(f"verify_migrations --database control found {sorted(on_control)}")
+    say(
+        "With no database reachable (a pre-commit hook, a lint job), the verifier works "
+        "offline, database by database, and finds the same:"
+    )
+    saved = demo.env["DATABASE_URL"]
+    demo.env["DATABASE_URL"] = unreachable(saved)
+    try:
+        offline, stderr = json_findings(demo, "orders", migration.stem)
+        if stderr.count("migtools: verified offline") != 2:  # one line per database
+            raise StepFailed("verify_migrations did not say it ran offline")
+    finally:
+        demo.env["DATABASE_URL"] = saved
+    if offline != online:
+        raise StepFailed(f"offline found {sorted(offline)}, online {sorted(online)}")
+    say("Throw the branch away; control applied its migration: roll that back first.")
+    applied = sorted((demo.project / "orders" / "migrations").glob("0*.py"))
+    previous = applied[applied.index(migration) - 1].stem
+    demo.manage("migrate", "orders", previous, "--database", "control")
+    commit_all(demo, "orders: free plans and an index (refused on default)")
+    demo.git("switch", "-q", "main")
+    demo.git("branch", "-q", "-D", "silos")
+    for alias in ("default", "control"):
+        demo.manage("migrate", "--check", "--database", alias, quiet=True)
+
+
+def create_silo_database(demo: Demo, alias: str) -> None:
+    """The database of ``alias``: default's name plus ``_<alias>`` (as the settings name it),
+    on the same server, dropped at exit."""
+    import atexit
+
+    import psycopg
+
+    name = f"{silo_name(demo, 'default')}_{alias}"
+    with psycopg.connect(demo.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    server = demo.database_url
+
+    def drop() -> None:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    atexit.register(drop)
+
+
+def silo_name(demo: Demo, alias: str) -> str:
+    default = urlsplit(demo.database_url).path.lstrip("/")
+    return default if alias == "default" else f"{default}_{alias}"
+
+
+def silo_query(demo: Demo, alias: str, sql: str, *params: str) -> list[tuple[object, ...]]:
+    import psycopg
+
+    url = urlunsplit(urlsplit(demo.database_url)._replace(path=f"/{silo_name(demo, alias)}"))
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def silo_tables(demo: Demo, alias: str) -> set[str]:
+    rows = silo_query(demo, alias, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    return {str(name) for (name,) in rows}
+
+
+def silo_applied(demo: Demo, alias: str, app: str, name: str) -> bool:
+    sql = "SELECT 1 FROM django_migrations WHERE app = %s AND name = %s"
+    return bool(silo_query(demo, alias, sql, app, name))
+
+
+def json_findings(demo: Demo, app: str, name: str, *extra: str) -> tuple[set[tuple[str, str]], str]:
+    """(rule, database) of each finding of ``verify_migrations APP NAME --format json``
+    (which exits 1 on them), and its stderr; prints those pairs and stderr, not the JSON."""
+    import json
+
+    proc = demo.manage(
+        "verify_migrations", app, name, *extra, "--format", "json", expect=1, quiet=True
+    )
+    found = {(f["rule"], f["database"]) for f in json.loads(proc.stdout)["findings"]}
+    for line in proc.stderr.splitlines():
+        if not line.startswith("CommandError"):
+            print(indent(line))
+    print(indent("\n".join(f"{rule}: database {database!r}" for rule, database in sorted(found))))
+    return found, proc.stderr
+
+
+def unreachable(url: str) -> str:
+    """``url`` pointing at a port nothing listens on (the same user and database name)."""
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:9" if user else "127.0.0.1:9"))
 
 
 # --------------------------------------------------------------------------------------

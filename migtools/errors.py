@@ -253,6 +253,11 @@ class PendingDeletionError(MigtoolsError):
     """A DELETE-phase operation without its earlier MOVE_TO_PENDING (or a bad MOVE_TO_PENDING)."""
 
 
+class IrreversibleMigrationError(MigtoolsError):
+    """``migrate`` would unapply a migration holding an operation that cannot be reversed:
+    refused before anything is unapplied (exit 1), naming the migration and the way out."""
+
+
 class UnsafeModelChangeError(MigtoolsError):
     """makemigrations would have to write a migration that is unsafe to apply, and the safe
     form is not state-equivalent: the model must change first (the message says how)."""

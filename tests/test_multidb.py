@@ -3,6 +3,7 @@ through ``manage.py``-style subprocesses, on one server with one database per al
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from migtools.safety.lock import ADVISORY_LOCK_NAME
 from tests.safety_helpers import query, server_conninfo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,6 +94,52 @@ def test_migrate_per_alias_applies_only_what_the_router_sends_there(project: Pro
         ("eu",),
         ("us",),
     ]
+    # Every migration is recorded on both databases; each ran only its own operations there.
+    for app in ("cell", "control"):
+        assert project.applied("default", app) == project.applied("control", app)
+        assert len(project.applied("control", app)) == {"cell": 3, "control": 5}[app]
+    # cell.0003: the AddField on control's cell_region, the index on default's cell_item.
+    assert ("label",) in project.query(
+        "control",
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'cell_region'",
+    )
+    indexes = "SELECT indexname FROM pg_indexes WHERE indexname = 'cell_item_name_idx'"
+    assert project.query("default", indexes) == [("cell_item_name_idx",)]
+    assert project.query("control", indexes) == []
+    # control's RunBackfill and the two-phase deletion ran on control only.
+    assert project.table("control", "migtools_backfill")
+    assert not project.table("default", "migtools_backfill")
+    assert not project.table("control", "control_oldaudit")
+    assert not project.table("default", "control_oldaudit")
+
+
+def test_the_migrate_lock_is_per_database(project: Project) -> None:
+    """A deploy holding default's migrate lock does not hold up control's migrate; default's
+    waits for it and says so."""
+    digest = hashlib.sha256(f"{ADVISORY_LOCK_NAME}:{project.db('default')}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)  # migtools.safety.lock's key
+    with psycopg.connect(server_conninfo(dbname=project.db("default")), autocommit=True) as held:
+        held.execute("SELECT pg_advisory_lock(%s)", (key,))
+        control = project.manage("migrate", "--database", "control")
+        assert control.returncode == 0, control.err
+        assert "Another migrate is running" not in control.err
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "django", "migrate", "--database", "default"],
+            cwd=ROOT,
+            env=project.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert waiting.stderr is not None
+        first = waiting.stderr.readline()
+        assert "Another migrate is running on this database" in first, first
+        assert waiting.poll() is None
+        assert not project.table("default", "cell_item")
+        held.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    _out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0, err
+    assert project.table("default", "cell_item")
 
 
 def test_a_migration_unsafe_only_on_default_refuses_only_there(project: Project) -> None:
@@ -293,6 +341,15 @@ def test_verify_offline_gives_the_same_findings_per_database(project: Project) -
     assert _findings(offline) == _findings(online)
     assert ("run-without-hints", "control", "0005_touch_accounts", "control") in _findings(online)
     assert {db for *_x, db in _findings(online)} == {"default", "control"}
+    # The text lists the same findings, each with its database, online and offline.
+    online_text = project.manage("verify_migrations")
+    offline_text = project.manage(
+        "verify_migrations", MULTIDB_PREFIX="mt_multi_absent_" + project.prefix
+    )
+    assert offline_text.out == online_text.out
+    assert offline_text.returncode == online_text.returncode
+    assert "[run-without-hints] control.0005_touch_accounts (database 'control')" in online_text.out
+    assert "[run-without-hints] cell.0002_seed_regions (database 'default')" in online_text.out
 
 
 def _pytest(project: Project, connection: str) -> Run:
@@ -332,3 +389,65 @@ def test_migration_test_on_the_tables_database_passes_and_elsewhere_names_it(
     ), failed.out[-3000:]
     assert "2 failed" in failed.out  # the fixture refuses the same way
     assert "migtools_migrator: connection = 'default', but control.0002_backfill_plan" in failed.out
+
+
+LARGE_INDEX = "index-on-large-table-not-post-deployment"
+LARGE_WRITE = "run-python-on-large-table"
+
+
+def test_offline_verification_uses_each_databases_recorded_sizes(
+    project: Project, tmp_path: Path
+) -> None:
+    """cell_item is large on default, cell_region (routed to control) on control: recorded per
+    alias by ``table_sizes --write --database``, the offline verifier judges each database
+    with its own section and finds what the online run finds."""
+    sizes_file = tmp_path / "migrations_table_sizes.txt"
+    env = {"MULTIDB_LARGE_TABLE_ROWS": "100", "MULTIDB_TABLE_SIZES": str(sizes_file)}
+    absent = {**env, "MULTIDB_PREFIX": "mt_multi_absent_" + project.prefix}
+    for alias in ("default", "control"):
+        result = project.manage("migrate", "cell", "0002", "--database", alias)
+        assert result.returncode == 0, result.err
+    project.query(
+        "default", "INSERT INTO cell_item (name) SELECT 'i' || g FROM generate_series(1, 500) g"
+    )
+    project.query("default", "ANALYZE cell_item")
+    project.query(
+        "control", "INSERT INTO cell_region (code) SELECT 'r' || g FROM generate_series(1, 500) g"
+    )
+    project.query("control", "ANALYZE cell_region")
+    for alias, large in (("default", "cell_item"), ("control", "cell_region")):
+        written = project.manage("table_sizes", "--write", "--database", alias, **env)
+        assert written.returncode == 0, written.err
+        assert f"[{alias}]" in written.out and f"large: {large}" in written.out, written.out
+    text = sizes_file.read_text()
+    control_section = text[text.index("[control]") : text.index("[default]")]
+    assert "cell_region: 502" in control_section and "cell_item" not in control_section
+    assert "\ncell_item: 500\n" in text[text.index("[default]") :]
+
+    def sized(run: Run) -> set[tuple[str, str, str, object]]:
+        return {f for f in _findings(run) if f[0] in (LARGE_INDEX, LARGE_WRITE)}
+
+    index_on_default = (LARGE_INDEX, "cell", "0003_region_label_item_name_idx", "default")
+    write_on_control = (LARGE_WRITE, "cell", "0002_seed_regions", "control")
+    expected = {
+        (): {index_on_default, write_on_control},
+        ("--database", "control"): {write_on_control},
+        ("--database", "default"): {index_on_default},
+    }
+    for extra, findings in expected.items():
+        online = project.manage("verify_migrations", "cell", *extra, "--format", "json", **env)
+        offline = project.manage("verify_migrations", "cell", *extra, "--format", "json", **absent)
+        assert sized(online) == findings, (extra, online.out)
+        assert "verified offline" in offline.err, offline.err
+        assert _findings(offline) == _findings(online), (extra, offline.err)
+        assert offline.returncode == online.returncode
+    on_control = project.manage("verify_migrations", "cell", "--database", "control", **absent)
+    notice = [line for line in on_control.err.splitlines() if "verified offline" in line]
+    assert len(notice) == 1, on_control.err
+    assert "[control] recorded" in notice[0] and "large: cell_region" in notice[0]
+
+    # Each database reads its own section, not the union: swapped, neither finding remains
+    # (the index does not run on control, the RunPython does not run on default).
+    swapped = text.replace("[default]", "[swap]").replace("[control]", "[default]")
+    sizes_file.write_text(swapped.replace("[swap]", "[control]"))
+    assert sized(project.manage("verify_migrations", "cell", "--format", "json", **absent)) == set()

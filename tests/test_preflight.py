@@ -356,3 +356,38 @@ def test_preflight_reads_the_state_cache(tmp_path: Path) -> None:
     stored[0].write_bytes(b"not a pickle")  # unreadable: a miss, replayed and stored again
     _assert_refused_before_anything(proj.manage("migrate", "shop"), db)
     assert stored[0].read_bytes() != b"not a pickle"
+
+
+@pytest.mark.parametrize("what", ["field", "model"])
+def test_unapplying_a_delete_without_what_it_dropped_is_one_line(tmp_path: Path, what: str) -> None:
+    """A DELETE phase written by hand without field=/fields=: migrating back past it is
+    refused in one line naming the migration and the fix, before anything is unapplied."""
+    proj, db = safe_project(tmp_path / "p")
+    migration(proj, "0001_initial", [], INITIAL)
+    if what == "field":
+        pending = (
+            'migrations.AlterField("item", "name", models.CharField(max_length=20, null=True)),'
+            '\nSafeRemoveField("item", "name", deletion_action=DeletionAction.MOVE_TO_PENDING),'
+        )
+        delete = 'SafeRemoveField("item", "name", deletion_action=DeletionAction.DELETE),'
+        needs = "its SafeRemoveField(DELETE) of shop.item.name has no field="
+    else:
+        pending = 'SafeDeleteModel("Item", deletion_action=DeletionAction.MOVE_TO_PENDING),'
+        delete = 'SafeDeleteModel("Item", deletion_action=DeletionAction.DELETE),'
+        needs = "its SafeDeleteModel(DELETE) of shop.Item has no fields="
+    migration(proj, "0002_pending", FIRST, pending)
+    migration(proj, "0003_other", [("shop", "0002_pending")], OTHER)
+    migration(proj, "0004_delete", [("shop", "0003_other")], delete, post=True)
+    assert proj.manage("migrate", "shop", "-v", "0").returncode == 0
+    result = proj.manage("migrate", "shop", "0002_pending")
+    assert result.returncode == 1, result.out + result.err
+    assert "Traceback" not in result.err and "IrreversibleError" not in result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("CommandError: Cannot unapply shop.0004_delete, nothing was ")
+    assert needs in lines[0]
+    assert "`makemigrations --finish-removal` writes" in lines[0]
+    assert "or migrate back no further than shop.0004_delete." in lines[0]
+    # Nothing unapplied: not even 0003, which is reversible and comes first.
+    assert _applied(db) == {"0001_initial", "0002_pending", "0003_other", "0004_delete"}
+    assert query(db, "SELECT to_regclass('shop_other')") != [(None,)]

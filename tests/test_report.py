@@ -3,6 +3,7 @@ on reports built here, and end to end through ``verify_migrations`` on a real pr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import pytest
 
 from migtools.rules.catalogue import CATALOGUE, Finding, Level
 from migtools.verifier import report as formats
+from migtools.verifier.run import merge
 from tests.miniproject import MiniProject, make_project
 
 REPO = Path(__file__).resolve().parent.parent
@@ -371,3 +373,123 @@ def test_reviewer_formats_name_files_from_the_repository_root(tmp_path: Path) ->
         "verify_migrations", "shop", "0002", "--format", "gitlab", "--path-prefix", "svc/"
     ).out
     assert json.loads(prefixed)[0]["location"]["path"] == f"svc/{wanted}"
+
+
+# -- several databases: each fact once ----------------------------------------------------
+
+
+def _on(alias: str, *, whole: bool = False) -> formats.Report:
+    """The report of ``shop.0002_drop`` as verified on ``alias``: the drop (about the
+    operation) and, with ``whole``, a finding about the migration as a whole."""
+    report = _report()
+    m = report.migrations[1]
+    m.findings = [dataclasses.replace(f, database=alias) for f in m.findings]
+    if whole:
+        m.findings.insert(
+            0,
+            Finding(
+                "missing-is-post-deployment",
+                Level.ERROR,
+                "No is_post_deployment.",
+                app_label="shop",
+                migration_name="0002_drop",
+                database=alias,
+            ),
+        )
+    return report
+
+
+def test_a_finding_every_database_gives_alike_is_one_line_naming_them() -> None:
+    """No router and two aliases (tests/settings.py): the drop holds on both; text, github,
+    gitlab and markdown say it once, naming both databases; JSON keeps one record per
+    database (``database`` stays one alias); the whole-migration finding stays once."""
+    merged = merge([_on("default", whole=True), _on("other", whole=True)])
+    drops = [f for f in merged.findings if f.rule_id == "drop-column"]
+    assert len(drops) == 1
+    assert (drops[0].database, drops[0].databases) == ("default", ("default", "other"))
+    whole = [f for f in merged.findings if f.rule_id == "missing-is-post-deployment"]
+    assert [(f.database, f.databases) for f in whole] == [("default", ())]
+    assert (merged.errors, merged.warnings) == (2, 0)
+
+    text = formats.as_text(merged)
+    heads = [line for line in text if "[drop-column]" in line]
+    assert heads == [
+        "shop/migrations/0002_drop.py:7: error: [drop-column] shop.0002_drop (databases "
+        "'default' and 'other') (operation 1: Remove field name from item): Removes column "
+        "'name' of shop_item."
+    ]
+    assert text[-1] == "2 migrations verified: 2 errors, 0 warnings."
+    github = [line for line in formats.as_github(merged) if line.startswith("::error ")]
+    assert sum("drop-column" in line for line in github) == 1
+    assert "::Databases 'default' and 'other': Removes column" in github[-1]
+    gitlab = json.loads(formats.as_gitlab(merged))
+    assert [issue["description"] for issue in gitlab if issue["check_name"] == "drop-column"] == [
+        "shop.0002_drop (databases 'default' and 'other'): Removes column 'name' of shop_item."
+    ]
+    assert len(gitlab) == 2
+    markdown = formats.as_markdown(merged)
+    assert markdown.count("`drop-column`") == 1
+    assert "`drop-column` (databases 'default' and 'other') (operation 1:" in markdown
+    compact = formats.as_markdown(merged, limit=len(markdown) - 1)
+    assert "longer than a comment can be" in compact
+    assert "`drop-column` (databases 'default' and 'other') (operation 1:" in compact
+    assert "-- migtools: drop-column (databases 'default' and 'other'):" in markdown
+
+    data = json.loads(formats.as_json(merged))
+    records = [(f["rule"], f["database"]) for f in data["findings"]]
+    assert sorted(records) == [
+        ("drop-column", "default"),
+        ("drop-column", "other"),
+        ("missing-is-post-deployment", "default"),
+    ]
+    assert (data["errors"], data["warnings"]) == (3, 0)  # the records it lists
+
+
+def test_findings_that_differ_per_database_stay_apart() -> None:
+    default, other = _on("default"), _on("other")
+    (drop,) = other.migrations[1].findings
+    other.migrations[1].findings = [dataclasses.replace(drop, message="Another message.")]
+    merged = merge([default, other])
+    assert [(f.database, f.databases) for f in merged.findings] == [
+        ("default", ()),
+        ("other", ()),
+    ]
+    heads = [line for line in formats.as_text(merged) if "[drop-column]" in line]
+    assert len(heads) == 2
+    assert "(database 'default')" in heads[0] and "(database 'other')" in heads[1]
+    # One alias only: never "databases".
+    assert merge([_on("default"), _on("default")]).findings[0].on_database() == (
+        " (database 'default')"
+    )
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_verify_migrations_prints_a_finding_of_every_database_once() -> None:
+    """tests/settings.py: ``default`` and ``other``, no router, so every migration runs on
+    both; the RunPython writing a large table is one finding naming both databases."""
+    import contextlib
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+    from django.test import override_settings
+
+    def run(*args: str) -> tuple[str, str]:
+        out, err = StringIO(), StringIO()
+        with (
+            override_settings(MIGTOOLS_LARGE_TABLES=["ledger_entry"]),
+            contextlib.suppress(CommandError),
+        ):
+            call_command("verify_migrations", "ledger", "0005", *args, stdout=out, stderr=err)
+        return out.getvalue(), err.getvalue()
+
+    text, _ = run()
+    heads = [line for line in text.splitlines() if "[run-python-on-large-table]" in line]
+    assert len(heads) == 1, text
+    assert "(databases 'default' and 'other')" in heads[0]
+    assert "1 migration verified: 0 errors, 1 warning." in text  # not 2
+    data = json.loads(run("--format", "json")[0])
+    hits = [f["database"] for f in data["findings"] if f["rule"] == "run-python-on-large-table"]
+    assert sorted(hits) == ["default", "other"]
+    only_other, _ = run("--database", "other")
+    assert "(database 'other')" in only_other and "databases" not in only_other

@@ -585,6 +585,9 @@ class Finding:
     path: str | None = None
     line: int | None = None
     database: str | None = None  # the alias whose SQL was judged (filled by the engine)
+    # The aliases of a finding that holds on several databases alike, verified together
+    # (``migtools.verifier.run.merge``: one finding, ``database`` the first of them).
+    databases: tuple[str, ...] = ()
 
     @property
     def rule(self) -> Rule:
@@ -601,14 +604,26 @@ class Finding:
             return f"{self.path}:{self.line or 1}"
         return f"{self.app_label}.{self.migration_name}"
 
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Every database this finding holds on (one, unless merged across several)."""
+        if self.databases:
+            return self.databases
+        return (self.database,) if self.database else ()
+
     def on_database(self) -> str:
-        """`` (database 'x')`` when the alias is known and the project has several
-        databases, else empty (one database: nothing to tell apart)."""
+        """`` (database 'x')`` (`` (databases 'x' and 'y')`` for a finding that holds on
+        several alike) when the alias is known and the project has several databases, else
+        empty (one database: nothing to tell apart)."""
         from django.conf import settings
 
-        if not self.database or len(getattr(settings, "DATABASES", {})) < 2:
+        aliases = self.aliases
+        if not aliases or len(getattr(settings, "DATABASES", {})) < 2:
             return ""
-        return f" (database {self.database!r})"
+        if len(aliases) == 1:
+            return f" (database {aliases[0]!r})"
+        names = [repr(alias) for alias in aliases]
+        return f" (databases {', '.join(names[:-1])} and {names[-1]})"
 
     def describe(self) -> str:
         """A multi-line explanation: the message, why, and the recipe step by step."""

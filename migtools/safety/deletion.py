@@ -148,6 +148,19 @@ class SafeRemoveField(_TwoPhase, RemoveField):
         return f"{self.deletion_action.name} field {self.name} from {self.model_name}"
 
     @property
+    def reversible(self) -> bool:  # type: ignore[override]
+        """A DELETE re-creates the column only from ``field=``."""
+        return self.deletion_action is not DeletionAction.DELETE or self.field is not None
+
+    def migtools_irreversible(self, app_label: str) -> str:
+        """Why unapplying it is impossible, and the fix (``migrate``'s one refusal line)."""
+        return (
+            f"its SafeRemoveField(DELETE) of {app_label}.{self.model_name}.{self.name} has "
+            "no field=, so the column cannot be re-created. Add field=<the field as it "
+            "was> to that operation (`makemigrations --finish-removal` writes it)"
+        )
+
+    @property
     def migration_name_fragment(self) -> str:
         return f"safe_remove_{self.model_name_lower}_{self.name_lower}"
 
@@ -279,6 +292,19 @@ class SafeDeleteModel(_TwoPhase, DeleteModel):
 
     def describe(self) -> str:
         return f"{self.deletion_action.name} model {self.name}"
+
+    @property
+    def reversible(self) -> bool:  # type: ignore[override]
+        """A DELETE re-creates the table only from ``fields=``."""
+        return self.deletion_action is not DeletionAction.DELETE or self.fields is not None
+
+    def migtools_irreversible(self, app_label: str) -> str:
+        """Why unapplying it is impossible, and the fix (``migrate``'s one refusal line)."""
+        return (
+            f"its SafeDeleteModel(DELETE) of {app_label}.{self.name} has no fields=, so the "
+            "table cannot be re-created. Add fields=[...] (the model's fields as they were) "
+            "to that operation (`makemigrations --finish-removal` writes them)"
+        )
 
     @property
     def migration_name_fragment(self) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from migtools.errors import UnsafeMigrationError
+from migtools.errors import IrreversibleMigrationError, UnsafeMigrationError
 from migtools.rules.catalogue import About, Finding, Level
 from migtools.rules.engine import Engine, explain, large_tables
 from migtools.rules.scope import is_checked
@@ -96,6 +96,30 @@ def adoption_line(refusals: list[Finding]) -> str | None:
         "was applied. Adopt once: `python manage.py migrations_lockfile --adopt`, commit "
         "migrations_baseline.txt, run migrate again (`migrate --plan` lists every finding)."
     )
+
+
+def refuse_irreversible(plan: Iterable[tuple[Migration, bool]]) -> None:
+    """One line, before anything is unapplied, for the first migration of the plan that
+    Django would fail to unapply midway (``IrreversibleError``): which one, why, and what
+    to do (``IrreversibleMigrationError``)."""
+    for migration, backwards in plan:
+        if not backwards:
+            continue
+        label = f"{migration.app_label}.{migration.name}"
+        for index, operation in enumerate(migration.operations):
+            if operation.reversible:
+                continue
+            explain = getattr(operation, "migtools_irreversible", None)
+            why = (
+                explain(migration.app_label)
+                if explain is not None
+                else f"operation {index + 1} ({operation.describe()}) is not reversible. "
+                "Give it a reverse (e.g. RunPython(..., reverse_code=...))"
+            )
+            raise IrreversibleMigrationError(
+                f"Cannot unapply {label}, nothing was unapplied: {why}, or migrate back no "
+                f"further than {label}."
+            )
 
 
 def judge_plan(

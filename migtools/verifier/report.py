@@ -195,19 +195,23 @@ def as_text(
 
 def as_json(report: Report, *, paths: Paths = CWD) -> str:
     """``{"schema": JSON_SCHEMA, "migrations", "errors", "warnings", "findings": [...]}``;
-    each finding's ``path`` is relative to the repository root (see :class:`Paths`)."""
+    each finding's ``path`` is relative to the repository root (see :class:`Paths`). A
+    finding that holds on several databases alike is one record per database (its
+    ``database`` is one alias, as a machine reading per database expects); ``errors`` and
+    ``warnings`` count the records."""
     findings = []
     for f in ordered(report):
         item = f.as_dict()
         if f.path:
             item["path"] = paths.show(f.path)
-        findings.append(item)
+        for alias in f.databases or (f.database,):
+            findings.append({**item, "database": alias})
     return json.dumps(
         {
             "schema": JSON_SCHEMA,
             "migrations": len(report.migrations),
-            "errors": report.errors,
-            "warnings": report.warnings,
+            "errors": sum(1 for item in findings if item["level"] == str(Level.ERROR)),
+            "warnings": sum(1 for item in findings if item["level"] == str(Level.WARNING)),
             "findings": findings,
         },
         indent=2,
@@ -246,7 +250,9 @@ def as_github(report: Report, *, paths: Paths = CWD, limit: int | None = None) -
         if f.path:
             props.insert(0, f"file={_github_escape(paths.show(f.path), prop=True)}")
             props.insert(1, f"line={f.line or 1}")
-        body = f"{f.message}\nSafe recipe:\n{_steps(f)}"
+        on = f.on_database().strip()[1:-1]  # "database 'x'", or empty with one database
+        body = f"{on[:1].upper()}{on[1:]}: " if on else ""
+        body += f"{f.message}\nSafe recipe:\n{_steps(f)}"
         if f.sql:
             body += f"\nSQL: {f.sql}"
         body += f"\nWhy: {f.rule.why}"
@@ -280,7 +286,7 @@ def github_step_summary(
         place = f"{paths.show(f.path)}:{f.line or 1}" if f.path else ""
         lines.append(
             f"| {f.level} | `{f.rule_id}` | `{place}` | "
-            f"`{f.app_label}.{f.migration_name}`: {_cell(f.message)} |"
+            f"`{f.app_label}.{f.migration_name}`{f.on_database()}: {_cell(f.message)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -320,7 +326,7 @@ def as_gitlab(report: Report, *, paths: Paths = CWD) -> str:
             {
                 "type": "issue",
                 "check_name": f.rule_id,
-                "description": f"{f.app_label}.{f.migration_name}: {f.message}",
+                "description": f"{f.app_label}.{f.migration_name}{f.on_database()}: {f.message}",
                 "content": {"body": f"{f.rule.why}\n\nSafe recipe:\n{_steps(f)}"},
                 "categories": ["Bug Risk"],
                 "severity": "major" if f.level is Level.ERROR else "minor",
@@ -373,7 +379,7 @@ def _full_markdown(report: Report, paths: Paths) -> str:
         if not m.findings:
             lines.extend(["No findings.", ""])
         for f in sorted(m.findings, key=lambda f: (f.operation_index or -1, f.rule_id)):
-            lines.append(f"- **{f.level}** `{f.rule_id}`{_op(f)}: {f.message}")
+            lines.append(f"- **{f.level}** `{f.rule_id}`{f.on_database()}{_op(f)}: {f.message}")
             lines.append(f"  - Why: {f.rule.why}")
             lines.append("  - Safe recipe:")
             lines.append(_steps(f, indent="    "))
@@ -408,7 +414,9 @@ def _compact_markdown(report: Report, paths: Paths, limit: int, full: int) -> st
         findings.append(f"**`{m.node[0]}.{m.node[1]}`**")
         findings.append("")
         for f in sorted(m.findings, key=lambda f: (f.operation_index or -1, f.rule_id)):
-            findings.append(f"- **{f.level}** `{f.rule_id}`{_op(f)}: {_cell(f.message)}")
+            findings.append(
+                f"- **{f.level}** `{f.rule_id}`{f.on_database()}{_op(f)}: {_cell(f.message)}"
+            )
         findings.append("")
     text = "\n".join([*head, *findings])
     if len(text) > limit:  # findings alone overflow: keep what fits, count the rest

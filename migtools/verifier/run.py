@@ -11,6 +11,7 @@ the registry is rendered once, at the first selected migration, and kept in step
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
@@ -262,11 +263,12 @@ def verify(
 
 def merge(reports: Iterable[Report]) -> Report:
     """One report of the same selection verified on several databases: each migration once
-    (the SQL of the first database it runs on), with the findings of every database (each
-    carries its alias); a finding about the whole migration that every database repeats is
-    kept once."""
+    (the SQL of the first database it runs on), with the findings of every database, each
+    fact once: a finding about an operation that several databases give alike is one finding
+    listing them (``Finding.databases``; ``database`` is the first); a finding about the
+    whole migration that every database repeats is kept once, with the first alias."""
     by_node: dict[Node, MigrationReport] = {}
-    seen: set[tuple[object, ...]] = set()
+    seen: dict[tuple[object, ...], int] = {}  # -> index in its migration's findings
     for report in reports:
         for m in report.migrations:
             merged = by_node.setdefault(
@@ -274,13 +276,25 @@ def merge(reports: Iterable[Report]) -> Report:
                 MigrationReport(m.node, m.path, m.entries, [], m.atomic, m.op_starts),
             )
             for f in m.findings:
-                key: tuple[object, ...] = (f.rule_id, f.operation_index, f.message, f.sql)
-                if f.operation_index is not None:
-                    key += (f.database,)
-                if (m.node, key) in seen:
+                key: tuple[object, ...] = (
+                    m.node,
+                    f.rule_id,
+                    f.level,
+                    f.operation_index,
+                    f.message,
+                    f.sql,
+                )
+                at = seen.get(key)
+                if at is None:
+                    seen[key] = len(merged.findings)
+                    merged.findings.append(f)
                     continue
-                seen.add((m.node, key))
-                merged.findings.append(f)
+                first = merged.findings[at]
+                if f.operation_index is None or f.database in first.aliases:
+                    continue
+                if f.database is not None:
+                    aliases = (*first.aliases, f.database)
+                    merged.findings[at] = dataclasses.replace(first, databases=aliases)
     return Report(list(by_node.values()))
 
 

@@ -32,6 +32,11 @@ DATABASE_ROUTERS = ["tests.multidb.router.SiloRouter"]
 MIGTOOLS_APPS = ["cell", "control"]
 MIGTOOLS_MIGRATION_TEST_DIRS = [os.path.dirname(__file__)]
 MIGTOOLS_LOCK_RETRY_DELAY = "100ms"
+# Table sizes per alias (tests/test_multidb.py records them in a temp file).
+if os.environ.get("MULTIDB_LARGE_TABLE_ROWS"):
+    MIGTOOLS_LARGE_TABLE_ROWS = int(os.environ["MULTIDB_LARGE_TABLE_ROWS"])
+if os.environ.get("MULTIDB_TABLE_SIZES"):
+    MIGTOOLS_TABLE_SIZES = os.environ["MULTIDB_TABLE_SIZES"]
 SILENCED_SYSTEM_CHECKS = ["migtools.W001"]
 
 if os.environ.get("MULTIDB_RUNNER") == "tasks":  # backfills through Django Tasks, run at once

@@ -13,19 +13,26 @@ import os
 from pathlib import Path
 from typing import Any
 
+from django.core.management.base import CommandParser
 from django.core.management.commands.makemigrations import Command as DjangoCommand
+from django.db import DEFAULT_DB_ALIAS
 from django.db.migrations import Migration
+from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.writer import MigrationWriter
 
 from migtools import conf as mt_settings
 from migtools import project
-from migtools.authoring import writer
+from migtools.authoring import removal, review, writer
 from migtools.authoring.autodetector import MigrationAutodetector
 from migtools.errors import ConflictError, LockfileError, StaleLockfileError, UsageError
 from migtools.graph import checks as graph_checks
 from migtools.graph import disk as graph
 from migtools.graph import lockfile
-from migtools.management.base import MigtoolsCommandMixin
+from migtools.management.base import (
+    MigtoolsCommandMixin,
+    check_app_label,
+    check_database_alias,
+)
 from migtools.verifier.run import lines_for_written
 
 NAME_REQUIRED = (
@@ -40,6 +47,22 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
     # Writes RemoveField/DeleteModel in their two-phase form (state-equivalent).
     autodetector = MigrationAutodetector
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--finish-removal",
+            metavar="APP",
+            help="Write the DELETE phase of every two-phase removal of APP (SafeRemoveField/"
+            "SafeDeleteModel MOVE_TO_PENDING) that is applied on --database and has none yet, "
+            "in one post-deployment migration (migtools).",
+        )
+        parser.add_argument(
+            "--database",
+            default=DEFAULT_DB_ALIAS,
+            help="The database that says which removals are deployed (--finish-removal) and "
+            "whose tables and SQL the new migrations are judged with. Default: 'default'.",
+        )
+
     def execute(self, *args: Any, **options: Any) -> str | None:
         if not options.get("check_changes"):
             return super().execute(*args, **options)
@@ -49,12 +72,26 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
 
     def handle(self, *app_labels: str, **options: Any) -> None:
         self._attributes: dict[Path, dict[str, object]] = {}
+        MigrationAutodetector.last = None  # this run's, once Django makes it
         self._renames: dict[Path, Path] = {}
         check = bool(options["check_changes"])
         dry_run = bool(options["dry_run"]) or check
+        self._checking = check
         managed = [c.label for c in project.managed_apps()]
+        self._managed = managed
+        self._database = str(options.get("database") or DEFAULT_DB_ALIAS)
+        check_database_alias(self._database)
         before = writer.snapshot(managed)
-        super().handle(*app_labels, **options)  # exits 1 itself on --check with changes
+        if options.get("finish_removal"):
+            if app_labels or check or options["merge"] or options["empty"] or options["update"]:
+                raise UsageError(
+                    "--finish-removal APP takes no other app label and no --check, --merge, "
+                    "--empty or --update."
+                )
+            if not self._finish_removal(str(options["finish_removal"]), options):
+                return
+        else:
+            super().handle(*app_labels, **options)  # exits 1 itself on --check with changes
         if check:
             self._check_lockfile()
             return
@@ -78,19 +115,95 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         ):
             labels = " ".join(sorted(changes))
             raise UsageError(NAME_REQUIRED.format(labels=f"{labels} " if labels else ""))
+        paths: dict[tuple[str, str], Path] = {}
+        attributes: dict[tuple[str, str], dict[str, object]] = {}
         for app_label, migrations in changes.items():
             for migration in migrations:
-                path = Path(MigrationWriter(migration).path)
-                attributes = writer.attributes_of(migration)
-                if "atomic" not in attributes and writer.needs_non_atomic(migration.operations):
-                    attributes["atomic"] = False
-                self._attributes[path] = attributes
-                if update_previous_migration_paths:
-                    # --update keeps the file's name (Django would rename it).
-                    self._renames[path] = Path(update_previous_migration_paths[app_label])
+                node = (app_label, migration.name)
+                paths[node] = Path(MigrationWriter(migration).path)
+                attributes[node] = writer.attributes_of(migration)
+                if "atomic" not in attributes[node] and writer.needs_non_atomic(
+                    migration.operations
+                ):
+                    attributes[node]["atomic"] = False
+        if not self._checking:
+            self._review(changes, attributes, paths, update_previous_migration_paths or {})
+        for (app_label, _name), path in paths.items():
+            self._attributes[path] = attributes[app_label, _name]
+            if update_previous_migration_paths:
+                # --update keeps the file's name (Django would rename it).
+                self._renames[path] = Path(update_previous_migration_paths[app_label])
         super().write_migration_files(changes, update_previous_migration_paths)
 
+    def _review(
+        self,
+        changes: dict[str, list[Migration]],
+        attributes: dict[tuple[str, str], dict[str, object]],
+        paths: dict[tuple[str, str], Path],
+        previous: dict[str, str],
+    ) -> None:
+        """Judge what is about to be written: the safe form, or a refusal before writing."""
+        managed = set(self._managed)
+        mine = {app: ms for app, ms in changes.items() if app in managed}
+        if not mine:
+            return
+        replaced = [(app, Path(path).stem) for app, path in previous.items()]
+        detector = MigrationAutodetector.last
+        verdict = review.review(
+            mine,
+            MigrationLoader(None, ignore_no_migrations=True),
+            attributes,
+            paths,
+            database=self._database,
+            replaced=replaced,
+            state=detector.from_state if detector is not None else None,
+        )
+        verdict.raise_if_refused()
+        for node in sorted(verdict.post_deployment):
+            attributes[node]["is_post_deployment"] = True
+            tables = ", ".join(verdict.large.get(node, [])) or "a large table"
+            self.log(
+                f"migtools: {node[0]}.{node[1]} builds an index on {tables}: written with "
+                "is_post_deployment = True (`migrate --pre-deploy` defers it until after "
+                "the deploy)."
+            )
+
     # -- migtools ---------------------------------------------------------------------
+
+    def _finish_removal(self, app_label: str, options: dict[str, Any]) -> bool:
+        """Write the DELETE phase of the app's deployed pending removals (True: written)."""
+        check_app_label(app_label)
+        # What Django's handle() sets before writing.
+        self.written_files: list[str] = []
+        self.verbosity = options["verbosity"]
+        self.interactive = options["interactive"]
+        self.dry_run = bool(options["dry_run"])
+        self.merge = self.empty = self.update = False
+        self.include_header = options["include_header"]
+        self.scriptable = options["scriptable"]
+        self.migration_name = options["name"] or removal.DEFAULT_NAME
+        if not self.migration_name.isidentifier():
+            raise UsageError("The migration name must be a valid Python identifier.")
+        loader = removal.load(self._database)
+        items = removal.pending(loader, app_label)
+        ready = [item for item in items if item.deployed]
+        waiting = [item for item in items if not item.deployed]
+        if waiting:
+            self.log(
+                f"Not deployed on database {self._database!r} yet, left pending: "
+                + ", ".join(item.describe() for item in waiting)
+                + ". Apply (and deploy) them first."
+            )
+        if not ready:
+            if not items:
+                self.log(
+                    f"No pending removal in {app_label}: every MOVE_TO_PENDING has its "
+                    "DELETE phase."
+                )
+            return False
+        new = removal.migration(loader, app_label, ready, options["name"])
+        self.write_migration_files({app_label: [new]})
+        return not self.dry_run
 
     def _finish(self, before: writer.Snapshot, managed: list[str]) -> None:
         for new, previous in self._renames.items():

@@ -34,7 +34,7 @@ from migtools.safety import deploy
 from migtools.safety._django import applied_state, executors_recorded
 from migtools.safety.deploy import pre_deploy_plan
 from migtools.safety.lock import migrate_lock
-from migtools.safety.preflight import Preflight, judge_plan
+from migtools.safety.preflight import Preflight, judge_plan, refuse_irreversible
 
 
 class Command(MigtoolsCommandMixin, DjangoCommand):
@@ -96,6 +96,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
 
     def _preflight(self, connection: BaseDatabaseWrapper, loader: Any, plan: Any) -> Any:
         """Judge the plan; refuse it, or return the context the plan is applied in."""
+        refuse_irreversible(plan)
         result = judge_plan(connection, loader, plan)
         self._print_warnings(result)
         result.raise_if_refused()
