@@ -27,6 +27,7 @@ it) and without it (``MIGTOOLS_STATE_CACHE=0``). Target: ours <= 1.2x plain.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -246,6 +247,7 @@ def one_new(args: argparse.Namespace) -> int:
     ours = statistics.median(times["ours"])
     verdict = "OK" if ours <= 1.2 * plain else "ABOVE TARGET"
     print(f"target: ours <= 1.2x plain: {ours / plain:.3f}x, {verdict}")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     return 0
 
 

@@ -1,6 +1,8 @@
 """Benchmark: creating the test database, plain pytest-django ``--create-db`` (every migration
 replayed) vs migtools' content-keyed template (issue 18), on a generated project of 20 apps x
-250 migrations (5,000 files; ``--apps``/``--migrations``).
+250 migrations (5,000 files; ``--apps``/``--migrations``), or with ``--corpus large`` on the
+real-world-shaped project of ``bench/large_project.py`` (1,001 migrations in 25 apps: RunSQL,
+RunPython, indexes, HStore, a squash; ``--apps``/``--migrations`` default to 25 x 40 there).
 
 One pytest test (``@pytest.mark.django_db``) runs in each case; the figure is its setup time as
 pytest reports it (pytest-django's ``django_db_setup``: creating the test database), plus the
@@ -14,7 +16,8 @@ whole process time. Cases, all with ``--create-db`` and all in this one run:
 
 Target (issue 18): the next run's setup at least 20x faster than the peer's.
 
-    .venv/bin/python bench/test_databases.py [--apps 20] [--migrations 250] [--reps 3] [--keep DIR]
+    .venv/bin/python bench/test_databases.py [--corpus generated|large] [--apps N]
+        [--migrations M] [--reps 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generate import generate  # noqa: E402
+from large_project import generate_large  # noqa: E402
 
 from tests.pgserver import ensure_database_url  # noqa: E402
 
@@ -70,7 +74,7 @@ from migtools import CheckedMigration
 class Migration(CheckedMigration):
     is_post_deployment = False
     dependencies = [("{app}", "{leaf}")]
-    operations = [migrations.AddField("item", "added", models.IntegerField(null=True))]
+    operations = [migrations.AddField("{model}", "added", models.IntegerField(null=True))]
 """
 
 PEER_SETTINGS = """
@@ -113,26 +117,47 @@ def drop_templates(url: str, app: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--apps", type=int, default=20)
-    parser.add_argument("--migrations", type=int, default=250)
+    parser.add_argument(
+        "--corpus",
+        choices=("generated", "large"),
+        default="generated",
+        help="generated: AddField chains (bench/generate.py); large: the real-world-shaped "
+        "project of bench/large_project.py",
+    )
+    parser.add_argument("--apps", type=int, help="default: 20 (generated), 25 (large)")
+    parser.add_argument("--migrations", type=int, help="per app; default: 250, 40")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="generate into DIR and leave it there")
     args = parser.parse_args(argv)
+    large = args.corpus == "large"
+    apps = args.apps or (25 if large else 20)
+    migrations = args.migrations or (40 if large else 250)
 
     url = ensure_database_url()
     root = args.keep or Path(tempfile.mkdtemp(prefix="mt-bench-testdb-"))
-    project = generate(root, args.apps, args.migrations, overwrite=True, database_url=url)
+    if large:
+        if root.exists():
+            shutil.rmtree(root)
+        project = generate_large(root, apps, migrations, database_url=url)
+        # Its history predates migtools: adopted once, as a project does before migrating.
+        project.manage("migrations_lockfile", "--adopt")
+        model, count = "record", project.migration_count + 1  # + the squash
+    else:
+        project = generate(root, apps, migrations, overwrite=True, database_url=url)
+        model, count = "item", project.migration_count
     try:
         (root / "conftest.py").write_text(CONFTEST)
         (root / "test_db.py").write_text(TEST)
-        (root / "benchsite" / "peer_settings.py").write_text(PEER_SETTINGS)
         (root / "pytest.ini").write_text("[pytest]\ndjango_find_project = false\n")
         env = {**project.env}
         env.pop("PYTEST_ADDOPTS", None)
-        peer_env = {**env, "DJANGO_SETTINGS_MODULE": "benchsite.peer_settings"}
+        if large:  # the project's settings leave migtools out with LARGE_PLAIN
+            peer_env = {**env, "LARGE_PLAIN": "1"}
+        else:
+            (root / "benchsite" / "peer_settings.py").write_text(PEER_SETTINGS)
+            peer_env = {**env, "DJANGO_SETTINGS_MODULE": "benchsite.peer_settings"}
         drop_templates(url, project.apps[0])
-        count = args.apps * args.migrations
-        print(f"test-database setup, {args.apps} apps x {args.migrations} migrations ({count}):")
+        print(f"test-database setup, {args.corpus}: {apps} apps, {count} migrations:")
 
         peer, peer_total = run_pytest(root, peer_env, "-p", "no:migtools")
         print(
@@ -151,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
 
         app = project.apps[0]
         (root / app / "migrations" / "9999_item_added.py").write_text(
-            ADDED.format(app=app, leaf=project.leaves[app])
+            ADDED.format(app=app, leaf=project.leaves[app], model=model)
         )
         added, added_total = run_pytest(root, env)
         print(
@@ -166,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "met" if ratio >= 20 else "NOT met"
         print(f"  next run vs peer: {ratio:.1f}x faster (target >= 20x: {verdict})")
         print(f"  one migration added vs peer: {peer / added:.1f}x faster")
+        print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     finally:
         drop_templates(url, project.apps[0])
         if args.keep is None:

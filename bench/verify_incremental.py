@@ -20,6 +20,7 @@ Target (issue 18): cached <= 0.3 s beyond the floor, online and offline.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{full / max(cached, 1e-3):.1f}x), target <= 0.3 s: {verdict}; "
             f"findings {'identical' if same else 'DIFFER'}"
         )
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     return 0 if ok else 1
 
 

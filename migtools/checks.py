@@ -112,29 +112,15 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     return messages
 
 
-def _ignored_rule_ids(source: str) -> list[tuple[str, int]]:
+def _ignored_rule_ids(source: str) -> tuple[tuple[str, int], ...]:
     """``(rule id, line)`` of the literal keys of ``ignore_rules = {...}`` in a class body."""
+    from migtools.graph.disk import ignored_rule_ids
+
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return []  # the graph checks report the file
-    found = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.ClassDef):
-            continue
-        for stmt in node.body:
-            target = None
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-                target, value = stmt.targets[0], stmt.value
-            elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
-                target, value = stmt.target, stmt.value
-            if not (isinstance(target, ast.Name) and target.id == "ignore_rules"):
-                continue
-            if isinstance(value, ast.Dict):
-                for key in value.keys:
-                    if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                        found.append((key.value, key.lineno))
-    return found
+        return ()  # the graph checks report the file
+    return ignored_rule_ids(tree)
 
 
 def check_ignore_rules(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -148,15 +134,20 @@ def check_ignore_rules(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
         return []  # a bad setting or an unreadable graph: reported by the other checks
     messages: list[checks.CheckMessage] = []
     for label in sorted(graph.apps):
-        for name in sorted(graph.apps[label].files):
-            path = graph.apps[label].files[name].path
-            try:
-                source = pysource.read(path)
-            except (OSError, SyntaxError):
-                continue
-            if "ignore_rules" not in source:
-                continue
-            for rule_id, line in _ignored_rule_ids(source):
+        app = graph.apps[label]
+        for name in sorted(app.files):
+            found = app.files[name]
+            path = found.path
+            ignored = found.ignored_rules
+            if app.warnings:  # imported, not parsed (too dynamic to read): read the source
+                try:
+                    source = pysource.read(path)
+                except (OSError, SyntaxError):
+                    continue
+                if "ignore_rules" not in source:
+                    continue
+                ignored = _ignored_rule_ids(source)
+            for rule_id, line in ignored:
                 if rule_id not in CATALOGUE:
                     messages.append(
                         checks.Warning(

@@ -65,6 +65,7 @@ class GitRepo:
         self.root = root.resolve()
         self.git_dir = git_dir.resolve()
         self._null_oid: str | None = None
+        self._bases: dict[tuple[str, str | None], str] = {}
 
     @classmethod
     def find(cls, path: Path) -> GitRepo:
@@ -74,6 +75,28 @@ class GitRepo:
             start = start.parent
         if start.is_file():
             start = start.parent
+        try:
+            # One process when it is a work tree (the common case); the two-step path below
+            # says what is wrong otherwise.
+            both = subprocess.run(
+                [
+                    "git",
+                    "rev-parse",
+                    "--is-bare-repository",
+                    "--absolute-git-dir",
+                    "--show-toplevel",
+                ],
+                cwd=start,
+                capture_output=True,
+                text=True,
+                check=False,
+                env={**os.environ, "LC_ALL": "C"},
+            )
+        except OSError as exc:
+            raise GitRepoError(f"cannot run git: {exc}") from None
+        lines = both.stdout.splitlines()
+        if both.returncode == 0 and len(lines) == 3 and lines[0] == "false" and lines[2]:
+            return cls(Path(lines[2]), Path(lines[1]))
         try:
             proc = subprocess.run(
                 ["git", "rev-parse", "--is-bare-repository", "--absolute-git-dir"],
@@ -145,6 +168,16 @@ class GitRepo:
         """The commit a change since ``ref`` starts from: where ``until`` (default HEAD)
         forked from ``ref`` (their merge base, as ``git diff ref...until`` takes it), else
         ``ref`` itself. :class:`GitRefError` (exit 2) when either ref does not exist."""
+        known = self._bases.get((ref, until))
+        if known is not None:  # one command asks more than once (selection, then changes)
+            return known
+        if until is None and not ref.startswith("-"):
+            # The common case in one process: both are commits and they share history.
+            quick = self._run("merge-base", f"{ref}^{{commit}}", "HEAD")
+            fork = quick.stdout.decode().strip() if quick.returncode == 0 else ""
+            if fork:
+                self._bases[ref, until] = fork
+                return fork
         sha = self.require_commit(ref)
         if until is not None:
             self.require_commit(until)
@@ -152,6 +185,7 @@ class GitRepo:
             return sha  # no commit yet: nothing to fork from
         proc = self._run("merge-base", sha, until or "HEAD")
         fork = proc.stdout.decode().strip() if proc.returncode == 0 else ""
+        self._bases[ref, until] = fork or sha
         return fork or sha
 
     def changed_since(

@@ -1182,3 +1182,86 @@ def test_conflicting_leaves_are_one_line_not_a_traceback(tmp_path: Path) -> None
     assert "Traceback" not in result.err
     assert "Conflicting migrations" in result.err and "update_migration" in result.err
     assert "0002_a_drop" in result.err and "0002_z_note" in result.err
+
+
+PLANNED_PROBE = """
+import json
+import django
+
+django.setup()
+from django.db import connection
+from migtools.verifier import select
+
+planned = select.load(connection, lazy=True)
+ast_only = select._planned
+select._planned = lambda connection: None  # Django's loader, over the same stand-ins
+django_loader = select.load(connection, lazy=True)
+select._planned = ast_only
+print(json.dumps({
+    "planned": isinstance(planned, select._PlannedLoader),
+    "plan": select.full_plan(planned) == select.full_plan(django_loader),
+    "nodes": sorted(planned.graph.nodes) == sorted(django_loader.graph.nodes),
+    "migrated": sorted(planned.migrated_apps) == sorted(django_loader.migrated_apps),
+    "unmigrated": sorted(planned.unmigrated_apps) == sorted(django_loader.unmigrated_apps),
+    "leaves": planned.graph.leaf_nodes() == django_loader.graph.leaf_nodes(),
+    "applied": sorted(planned.applied_migrations) == sorted(django_loader.applied_migrations),
+    "count": len(planned.graph.nodes),
+}))
+"""
+
+NEW_INDEXED = """
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("{app}", "{leaf}")]
+    operations = [migrations.AddField("item", "code", models.IntegerField(null=True, db_index=True))]
+"""
+
+
+@pytest.mark.parametrize("squashed", [False, True])
+def test_history_planned_from_the_graph_on_disk(tmp_path: Path, squashed: bool) -> None:
+    """A history ast reads whole is planned without Django's graph: the same plan, nodes,
+    leaves and apps as Django's loader gives, and `--since` findings identical with the
+    state cache (that path) on and off; with a squash (what is used depends on what is
+    applied) Django's loader plans it."""
+    from bench.generate import generate
+
+    project = generate(tmp_path / "proj", apps=3, migrations=6, git=True, cross_app_fks=True)
+    if squashed:  # the last migration of app00 squashed alone, its file still there
+        last = project.root / "app00" / "migrations" / f"{project.leaves['app00']}.py"
+        (last.parent / "0006_squashed_0006.py").write_text(
+            last.read_text().replace(
+                "class Migration(CheckedMigration):\n",
+                f"class Migration(CheckedMigration):\n    replaces = [('app00', '{last.stem}')]\n",
+            )
+        )
+    label = project.apps[1]  # the middle app: a cross-app dependency on each side
+    (project.root / label / "migrations" / "0007_item_code.py").write_text(
+        NEW_INDEXED.format(app=label, leaf=project.leaves[label])
+    )
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [project.python, *args],
+            cwd=project.root,
+            env={**project.env, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    probe = run("-c", PLANNED_PROBE)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    facts = json.loads(probe.stdout)
+    assert facts.pop("planned") is not squashed
+    assert facts.pop("count") > 3 * 6  # + the new one, contenttypes and auth
+    assert all(facts.values()), facts
+    verify = [str(project.manage_py), "verify_migrations", "--since", "HEAD", "--format", "json"]
+    off = run(*verify, MIGTOOLS_STATE_CACHE="0")
+    cold, warm = run(*verify), run(*verify)
+    assert off.returncode in (0, 1) and off.stdout, off.stderr[-3000:]
+    assert off.stdout == cold.stdout == warm.stdout
+    report = json.loads(off.stdout)
+    assert report["migrations"] == (2 if squashed else 1)  # the squash is new too
+    assert any(f["rule"] == "index-not-concurrent" for f in report["findings"]), report

@@ -23,13 +23,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-VERSION = 2
+VERSION = 3
 FILENAME = "migtools-graph.marshal"
 RACY_SECONDS = 2.0
 
 Stamp = tuple[int, int]  # (size, mtime_ns)
-# (stamp, settings used, dependencies, replaces, run_before, initial, line)
-Entry = tuple[Stamp, dict[str, str], Any, Any, Any, bool, int]
+# (stamp, settings used, dependencies, replaces, run_before, initial, line, ignored rules)
+Entry = tuple[Stamp, dict[str, str], Any, Any, Any, bool, int, Any]
 
 
 def enabled() -> bool:
@@ -73,12 +73,22 @@ class ParseCache:
         run_before: Any,
         initial: bool,
         line: int,
+        ignored_rules: Any = (),
     ) -> None:
         if stamp[1] / 1e9 > self.started - RACY_SECONDS:
             if self.entries.pop(name, None) is not None:  # racy: too recent to trust the stamp
                 self.dirty = True
             return
-        self.entries[name] = (stamp, used, dependencies, replaces, run_before, initial, line)
+        self.entries[name] = (
+            stamp,
+            used,
+            dependencies,
+            replaces,
+            run_before,
+            initial,
+            line,
+            ignored_rules,
+        )
         self.dirty = True
 
     def prune(self, names: set[str]) -> None:

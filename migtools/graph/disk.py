@@ -12,10 +12,12 @@ is reported with file:line, and only that app's migrations are imported for the 
 from __future__ import annotations
 
 import ast
+import gc
 import importlib
 import importlib.util
 import os
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -72,6 +74,9 @@ class MigrationFile:
     run_before: tuple[Key, ...] = ()
     initial: bool = False
     line: int = 1
+    # ``(rule id, line)`` of the literal keys of ``ignore_rules = {...}`` in a class body (the
+    # system check on unknown ids reads them from here, not from 5,000 files).
+    ignored_rules: tuple[tuple[str, int], ...] = ()
 
     @property
     def key(self) -> Key:
@@ -238,6 +243,7 @@ def _parse_migration_source(source: str, path: Path, app_label: str, name: str) 
             str(path), klass.lineno, f"Migration inherits {', '.join(missing)} from another class"
         )
     initial = False
+    ignored = ignored_rule_ids(tree) if "ignore_rules" in source else ()
     if "initial" in values:
         node = values["initial"]
         if not isinstance(node, ast.Constant):
@@ -256,7 +262,29 @@ def _parse_migration_source(source: str, path: Path, app_label: str, name: str) 
         else (),
         initial=initial,
         line=klass.lineno,
+        ignored_rules=ignored,
     )
+
+
+def ignored_rule_ids(tree: ast.AST) -> tuple[tuple[str, int], ...]:
+    """``(rule id, line)`` of the literal keys of ``ignore_rules = {...}`` in a class body."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for stmt in node.body:
+            target = None
+            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+                target, value = stmt.targets[0], stmt.value
+            elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+                target, value = stmt.target, stmt.value
+            if not (isinstance(target, ast.Name) and target.id == "ignore_rules"):
+                continue
+            if isinstance(value, ast.Dict):
+                for key in value.keys:
+                    if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                        found.append((key.value, key.lineno))
+    return tuple(found)
 
 
 def _binds(stmt: ast.stmt, name: str) -> bool:
@@ -334,13 +362,6 @@ def stamps(directory: Path) -> dict[str, parsecache.Stamp]:
     return dict(sorted(found.items()))
 
 
-def _scan(directory: Path) -> dict[str, tuple[Path, parsecache.Stamp]]:
-    """:func:`stamps`, with each module's path."""
-    return {
-        name: (_child(directory, f"{name}.py"), stamp) for name, stamp in stamps(directory).items()
-    }
-
-
 def _read(path: Path) -> str:
     """The file's text as Python decodes it (coding cookie, byte-order mark)."""
     try:
@@ -356,13 +377,26 @@ def _parse_cached(
     app_label: str,
     name: str,
     lookup: SettingLookup = django_setting,
+    used_out: dict[str, str] | None = None,
 ) -> MigrationFile:
+    """One file's graph attributes, from the parse cache when its entry still holds; the
+    settings its answer depends on are added to ``used_out``."""
     global _settings_used
     if cache is not None:
         entry = cache.get(name, stamp, lookup)
         if entry is not None:
+            if used_out is not None:
+                used_out.update(entry[1])
             return MigrationFile(
-                app_label, name, path, entry[2], entry[3], entry[4], entry[5], entry[6]
+                app_label,
+                name,
+                path,
+                entry[2],
+                entry[3],
+                entry[4],
+                entry[5],
+                entry[6],
+                entry[7],
             )
     _settings_used = {}
     try:
@@ -370,6 +404,8 @@ def _parse_cached(
         used = _settings_used
     finally:
         _settings_used = None
+    if used_out is not None:
+        used_out.update(used)
     if cache is not None:
         cache.put(
             name,
@@ -380,8 +416,25 @@ def _parse_cached(
             parsed.run_before,
             parsed.initial,
             parsed.line,
+            parsed.ignored_rules,
         )
     return parsed
+
+
+@dataclass
+class _Read:
+    """An app as :func:`read_directory` last read it in this process: valid while its
+    directory lists the same files with the same stamps and the settings its files name
+    keep their values."""
+
+    stamps: dict[str, parsecache.Stamp]
+    used: dict[str, str]
+    app: AppMigrations
+
+
+# One process often reads the same graph several times (the system checks, then the
+# command): each app's reading is kept (the parse cache keeps it across processes).
+_read_memo: dict[tuple[object, ...], _Read] = {}
 
 
 def read_app(app_label: str) -> AppMigrations:
@@ -407,27 +460,107 @@ def read_directory(
     app = AppMigrations(label=app_label, module=module, directory=directory)
     if directory is None or not directory.is_dir():
         return app
-    listing = _scan(directory)
+    memo_key = (app_label, module, str(directory), None if names is None else frozenset(names))
+    enabled = parsecache.enabled()
+    if _checked is not None and enabled and memo_key in _checked and memo_key in _read_memo:
+        return _read_memo[memo_key].app
+    stamps_now = stamps(directory)
     if names is not None:
-        listing = {n: entry for n, entry in listing.items() if n in names}
-    cache = parsecache.ParseCache(directory) if parsecache.enabled() else None
-    for name, (path, stamp) in listing.items():
-        try:
-            app.files[name] = _parse_cached(cache, path, stamp, app_label, name, lookup)
-        except DynamicMigrationError as exc:
-            if module is None:
-                raise
-            app.warnings.append(
-                f"{exc}; imported the migrations of app '{app_label}' to read the graph instead."
-            )
-            app.files = {
-                n: _imported_file(app_label, module, n, p) for n, (p, _) in listing.items()
-            }
-            return app
+        stamps_now = {n: stamp for n, stamp in stamps_now.items() if n in names}
+    known = _read_memo.get(memo_key) if enabled else None
+    if (
+        known is not None
+        and known.stamps == stamps_now
+        and all(lookup(key) == value for key, value in known.used.items())
+    ):
+        if _checked is not None:
+            _checked.add(memo_key)
+        return known.app
+    listing = {n: (_child(directory, f"{n}.py"), stamp) for n, stamp in stamps_now.items()}
+    used: dict[str, str] = {}
+    with paused_gc():
+        cache = parsecache.ParseCache(directory) if enabled else None
+        for name, (path, stamp) in listing.items():
+            try:
+                app.files[name] = _parse_cached(cache, path, stamp, app_label, name, lookup, used)
+            except DynamicMigrationError as exc:
+                if module is None:
+                    raise
+                app.warnings.append(
+                    f"{exc}; imported the migrations of app '{app_label}' to read the graph "
+                    "instead."
+                )
+                app.files = {
+                    n: _imported_file(app_label, module, n, p) for n, (p, _) in listing.items()
+                }
+                return app
     if cache is not None:
         cache.prune(set(listing))
         cache.save()
+        # Like the parse cache, trust a stamp only once the file is older than the file
+        # system's timestamp granularity could hide a same-size edit.
+        if all(
+            stamp[1] / 1e9 <= cache.started - parsecache.RACY_SECONDS
+            for stamp in stamps_now.values()
+        ):
+            if len(_read_memo) >= 512:  # a process reading many projects (a test session)
+                _read_memo.clear()
+            _read_memo[memo_key] = _Read(stamps_now, used, app)
+            if _checked is not None:
+                _checked.add(memo_key)
     return app
+
+
+# Within ``files_unchanged``: the readings checked against their files since it was entered.
+_checked: set[tuple[object, ...]] | None = None
+
+
+def forget() -> None:
+    """Drop what this process remembers of the graph (the parse cache on disk stays)."""
+    _read_memo.clear()
+    _load_memo.clear()
+
+
+@contextmanager
+def files_unchanged() -> Iterator[None]:
+    """Within, an app read (or checked against its files) once since entering is not
+    checked again (a command that writes no migration and reads the graph more than once:
+    the system checks, then itself). What an earlier command read is checked as usual."""
+    global _checked
+    previous, _checked = _checked, set()
+    try:
+        yield
+    finally:
+        _checked = previous
+
+
+@contextmanager
+def settled_objects() -> Iterator[None]:
+    """Within, the objects alive on entry (Django's set-up, the modules) are left out of the
+    garbage collector's walks (``gc.freeze``): a command that builds a large graph pays a
+    collection per so many new objects, each walking everything alive. Nothing changes when
+    the process froze objects itself already."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Garbage collection off while thousands of small objects are made that stay alive (a
+    full collection would walk every object of the process, repeatedly, for nothing)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # --------------------------------------------------------------------------- the graph
@@ -723,4 +856,35 @@ def load(app_labels: Iterable[str] | None = None) -> DiskGraph:
             continue
         context[label] = read_app(label)
         pending.extend(sorted(_referenced_labels(context[label])))
-    return DiskGraph(read.values(), context.values(), strict=True)
+    # The same readings (read_directory's memo) in the same registry: the same graph.
+    memo_key = (tuple(read), tuple(context), tuple(django_apps.app_configs))
+    parts = (*read.values(), *context.values())
+    known = _load_memo.get(memo_key)
+    if (
+        known is not None
+        and len(known[0]) == len(parts)
+        and all(_same_reading(a, b) for a, b in zip(known[0], parts, strict=True))
+    ):
+        return known[1]
+    with paused_gc():
+        graph = DiskGraph(read.values(), context.values(), strict=True)
+    memoized = {id(r.app) for r in _read_memo.values()}
+    if all(id(app) in memoized or _empty(app) for app in parts):
+        if len(_load_memo) >= 8:  # the checks' graph, the verifier's, a few more
+            _load_memo.clear()
+        _load_memo[memo_key] = (parts, graph)
+    return graph
+
+
+_load_memo: dict[tuple[object, ...], tuple[tuple[AppMigrations, ...], DiskGraph]] = {}
+
+
+def _empty(app: AppMigrations) -> bool:
+    return not app.files and not app.warnings
+
+
+def _same_reading(a: AppMigrations, b: AppMigrations) -> bool:
+    """``b`` is the reading ``a`` was (the same memoized object, or both without files)."""
+    if a is b:
+        return True
+    return _empty(a) and _empty(b) and (a.label, a.directory) == (b.label, b.directory)

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.migrations.migration import Migration
 
+    from migtools.gitrepo import GitRepo
+
 Node = tuple[str, str]
 Progress = Callable[[int, int], None]
 EDITED = "migration-edited-after-merge"
@@ -255,7 +257,7 @@ def verify(
         m for m in report.migrations if routing.runs_on(nodes[m.node], connection.alias)
     ]
     if chosen.base is not None and since is not None:
-        _edited_after_merge(report, loader, chosen.base, since, until, verifier.levels)
+        _edited_after_merge(report, loader, chosen.base, since, until, verifier.levels, chosen.repo)
     return report
 
 
@@ -303,12 +305,14 @@ def _edited_after_merge(
     since: str,
     until: str | None,
     levels: dict[str, Level],
+    repo: GitRepo | None = None,
 ) -> None:
     """Add a finding to each selected migration that ``base`` already holds and whose
     meaning (``migtools.rules.edits``) changed since."""
-    from migtools.gitrepo import GitRepo
+    if repo is None:
+        from migtools.gitrepo import GitRepo
 
-    repo = GitRepo.find(project.root())
+        repo = GitRepo.find(project.root())
     for item in report.migrations:
         if item.path is None or not Path(item.path).is_relative_to(repo.root):
             continue

@@ -33,6 +33,7 @@ from migtools.errors import (
     UsageError,
 )
 from migtools.graph import baseline
+from migtools.graph.disk import paused_gc
 from migtools.rules.scope import in_baseline
 
 if TYPE_CHECKING:
@@ -63,6 +64,10 @@ def load(
     from migtools.verifier import offline
 
     kept = None if keep is None else frozenset(keep)
+    if lazy and kept is None:
+        planned = _planned(None if offline.is_offline(connection) else connection)
+        if planned is not None:
+            return planned
 
     class _Loader(MigrationLoader):
         def load_disk(self) -> None:
@@ -94,9 +99,10 @@ def load(
 
     skip: set[str] = set()
     loader_class: type[MigrationLoader] = _Loader if (kept is not None or lazy) else MigrationLoader
-    if offline.is_offline(connection):
-        return loader_class(None, replace_migrations=replace)
-    return loader_class(connection, replace_migrations=replace)
+    with paused_gc():  # thousands of nodes that stay alive: no collection needed meanwhile
+        if offline.is_offline(connection):
+            return loader_class(None, replace_migrations=replace)
+        return loader_class(connection, replace_migrations=replace)
 
 
 class _Draft(DjangoMigration):
@@ -116,14 +122,20 @@ def _lazy_factory(
     module_name: str, source_file: str, parsed: MigrationFile
 ) -> Callable[[str, str], DjangoMigration]:
     def make(name: str, app_label: str) -> DjangoMigration:
-        migration = _Lazy(name, app_label)
-        attrs = vars(migration)  # Django declares these as class attributes
-        attrs["dependencies"] = list(parsed.dependencies)
-        attrs["replaces"] = list(parsed.replaces)
-        attrs["run_before"] = list(parsed.run_before)
-        attrs["initial"] = parsed.initial
-        migration.module_name = module_name
-        migration.source_file = source_file
+        # What ``Migration.__init__`` sets, without its copies of the class attributes
+        # (thousands of stand-ins per run).
+        migration = _Lazy.__new__(_Lazy)
+        vars(migration).update(
+            name=name,
+            app_label=app_label,
+            operations=[],
+            dependencies=list(parsed.dependencies),
+            replaces=list(parsed.replaces),
+            run_before=list(parsed.run_before),
+            initial=parsed.initial,
+            module_name=module_name,
+            source_file=source_file,
+        )
         return migration
 
     return make
@@ -148,17 +160,159 @@ def _read_apps(drafts: Collection[str]) -> dict[str, dict[str, Callable[[str, st
         if app.warnings or not app.files:
             continue
         real = os.path.realpath(directory)
+        links = _symlinks(real)
         files: dict[str, Callable[[str, str], Any]] = {}
         for name, parsed in app.files.items():
             full = f"{module_name}.{name}"
             if full in drafts:
                 continue
             path = os.path.join(real, f"{name}.py")
-            if os.path.islink(path):
+            if name in links:
                 path = os.path.realpath(path)
             files[name] = _lazy_factory(full, path, parsed)
         found[config.label] = files
     return found
+
+
+def _symlinks(directory: str) -> set[str]:
+    """The module names of the ``.py`` files of ``directory`` that are symbolic links (one
+    listing, rather than a ``stat`` per file)."""
+    try:
+        with os.scandir(directory) as entries:
+            return {e.name[:-3] for e in entries if e.name.endswith(".py") and e.is_symlink()}
+    except OSError:
+        return set()
+
+
+class _PlannedGraph:
+    """What the verifier asks of Django's ``MigrationGraph``, for a graph read with ``ast``
+    (:func:`_planned`): the nodes, the leaves and the plan."""
+
+    def __init__(
+        self, nodes: dict[Node, DjangoMigration], children: dict[Node, set[Node]], plan: list[Node]
+    ) -> None:
+        self.nodes = nodes
+        self.children = children
+        self.plan = plan
+
+    def leaf_nodes(self, app: str | None = None) -> list[Node]:
+        return sorted(
+            key
+            for key in self.nodes
+            if (app is None or key[0] == app) and all(c[0] != key[0] for c in self.children[key])
+        )
+
+
+class _PlannedLoader(MigrationLoader):
+    """A ``MigrationLoader`` whose graph was read with ``ast`` and planned without Django's
+    graph (:func:`_planned`); every node is a stand-in until :func:`realize`."""
+
+    def __init__(
+        self,
+        connection: BaseDatabaseWrapper | None,
+        graph: _PlannedGraph,
+        migrated: set[str],
+        unmigrated: set[str],
+    ) -> None:
+        # Django's __init__ would build the graph: what it sets is set here instead.
+        self.connection = connection
+        self.disk_migrations = dict(graph.nodes)
+        self.graph = graph
+        self.migrated_apps = migrated
+        self.unmigrated_apps = unmigrated
+        self.replace_migrations = True
+        self.ignore_no_migrations = False
+        self.replacements = {}
+        self.applied_migrations = {}
+        if connection is not None:
+            from django.db.migrations.recorder import MigrationRecorder
+
+            recorder = MigrationRecorder(connection)
+            self.applied_migrations = recorder.applied_migrations()  # type: ignore[assignment]
+
+
+def _planned(connection: BaseDatabaseWrapper | None) -> MigrationLoader | None:
+    """The loader of a history every file of which ``ast`` reads (the parse cache and this
+    process's reading make it cheap), with the plan Django's graph would give, computed
+    from the graph on disk (``migtools.graph.disk``) without building Django's graph. None
+    (Django's loader decides) on any doubt: a file too dynamic to read, a squash
+    (``replaces``: what is used depends on what is applied), ``run_before``, a migrations
+    package without migrations, a ``MIGRATION_MODULES`` entry that does not exist, a graph
+    Django would refuse."""
+    from django.conf import settings
+
+    from migtools.errors import MigtoolsError
+    from migtools.graph import disk
+
+    read = _read_apps(frozenset())
+    explicit = getattr(settings, "MIGRATION_MODULES", {}) or {}
+    migrated: set[str] = set()
+    unmigrated: set[str] = set()
+    for config in django_apps.get_app_configs():
+        label = config.label
+        if label in read:
+            migrated.add(label)
+            continue
+        module, directory = disk.locate(label)
+        if module is None or (directory is None and label not in explicit):
+            unmigrated.add(label)  # as Django's loader finds it: no migrations package
+            continue
+        return None
+    try:
+        graphs = [disk.load()]  # the system checks' reading (managed apps and what they reach)
+        missing = migrated - set(graphs[0].apps) - set(graphs[0].context)
+        if missing:  # and the others (with what they reach): edges never cross out of either
+            graphs.append(disk.load(sorted(missing)))
+    except (MigtoolsError, LookupError):
+        return None
+    everything: dict[str, disk.AppMigrations] = {}
+    parents: dict[Node, set[Node]] = {}
+    children: dict[Node, set[Node]] = {}
+    for graph in graphs:
+        everything.update(graph.context)
+        everything.update(graph.apps)
+        for key, found in graph.parents.items():
+            parents.setdefault(key, set()).update(found)
+        for key, found in graph.children.items():
+            children.setdefault(key, set()).update(found)
+    if not migrated <= set(everything):
+        return None
+    files = [f for label in migrated for f in everything[label].files.values()]
+    if any(f.replaces or f.run_before for f in files):
+        return None
+    nodes: dict[Node, DjangoMigration] = {}
+    for label in migrated:
+        for name, make in read[label].items():
+            nodes[label, name] = make(name, label)
+    if set(nodes) != {f.key for f in files}:
+        return None
+    if set(parents) != set(nodes):
+        return None
+    planned = _PlannedGraph(nodes, children, [])
+    planned.plan = _plan(planned.leaf_nodes(), parents)
+    if len(planned.plan) != len(nodes):
+        return None
+    return _PlannedLoader(connection, planned, migrated, unmigrated)
+
+
+def _plan(leaves: list[Node], parents: dict[Node, set[Node]]) -> list[Node]:
+    """:func:`full_plan` on the graph on disk: Django's depth-first walk from each leaf in
+    turn, parents in sorted order."""
+    plan: list[Node] = []
+    seen: set[Node] = set()
+    for leaf in leaves:
+        stack = [(leaf, False)]
+        while stack:
+            key, processed = stack.pop()
+            if key in seen:
+                continue
+            if processed:
+                seen.add(key)
+                plan.append(key)
+            else:
+                stack.append((key, True))
+                stack += [(parent, False) for parent in sorted(parents[key])]
+    return plan
 
 
 def realize(loader: MigrationLoader, nodes: Iterable[Node]) -> None:
@@ -217,13 +371,26 @@ def _repo() -> GitRepo:
 def full_plan(loader: MigrationLoader) -> list[Node]:
     """Every node of the graph in an order that respects dependencies (Django's forwards plan
     of each leaf, merged)."""
+    if isinstance(loader.graph, _PlannedGraph):
+        return list(loader.graph.plan)
+    # Django's depth-first walk (``MigrationGraph.iterative_dfs``) from each leaf in turn,
+    # not re-entering what an earlier leaf's walk planned: every ancestor of a planned node
+    # is planned, so the order is the one the merged plans give, in one pass over the graph.
+    graph = loader.graph
     plan: list[Node] = []
     seen: set[Node] = set()
-    for leaf in sorted(loader.graph.leaf_nodes()):
-        for node in loader.graph.forwards_plan(leaf):
-            if node not in seen:
-                seen.add(node)
-                plan.append(node)
+    for leaf in sorted(graph.leaf_nodes()):
+        stack = [(graph.node_map[leaf], False)]
+        while stack:
+            node, processed = stack.pop()
+            if node.key in seen:
+                continue
+            if processed:
+                seen.add(node.key)
+                plan.append(node.key)
+            else:
+                stack.append((node, True))
+                stack += [(parent, False) for parent in sorted(node.parents)]
     return plan
 
 
@@ -243,6 +410,8 @@ class Selection:
     # --since: the commit the change starts from (for migration-edited-after-merge).
     base: str | None = None
     changed: set[str] = field(default_factory=set)
+    # --since: the git checkout it was read from (asked again for edited-after-merge).
+    repo: GitRepo | None = None
 
 
 def named_files(files: Sequence[str]) -> set[str]:
@@ -329,7 +498,7 @@ def selection(
         wanted = set(files)
         out.nodes = {n for n in out.nodes if path_of(loader.graph.nodes[n]) in wanted}
     if since is not None:
-        repo = _repo()
+        repo = out.repo = _repo()
         out.base = repo.base_of(since, until)
         out.changed = {str(p) for p in repo.changed_since(since, until)}
         out.nodes = {n for n in out.nodes if path_of(loader.graph.nodes[n]) in out.changed}

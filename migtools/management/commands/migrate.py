@@ -31,7 +31,7 @@ from migtools.authoring.autodetector import MigrationAutodetector
 from migtools.errors import BackfillError, ConflictError, FindingsError, UsageError
 from migtools.management.base import MigtoolsCommandMixin, check_app_label, check_database_alias
 from migtools.safety import deploy
-from migtools.safety._django import applied_state
+from migtools.safety._django import applied_state, executors_recorded
 from migtools.safety.deploy import pre_deploy_plan
 from migtools.safety.lock import migrate_lock
 from migtools.safety.preflight import Preflight, judge_plan, refuse_irreversible
@@ -70,6 +70,14 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
                 return
             with ExitStack() as stack:
                 judged: list[bool] = []
+                # Django's command builds one executor (the graph, the applied migrations):
+                # the preflight judges its plan with the same loader.
+                executors = stack.enter_context(executors_recorded())
+
+                def loader() -> Any:
+                    if executors:
+                        return executors[0].loader
+                    return MigrationExecutor(connection).loader
 
                 def preflight(
                     sender: Any, plan: Any = None, using: str = "", **kwargs: Any
@@ -77,8 +85,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
                     if using != database or judged or options["fake"]:
                         return
                     judged.append(True)
-                    # Built only when the plan holds a checked migration.
-                    loader = lambda: MigrationExecutor(connection).loader  # noqa: E731
+                    # The loader is asked only when the plan holds a checked migration.
                     stack.enter_context(self._preflight(connection, loader, plan or []))
 
                 pre_migrate.connect(

@@ -11,11 +11,16 @@ from django.db import connections
 from django.db.utils import OperationalError
 
 from migtools.errors import DatabaseUnavailableError, FindingsError, UsageError
+from migtools.graph import checks as graph_checks
 from migtools.management.base import MigtoolsCommandMixin
 from migtools.verifier import report as report_formats
 
 
 class Command(MigtoolsCommandMixin, BaseCommand):
+    # migtools' own checks (settings, lockfile, ignore_rules); like Django's sqlmigrate and
+    # showmigrations, a command that reads migrations leaves the models' checks to `check`,
+    # `migrate` and `runserver` (on 5,000 fields they cost more than judging one migration).
+    requires_system_checks = [graph_checks.TAG]  # noqa: RUF012 - Django's declaration
     help = (
         "Checks migrations against migtools' rules (operations and their PostgreSQL SQL) in "
         "one pass. Exits 1 when an error-level finding is reported."
@@ -78,9 +83,14 @@ class Command(MigtoolsCommandMixin, BaseCommand):
         )
 
     def execute(self, *args: Any, **options: Any) -> str | None:
+        from migtools.graph import disk
+
         if options.get("explain") is not None:
             options["skip_checks"] = True  # text from the package: nothing to check
-        return super().execute(*args, **options)
+        # The graph read once for the system checks and the selection; what Django set up
+        # is not walked by each garbage collection meanwhile.
+        with disk.files_unchanged(), disk.settled_objects():
+            return super().execute(*args, **options)
 
     def handle(self, *args: Any, **options: Any) -> None:
         from migtools import project
