@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -380,3 +381,38 @@ def test_key_follows_what_shapes_the_schema() -> None:
         assert compute_key(wrapper).base != key.base
     with override_settings(AUTH_USER_MODEL="alpha.Thing"):
         assert compute_key(wrapper).digest != key.digest
+
+
+def test_prune_keeps_each_projects_recent_templates() -> None:
+    """Pruning keeps the last few templates of the project that built one (the current one
+    always), and another project's templates on the same server unless long unused."""
+    from django.db import connections
+
+    from migtools.testing.template import KEEP, PREFIX, STALE_AFTER, TemplateStore
+
+    store = TemplateStore(connections["default"])
+    tag = uuid.uuid4().hex[:8]
+    now = time.time()  # real: a concurrent run's templates must not look stale
+
+    def made(project: str, n: int, used: float) -> str:
+        name = f"{PREFIX}prune_{tag}_{project}{n}"
+        store.create(name, None)
+        meta = {"migtools-template": 1, "base": "b", "used": used}
+        meta["migrations"] = {f"{project}_{tag}.0001_m": "x", f"{project}_{tag}_b.0001_m": "y"}
+        store.set_comment(name, json.dumps(meta))
+        return name
+
+    try:
+        mine = [made("a", n, now - 100 + n) for n in range(KEEP + 2)]  # mine[0]: least recent
+        recent_other = made("b", 0, now - 3600)
+        stale_other = made("b", 1, now - STALE_AFTER - 1)
+        dropped = store.prune(mine[0], now=now)
+        assert sorted(dropped) == sorted([mine[1], mine[2], stale_other])
+        left = set(store.templates())
+        assert {mine[0], mine[3], mine[4], recent_other} <= left  # current, newest, other's
+        assert not {mine[1], mine[2], stale_other} & left
+    finally:
+        for name in store.templates():
+            if name.startswith(f"{PREFIX}prune_{tag}_"):
+                store.drop(name)
+        store.close()

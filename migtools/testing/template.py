@@ -42,8 +42,11 @@ from migtools.dberrors import sqlstate
 from migtools.errors import SnapshotError
 
 PREFIX = "mt_tpl_"
-#: Templates kept per database server (the most recently used ones).
+#: Templates kept per project on a database server (the most recently used ones).
 KEEP = 3
+#: A template of another project (other apps) is dropped once unused for this long (seconds):
+#: a server several projects share keeps each one's templates, and none forever.
+STALE_AFTER = 30 * 24 * 3600
 _BUILDING = "_b"
 _LOCK_NAMESPACE = 0x6D74  # "mt": first half of the advisory lock key
 _MARK = "migtools-template"
@@ -184,6 +187,19 @@ class Outcome:
 
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def _apps(meta: dict[str, Any]) -> frozenset[str]:
+    """A template's project, as far as pruning is concerned: the apps its migrations are of."""
+    migrations = meta.get("migrations")
+    if not isinstance(migrations, dict):
+        return frozenset()
+    return frozenset(str(node).partition(".")[0] for node in migrations)
+
+
+def _used(meta: dict[str, Any]) -> float:
+    used = meta.get("used", 0)
+    return float(used) if isinstance(used, int | float) else 0.0
 
 
 class TemplateStore:
@@ -376,16 +392,25 @@ class TemplateStore:
             raise
         self.mark(test_db, key)
 
-    def prune(self, current: str, keep: int = KEEP) -> list[str]:
-        """Drop all but the ``keep`` most recently used templates on this server."""
+    def prune(self, current: str, keep: int = KEEP, *, now: float | None = None) -> list[str]:
+        """Drop all but the ``keep`` most recently used templates of ``current``'s project
+        (the same installed apps), and other projects' templates unused for
+        :data:`STALE_AFTER`: another project on the same server keeps its own."""
         found = self.templates()
-        order = sorted(
-            found,
-            key=lambda name: (name == current, float(found[name].get("used", 0))),
+        project = _apps(found.get(current, {}))
+        now = time.time() if now is None else now
+        mine = sorted(
+            (name for name in found if _apps(found[name]) == project),
+            key=lambda name: (name == current, _used(found[name])),
             reverse=True,
         )
+        stale = [
+            name
+            for name in found
+            if _apps(found[name]) != project and now - _used(found[name]) > STALE_AFTER
+        ]
         dropped: list[str] = []
-        for name in order[keep:]:
+        for name in mine[keep:] + stale:
             with contextlib.suppress(Exception):  # in use by a clone right now: next time
                 self.drop(name, force=False)
                 dropped.append(name)
