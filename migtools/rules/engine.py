@@ -497,7 +497,9 @@ def _savepoint(connection: BaseDatabaseWrapper, operation: Operation) -> Iterato
     if _trusted(operation) or not connection.in_atomic_block:
         yield
         return
-    sid = transaction.savepoint(connection.alias)
+    # Django 6.1 renamed savepoint() to savepoint_create() (the old name warns).
+    create = getattr(transaction, "savepoint_create", None) or transaction.savepoint
+    sid = create(connection.alias)
     try:
         yield
     finally:
