@@ -58,6 +58,21 @@ class Stages:
     theirs: str | None
 
 
+def _rev_parse(start: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``git rev-parse ARGS`` in ``start`` (C locale: its messages are matched)."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", *args],
+            cwd=start,
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "LC_ALL": "C"},
+        )
+    except OSError as exc:
+        raise GitRepoError(f"cannot run git: {exc}") from None
+
+
 class GitRepo:
     """One working tree: its root, its merge/rebase state, and the index operations we use."""
 
@@ -75,39 +90,13 @@ class GitRepo:
             start = start.parent
         if start.is_file():
             start = start.parent
-        try:
-            # One process when it is a work tree (the common case); the two-step path below
-            # says what is wrong otherwise.
-            both = subprocess.run(
-                [
-                    "git",
-                    "rev-parse",
-                    "--is-bare-repository",
-                    "--absolute-git-dir",
-                    "--show-toplevel",
-                ],
-                cwd=start,
-                capture_output=True,
-                text=True,
-                check=False,
-                env={**os.environ, "LC_ALL": "C"},
-            )
-        except OSError as exc:
-            raise GitRepoError(f"cannot run git: {exc}") from None
+        # One process when it is a work tree (the common case); the two-step path below says
+        # what is wrong otherwise.
+        both = _rev_parse(start, "--is-bare-repository", "--absolute-git-dir", "--show-toplevel")
         lines = both.stdout.splitlines()
         if both.returncode == 0 and len(lines) == 3 and lines[0] == "false" and lines[2]:
             return cls(Path(lines[2]), Path(lines[1]))
-        try:
-            proc = subprocess.run(
-                ["git", "rev-parse", "--is-bare-repository", "--absolute-git-dir"],
-                cwd=start,
-                capture_output=True,
-                text=True,
-                check=False,
-                env={**os.environ, "LC_ALL": "C"},
-            )
-        except OSError as exc:
-            raise GitRepoError(f"cannot run git: {exc}") from None
+        proc = _rev_parse(start, "--is-bare-repository", "--absolute-git-dir")
         if proc.returncode != 0:
             if "not a git repository" in proc.stderr:
                 raise NotAGitRepoError(str(path))
@@ -115,13 +104,7 @@ class GitRepo:
         bare, git_dir = proc.stdout.splitlines()[:2]
         if bare == "true":
             raise GitRepoError(f"{git_dir} is a bare repository.")
-        top = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"],
-            cwd=start,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        top = _rev_parse(start, "--show-toplevel")
         if top.returncode != 0 or not top.stdout.strip():
             raise GitRepoError(f"{start} is not in a git work tree: {top.stderr.strip()}")
         return cls(Path(top.stdout.strip()), Path(git_dir))
