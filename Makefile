@@ -43,7 +43,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check migtools tests bench example_project
-	$(VENV)/bin/ruff format --check migtools
+	$(VENV)/bin/ruff format --check migtools tests bench example_project
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)

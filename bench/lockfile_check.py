@@ -118,9 +118,14 @@ def bench(project: Project, reps: int) -> int:
         f"({project.migration_count} files), median of {reps} runs, whole processes:"
     )
     width = max(len(c.label) for c in cases)
-    for case, base in ((floor, None), (ours, floor), (cold, floor), (floor_plain, None),
-                       (peer, floor_plain),
-                       (wrapper, floor)):
+    for case, base in (
+        (floor, None),
+        (ours, floor),
+        (cold, floor),
+        (floor_plain, None),
+        (peer, floor_plain),
+        (wrapper, floor),
+    ):
         beyond = "" if base is None else f"   beyond the floor {case.median - base.median:7.3f} s"
         print(f"  {case.label:<{width}}  {case.median:7.3f} s{beyond}")
 
@@ -128,8 +133,10 @@ def bench(project: Project, reps: int) -> int:
     peer_beyond = peer.median - floor_plain.median
     whole = peer.median / ours.median
     if ours_beyond <= 0.005:
-        print(f"  ours is within noise of the floor ({ours_beyond * 1000:+.0f} ms); "
-              f"ratio beyond the floor > {peer_beyond / 0.005:.0f}x")
+        print(
+            f"  ours is within noise of the floor ({ours_beyond * 1000:+.0f} ms); "
+            f"ratio beyond the floor > {peer_beyond / 0.005:.0f}x"
+        )
         ratio = float("inf")
     else:
         ratio = peer_beyond / ours_beyond

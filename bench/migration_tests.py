@@ -58,7 +58,7 @@ DATABASES["default"]["TEST"] = {{"NAME": "test_mtbench_" + os.environ.get("BENCH
 MIGTOOLS_FAST_PATHS = os.environ.get("BENCH_FAST_PATHS", "1") == "1"
 """
 
-CONFTEST = '''
+CONFTEST = """
 import json, os, pytest
 
 DURATIONS = {}
@@ -74,7 +74,7 @@ def pytest_sessionfinish(session):
     if path:
         with open(path, "w") as handle:
             json.dump(DURATIONS, handle)
-'''
+"""
 
 TESTS = '''
 import pytest
@@ -253,11 +253,16 @@ def run(root: Path, *args: str) -> tuple[float, dict[str, float]]:
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", *args],
-        cwd=root, env=env, capture_output=True, text=True,
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
-        sys.exit(f"pytest failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+        sys.exit(
+            f"pytest failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}"
+        )
     return elapsed, json.loads(out.read_text())
 
 
@@ -301,10 +306,12 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     try:
         generate(root, options.tests)
-        print(f"project: {APPS} apps x {PER_APP} migrations = {APPS * PER_APP}; backfill "
-              f"app0.{_name('app0', BACKFILL)} with {PER_APP - BACKFILL} later migrations; "
-              f"{options.tests} test methods per framework; MIGTOOLS_FAST_PATHS = "
-              f"{not options.django_paths}")
+        print(
+            f"project: {APPS} apps x {PER_APP} migrations = {APPS * PER_APP}; backfill "
+            f"app0.{_name('app0', BACKFILL)} with {PER_APP - BACKFILL} later migrations; "
+            f"{options.tests} test methods per framework; MIGTOOLS_FAST_PATHS = "
+            f"{not options.django_paths}"
+        )
         base = floor(root)
         both_total, both = run(root)
         ours_total, _ = run(root, "-k", "warmup or TestMigtools")
@@ -322,40 +329,58 @@ def main() -> None:
     theirs = _per_test(both, "TestDjangoTestMigrations")
     near = _per_test(both, "TestMigtoolsNearHead")
     print("\nper test (one pytest run, setup+call+teardown, seconds):")
-    print(f"  django-test-migrations MigratorTestCase: "
-          f"{', '.join(f'{t:.3f}' for t in theirs)}  mean {statistics.mean(theirs):.3f}")
-    print(f"  migtools TestMigrations:                 "
-          f"{', '.join(f'{t:.3f}' for t in ours)}  mean {statistics.mean(ours):.3f}")
+    print(
+        f"  django-test-migrations MigratorTestCase: "
+        f"{', '.join(f'{t:.3f}' for t in theirs)}  mean {statistics.mean(theirs):.3f}"
+    )
+    print(
+        f"  migtools TestMigrations:                 "
+        f"{', '.join(f'{t:.3f}' for t in ours)}  mean {statistics.mean(ours):.3f}"
+    )
     warm = ours[1:] or ours
     how = (
         f"builds it forwards, {APPS * PER_APP - PER_APP + BACKFILL - 1} migrations"
         if options.irreversible
         else f"walks back {PER_APP - BACKFILL + 1} migrations"
     )
-    print(f"    first test (builds the snapshot: {how}): {ours[0]:.3f}; "
-          f"following: mean {statistics.mean(warm):.3f}")
+    print(
+        f"    first test (builds the snapshot: {how}): {ours[0]:.3f}; "
+        f"following: mean {statistics.mean(warm):.3f}"
+    )
     if near:
         print(f"    same shape 1 migration behind app1's head, first test: {near[0]:.3f}")
-    print(f"  ratio, mean per test (first test included): "
-          f"{statistics.mean(theirs) / statistics.mean(ours):.1f}x")
+    print(
+        f"  ratio, mean per test (first test included): "
+        f"{statistics.mean(theirs) / statistics.mean(ours):.1f}x"
+    )
     print(f"  ratio, first test alone:                    {statistics.mean(theirs) / ours[0]:.1f}x")
-    print(f"  ratio, following tests:                     "
-          f"{statistics.mean(theirs) / statistics.mean(warm):.1f}x")
+    print(
+        f"  ratio, following tests:                     "
+        f"{statistics.mean(theirs) / statistics.mean(warm):.1f}x"
+    )
     again = _per_test(reused, "TestMigtools")
-    print(f"  migtools, second run with --reuse-db:  "
-          f"{', '.join(f'{t:.3f}' for t in again)}  mean {statistics.mean(again):.3f}  "
-          f"(ratio {statistics.mean(theirs) / statistics.mean(again):.1f}x)")
+    print(
+        f"  migtools, second run with --reuse-db:  "
+        f"{', '.join(f'{t:.3f}' for t in again)}  mean {statistics.mean(again):.3f}  "
+        f"(ratio {statistics.mean(theirs) / statistics.mean(again):.1f}x)"
+    )
     print("\nwhole process (seconds):")
     print(f"  floor, django.setup():                  {base:.2f}")
     print(f"  pytest, warm-up test only (test db):    {warmup_total:.2f}")
-    print(f"  pytest, warm-up + migtools tests:       {ours_total:.2f}  "
-          f"(+{ours_total - warmup_total:.2f})")
-    print(f"  pytest, warm-up + django-test-migrations: {theirs_total:.2f}  "
-          f"(+{theirs_total - warmup_total:.2f})")
+    print(
+        f"  pytest, warm-up + migtools tests:       {ours_total:.2f}  "
+        f"(+{ours_total - warmup_total:.2f})"
+    )
+    print(
+        f"  pytest, warm-up + django-test-migrations: {theirs_total:.2f}  "
+        f"(+{theirs_total - warmup_total:.2f})"
+    )
     print(f"  pytest, everything:                     {both_total:.2f}")
     print(f"  pytest --reuse-db, migtools, 2nd run:   {reused_total:.2f}")
-    print("  (whole-process figures include creating the 1,000-migration test database; "
-          "they are noisy on a busy machine)")
+    print(
+        "  (whole-process figures include creating the 1,000-migration test database; "
+        "they are noisy on a busy machine)"
+    )
 
 
 if __name__ == "__main__":

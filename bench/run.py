@@ -19,7 +19,9 @@ NOT_BENCHES = {"run.py", "generate.py"}
 
 def discover() -> list[Path]:
     return sorted(
-        p for p in BENCH_DIR.glob("*.py") if p.name not in NOT_BENCHES and not p.name.startswith("_")
+        p
+        for p in BENCH_DIR.glob("*.py")
+        if p.name not in NOT_BENCHES and not p.name.startswith("_")
     )
 
 
@@ -28,8 +30,10 @@ def main(argv: list[str]) -> int:
     if argv:
         unknown = [n for n in argv if n.removesuffix(".py") not in available]
         if unknown:
-            print(f"Unknown benchmark(s): {', '.join(unknown)}. Available: "
-                  f"{', '.join(available)}", file=sys.stderr)
+            print(
+                f"Unknown benchmark(s): {', '.join(unknown)}. Available: {', '.join(available)}",
+                file=sys.stderr,
+            )
             return 2
         scripts = [available[n.removesuffix(".py")] for n in argv]
     else:
@@ -44,8 +48,9 @@ def main(argv: list[str]) -> int:
         print(f"== {script.stem}", flush=True)
         start = time.perf_counter()
         code = subprocess.run([sys.executable, str(script)], cwd=BENCH_DIR.parent).returncode
-        print(f"== {script.stem}: exit {code} after {time.perf_counter() - start:.0f} s\n",
-              flush=True)
+        print(
+            f"== {script.stem}: exit {code} after {time.perf_counter() - start:.0f} s\n", flush=True
+        )
         if code:
             failed.append(script.stem)
     if failed:

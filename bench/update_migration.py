@@ -31,8 +31,14 @@ APP_INDEX = 5
 
 
 def _git(project: Project, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=project.root, env={**project.env, "GIT_EDITOR": "true"},
-                          capture_output=True, text=True, check=check)
+    return subprocess.run(
+        ["git", *args],
+        cwd=project.root,
+        env={**project.env, "GIT_EDITOR": "true"},
+        capture_output=True,
+        text=True,
+        check=check,
+    )
 
 
 def _migration(label: str, name: str, parent: str, field: str) -> str:
@@ -121,8 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DATABASE_URL"] = ensure_database_url()
     with tempfile.TemporaryDirectory(prefix="migtools-bench-") as tmp:
         root = args.keep or Path(tmp) / "proj"
-        project = generate(root, args.apps, args.migrations, git=True, cross_app_fks=True,
-                           overwrite=True)
+        project = generate(
+            root, args.apps, args.migrations, git=True, cross_app_fks=True, overwrite=True
+        )
         label = make_conflict(project)
         reconflict(project)
         timed(project, "diffsettings")  # warm-up: byte-code caches, page cache
@@ -141,19 +148,25 @@ def main(argv: list[str] | None = None) -> int:
 
     floor_median, ours_median = statistics.median(floor), statistics.median(ours)
     beyond = ours_median - floor_median
-    print(f"update_migration on {args.apps} apps x {args.migrations} migrations "
-          f"({args.apps * args.migrations} files), a 2-migration chain in {label} moved after "
-          f"main's; median of {args.reps} runs, whole processes:")
+    print(
+        f"update_migration on {args.apps} apps x {args.migrations} migrations "
+        f"({args.apps * args.migrations} files), a 2-migration chain in {label} moved after "
+        f"main's; median of {args.reps} runs, whole processes:"
+    )
     print(f"  floor   manage.py diffsettings     {floor_median:7.3f} s")
-    print(f"  ours    manage.py update_migration {ours_median:7.3f} s   "
-          f"beyond the floor {beyond:7.3f} s (target <= {TARGET_BEYOND} s)")
+    print(
+        f"  ours    manage.py update_migration {ours_median:7.3f} s   "
+        f"beyond the floor {beyond:7.3f} s (target <= {TARGET_BEYOND} s)"
+    )
     # CPU time (user + system) of the same processes: on a shared, loaded machine wall time
     # mostly measures waiting for a core; CPU time does not
     cpu_floor = statistics.median(CPU["diffsettings"][1:])
     cpu_ours = statistics.median(CPU["update_migration"][1:])
-    print(f"  cpu     diffsettings {cpu_floor:.3f} s, update_migration {cpu_ours:.3f} s, "
-          f"beyond {cpu_ours - cpu_floor:.3f} s; load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} cores")
+    print(
+        f"  cpu     diffsettings {cpu_floor:.3f} s, update_migration {cpu_ours:.3f} s, "
+        f"beyond {cpu_ours - cpu_floor:.3f} s; load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores"
+    )
     print("First run's output:\n" + "".join(f"    {line}\n" for line in first.stdout.splitlines()))
     return 0 if beyond <= TARGET_BEYOND else 1
 

@@ -126,7 +126,11 @@ def backfill_project(
 
 def seed(db: str, table: str, count: int) -> None:
     if table == "shop_token":
-        query(db, f"INSERT INTO {table} (id, n) SELECT gen_random_uuid(), 0 FROM generate_series(1, %s)", (count,))
+        query(
+            db,
+            f"INSERT INTO {table} (id, n) SELECT gen_random_uuid(), 0 FROM generate_series(1, %s)",
+            (count,),
+        )
     else:
         query(db, f"INSERT INTO {table} (n) SELECT 0 FROM generate_series(1, %s)", (count,))
 

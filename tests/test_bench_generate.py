@@ -80,7 +80,11 @@ def test_large_project_generator_loads_and_matches_its_models(tmp_path: Path) ->
         tmp_path / "proj", apps=6, migrations=MIN_MIGRATIONS, database_url="postgres://u@h/x"
     )
     proc = subprocess.run(
-        [project.python, "-c", PROBE], cwd=project.root, env=project.env, capture_output=True, text=True
+        [project.python, "-c", PROBE],
+        cwd=project.root,
+        env=project.env,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -124,7 +124,10 @@ def test_bad_settings_are_errors_with_ids_and_hints(tmp_path: Path) -> None:
     assert 'HINT: Write a PostgreSQL duration string with its unit, e.g. "5s"' in result.err
     assert "(migtools.E103) MIGTOOLS_LOCK_RETRIES = 'three': expected a whole number." in result.err
     assert "(migtools.E110) MIGTOOLS_RULES names an unknown rule 'volatile-defualt'." in result.err
-    assert "Did you mean 'volatile-default'? `manage.py verify_migrations --explain volatile-default`" in result.err
+    assert (
+        "Did you mean 'volatile-default'? `manage.py verify_migrations --explain volatile-default`"
+        in result.err
+    )
     assert "(migtools.E110) MIGTOOLS_RULES['volatile-default'] = 'loud': not a level." in result.err
 
 
@@ -156,12 +159,16 @@ def test_valid_settings_pass_the_check(tmp_path: Path) -> None:
 
 
 def test_baseline_names_a_missing_migration_w103(tmp_path: Path) -> None:
-    proj = make_project(tmp_path / "p", extra_settings='MIGTOOLS_BASELINE = {"shop": "0009_nosuch"}')
+    proj = make_project(
+        tmp_path / "p", extra_settings='MIGTOOLS_BASELINE = {"shop": "0009_nosuch"}'
+    )
     assert proj.manage("makemigrations", "shop", "-n", "initial").returncode == 0
     result = proj.manage("check")
     assert result.returncode == 0  # it exempts nothing: a Warning
     assert "(migtools.W103) MIGTOOLS_BASELINE['shop'] = '0009_nosuch'" in result.err
-    fixed = make_project(tmp_path / "q", extra_settings='MIGTOOLS_BASELINE = {"shop": "0001_initial"}')
+    fixed = make_project(
+        tmp_path / "q", extra_settings='MIGTOOLS_BASELINE = {"shop": "0001_initial"}'
+    )
     assert fixed.manage("makemigrations", "shop", "-n", "initial").returncode == 0
     assert "W103" not in fixed.manage("check").err
 
@@ -171,11 +178,15 @@ def test_unknown_rule_in_ignore_rules_w102(project: MiniProject) -> None:
     original = path.read_text()
     marker = "class Migration(CheckedMigration):\n"
     assert marker in original
-    path.write_text(original.replace(marker, marker + '    ignore_rules = {"volatile-default": "ok"}\n'))
+    path.write_text(
+        original.replace(marker, marker + '    ignore_rules = {"volatile-default": "ok"}\n')
+    )
     control = project.manage("check")
     assert control.returncode == 0
     assert "W102" not in control.err  # a known id: no warning
-    path.write_text(original.replace(marker, marker + '    ignore_rules = {"volatile-defualt": "x"}\n'))
+    path.write_text(
+        original.replace(marker, marker + '    ignore_rules = {"volatile-defualt": "x"}\n')
+    )
     result = project.manage("check")
     assert result.returncode == 0  # a Warning never blocks
     line = path.read_text().splitlines().index('    ignore_rules = {"volatile-defualt": "x"}') + 1

@@ -34,8 +34,7 @@ def migration(deps: list[tuple[str, str]], field: str | None = None) -> str:
     lines = "".join(f"        ({a!r}, {n!r}),\n" for a, n in deps)
     ops = ""
     if field:
-        ops = (f"        migrations.AddField('item', {field!r}, "
-               "models.IntegerField(null=True)),\n")
+        ops = f"        migrations.AddField('item', {field!r}, models.IntegerField(null=True)),\n"
     return (
         "from django.db import migrations, models\n\n\n"
         "class Migration(migrations.Migration):\n"
@@ -117,8 +116,7 @@ def tree(root: Path) -> dict[str, bytes]:
     out = {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".git" not in p.relative_to(root).parts
-        and "__pycache__" not in p.parts
+        if p.is_file() and ".git" not in p.relative_to(root).parts and "__pycache__" not in p.parts
     }
     out["<index>"] = git(root, "ls-files", "--stage").stdout.encode()
     out["<status>"] = git(root, "status", "--porcelain").stdout.encode()
@@ -154,10 +152,15 @@ def test_the_cli_leaves_the_same_tree_as_manage_py(tmp_path: Path, scenario: str
     assert "Traceback" not in cli_run.stderr
     assert tree(ours) == tree(project.root)
     # the same plan, in the same words (the CLI adds one line: it looked at no database)
-    assert cli_run.stdout.replace(
-        "Not checked whether the moved migrations are applied in a database (this command reads "
-        "no settings): if they are, roll them back first, or run 'python manage.py "
-        "update_migration --update-applied'.\n", "") == django.out
+    assert (
+        cli_run.stdout.replace(
+            "Not checked whether the moved migrations are applied in a database (this command reads "
+            "no settings): if they are, roll them back first, or run 'python manage.py "
+            "update_migration --update-applied'.\n",
+            "",
+        )
+        == django.out
+    )
 
 
 def test_a_rebase_stop_after_stop_stays_equal(tmp_path: Path) -> None:
@@ -171,8 +174,10 @@ def test_a_rebase_stop_after_stop_stays_equal(tmp_path: Path) -> None:
         cli_run = cli(ours, "update-migration")
         assert (django.returncode, cli_run.returncode) == (0, 0), django.err + cli_run.stderr
         assert tree(ours) == tree(project.root)
-        done = [git(root, "rebase", "--continue", check=False).returncode == 0
-                for root in (project.root, ours)]
+        done = [
+            git(root, "rebase", "--continue", check=False).returncode == 0
+            for root in (project.root, ours)
+        ]
         assert done[0] == done[1]
         if done[0]:
             break
@@ -201,7 +206,8 @@ def conflicted_models(tmp_path: Path) -> MiniProject:
 def resolve_models(root: Path) -> None:
     (root / "shop" / "models.py").write_text(
         MODELS + "    color = models.IntegerField(null=True)\n"
-        "    size = models.IntegerField(null=True)\n")
+        "    size = models.IntegerField(null=True)\n"
+    )
     git(root, "add", "shop/models.py")
 
 
@@ -221,11 +227,13 @@ def test_a_merge_with_conflicted_models_resolves(tmp_path: Path) -> None:
     assert "  0002_color -> 0003_color\n" in proc.stdout
     assert proc.stdout.endswith(
         "Next: resolve the conflicts in shop/models.py and 'git add' them, then git merge "
-        "--continue\n")
+        "--continue\n"
+    )
     names = sorted(p.name for p in (project.root / "shop" / "migrations").glob("0*.py"))
     assert names == ["0001_initial.py", "0002_size.py", "0003_color.py"]
     assert (project.root / "tests" / "test_color.py").read_text() == migration_test(
-        "0002_size", "0003_color")
+        "0002_size", "0003_color"
+    )
     assert cli(project.root, "lockfile", "--check").returncode == 0
 
     # once models are resolved, manage.py update_migration on the same merge gives the same
@@ -249,7 +257,11 @@ def test_update_applied_and_bad_input_are_one_line(tmp_path: Path) -> None:
 
     assert unknown_flag.returncode == 2  # argparse: not an option of this command
     assert (unknown_app.returncode, unknown_app.stderr) == (
-        2, "error: No installed app with label 'nope'.\n")
+        2,
+        "error: No installed app with label 'nope'.\n",
+    )
     assert (no_match.returncode, no_match.stderr) == (
-        1, "error: No migration matches '0009' in the managed apps.\n")
+        1,
+        "error: No migration matches '0009' in the managed apps.\n",
+    )
     assert tree(project.root) == before

@@ -33,18 +33,21 @@ def root(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
-    write_commit(root, {"lock.txt": "a: 1\n\nb: 1\n", "app/migrations/0001_initial.py": "x\n"},
-                 "base")
+    write_commit(
+        root, {"lock.txt": "a: 1\n\nb: 1\n", "app/migrations/0001_initial.py": "x\n"}, "base"
+    )
     return root
 
 
 def diverge(root: Path) -> None:
     git(root, "checkout", "-q", "-b", "feature")
-    write_commit(root, {"lock.txt": "a: 2mine\n\nb: 1\n", "app/migrations/0002_mine.py": "m\n"},
-                 "mine")
+    write_commit(
+        root, {"lock.txt": "a: 2mine\n\nb: 1\n", "app/migrations/0002_mine.py": "m\n"}, "mine"
+    )
     git(root, "checkout", "-q", "main")
-    write_commit(root, {"lock.txt": "a: 2main\n\nb: 1\n", "app/migrations/0002_main.py": "t\n"},
-                 "main")
+    write_commit(
+        root, {"lock.txt": "a: 2main\n\nb: 1\n", "app/migrations/0002_main.py": "t\n"}, "main"
+    )
 
 
 def migration_files(root: Path) -> list[Path]:
@@ -91,7 +94,10 @@ def test_merge_of_main_into_the_branch(root: Path) -> None:
     stages = repo.unmerged_stages(root / "lock.txt")
     assert stages is not None
     assert (stages.base, stages.ours, stages.theirs) == (
-        "a: 1\n\nb: 1\n", "a: 2mine\n\nb: 1\n", "a: 2main\n\nb: 1\n")
+        "a: 1\n\nb: 1\n",
+        "a: 2mine\n\nb: 1\n",
+        "a: 2main\n\nb: 1\n",
+    )
     assert repo.unmerged_stages(root / "app" / "migrations" / "0001_initial.py") is None
 
 
@@ -132,8 +138,10 @@ def test_stage_tracked_and_index_entries(root: Path) -> None:
     old.rename(new)
     sha = repo.store_blob(b"x\n")
     assert sha == entry.sha
-    repo.set_index(["app/migrations/0001_initial.py"],
-                   [IndexEntry("100644", sha, 0, "app/migrations/0002_initial.py")])
+    repo.set_index(
+        ["app/migrations/0001_initial.py"],
+        [IndexEntry("100644", sha, 0, "app/migrations/0002_initial.py")],
+    )
     other = root / "lock.txt"
     other.write_text("a: 9\n\nb: 1\n")
     repo.stage([other])
@@ -187,7 +195,9 @@ def test_changed_since(root: Path) -> None:
     write_commit(root, {"app/migrations/0002_next.py": "y\n"}, "next")
     (root / "scratch.py").write_text("s\n")
     assert repo.changed_since("HEAD~1") == {
-        (root / "app" / "migrations" / "0002_next.py").resolve(), (root / "scratch.py").resolve()}
+        (root / "app" / "migrations" / "0002_next.py").resolve(),
+        (root / "scratch.py").resolve(),
+    }
 
 
 def test_changes_since_where_the_branch_forked(root: Path) -> None:
@@ -202,12 +212,18 @@ def test_changes_since_where_the_branch_forked(root: Path) -> None:
     assert repo.base_of("main", "feature") == base
     (mig / "0003_draft.py").write_text("d\n")
     assert repo.changed_since("main") == {
-        (mig / "0002_mine.py").resolve(), (root / "lock.txt").resolve(),
-        (mig / "0003_draft.py").resolve()}
+        (mig / "0002_mine.py").resolve(),
+        (root / "lock.txt").resolve(),
+        (mig / "0003_draft.py").resolve(),
+    }
     assert repo.changed_since("main", untracked=False) == {
-        (mig / "0002_mine.py").resolve(), (root / "lock.txt").resolve()}
+        (mig / "0002_mine.py").resolve(),
+        (root / "lock.txt").resolve(),
+    }
     assert repo.changed_since("main", "feature") == {
-        (mig / "0002_mine.py").resolve(), (root / "lock.txt").resolve()}
+        (mig / "0002_mine.py").resolve(),
+        (root / "lock.txt").resolve(),
+    }
     assert repo.untracked_in([mig]) == {(mig / "0003_draft.py").resolve()}
     assert repo.existing_at("main", migration_files(root)) == {mig / "0001_initial.py"}
     assert repo.show("main", mig / "0002_main.py") == "t\n"

@@ -20,7 +20,9 @@ from tests.test_update_migration import MigRepo, base_history
 KILL_AT = "MIGTOOLS_TEST_KILL_AT"
 CRASH_HOOK = Path(__file__).resolve().parent / "crashhook"
 Manage = Callable[..., subprocess.CompletedProcess[str]]
-TEST_FILE = "class T:\n    app = 'alpha'\n    migrate_from = '0002_step2'\n    migrate_to = '0003_update'\n"
+TEST_FILE = (
+    "class T:\n    app = 'alpha'\n    migrate_from = '0002_step2'\n    migrate_to = '0003_update'\n"
+)
 
 
 def _project(root: Path) -> MigRepo:
@@ -55,39 +57,60 @@ def _project(root: Path) -> MigRepo:
 
 def _manage(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "django", "update_migration", *args], cwd=root,
-        capture_output=True, text=True, env=_env(root, env))
+        [sys.executable, "-m", "django", "update_migration", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=_env(root, env),
+    )
 
 
 def _env(root: Path, extra: dict[str, str]) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if k != KILL_AT}
-    return {**base, "DJANGO_SETTINGS_MODULE": "settings", "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONPATH": os.pathsep.join(
-                [str(CRASH_HOOK), str(root), str(Path(__file__).resolve().parents[1])]),
-            **extra}
+    return {
+        **base,
+        "DJANGO_SETTINGS_MODULE": "settings",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONPATH": os.pathsep.join(
+            [str(CRASH_HOOK), str(root), str(Path(__file__).resolve().parents[1])]
+        ),
+        **extra,
+    }
 
 
 def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _assert_resolved(root: Path, package: str) -> None:
     alpha = root / package / "alpha"
     assert sorted(p.name for p in alpha.glob("0*.py")) == [
-        "0001_step1.py", "0002_step2.py", "0003_main.py", "0004_update.py", "0005_update.py"]
+        "0001_step1.py",
+        "0002_step2.py",
+        "0003_main.py",
+        "0004_update.py",
+        "0005_update.py",
+    ]
     assert '("alpha", "0003_main")' in (alpha / "0004_update.py").read_text()
     assert '("alpha", "0004_update")' in (alpha / "0005_update.py").read_text()
     assert '("alpha", "0005_update")' in (root / package / "beta" / "0001_initial.py").read_text()
     assert not (root / "tests" / "test_0003_update.py").exists()
     assert (root / "tests" / "test_0004_update.py").read_text() == TEST_FILE.replace(
-        "0002_step2", "0003_main").replace("0003_update", "0004_update")
+        "0002_step2", "0003_main"
+    ).replace("0003_update", "0004_update")
     assert _git(root, "ls-files", "-u") == ""  # nothing conflicted
     assert _git(root, "diff", "--name-only") == ""  # everything staged
     assert _git(root, "ls-files", "--others", "--exclude-standard") == ""
     assert not (root / ".git" / "migtools" / "journal.json").exists()
-    check = subprocess.run([sys.executable, "-m", "django", "migrations_lockfile", "--check"],
-                           cwd=root, capture_output=True, text=True, env=_env(root, {}))
+    check = subprocess.run(
+        [sys.executable, "-m", "django", "migrations_lockfile", "--check"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=_env(root, {}),
+    )
     assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -112,8 +135,10 @@ def test_sigkill_before_each_event_then_one_plain_run_finishes(tmp_path: Path) -
         said = "update_migration was interrupted earlier" in again.stdout
         assert said == pending, again.stdout
         if pending:
-            assert "completed it: alpha.0003_update -> 0004_update, alpha.0004_update -> " \
+            assert (
+                "completed it: alpha.0003_update -> 0004_update, alpha.0004_update -> "
                 "0005_update." in again.stdout
+            )
         assert again.stdout.rstrip().endswith("Next: git merge --continue"), again.stdout
         _assert_resolved(root, base.package)
         shutil.rmtree(root)

@@ -57,16 +57,21 @@ def test_allow_dirty_leaves_the_users_edit_unstaged(repo: MigRepo) -> None:
 
     assert code == 0, err
     # named as it is after the run: renamed
-    assert f"Leaving your own uncommitted edits unstaged in: {repo.package}/alpha/0004_feature.py" \
+    assert (
+        f"Leaving your own uncommitted edits unstaged in: {repo.package}/alpha/0004_feature.py"
         in err
+    )
     new = f"{repo.package}/alpha/0004_feature.py"
     assert "# my own note\n" in (repo.root / new).read_text()
     staged = repo.git("show", f":{new}").stdout
     assert "# my own note" not in staged
     assert '("alpha", "0003_mainline")' in staged
     unstaged = repo.git("diff", "--", new).stdout
-    assert [line for line in unstaged.splitlines() if line[:1] in "+-"
-            and not line.startswith(("+++", "---"))] == ["+# my own note"]
+    assert [
+        line
+        for line in unstaged.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ] == ["+# my own note"]
     assert repo.git("ls-files", "-u").stdout == ""
     repo.check_resolved()
     assert out.endswith("Next: git merge --continue\n")
@@ -179,7 +184,7 @@ def test_dry_run_on_applied_migrations_shows_plan_diff_and_the_rollback(repo: Mi
 
     assert code == 0
     assert "  0003_feature -> 0004_feature\n" in out
-    assert "+        (\"alpha\", \"0003_mainline\"),\n" in out
+    assert '+        ("alpha", "0003_mainline"),\n' in out
     assert "  Would unapply alpha.0003_feature\n" in out
     assert out.endswith("Dry run: nothing was changed.\n")
     assert "without --update-applied the real run refuses; with it, it first rolls back:" in err
@@ -195,8 +200,9 @@ def test_a_computed_dependency_is_named_by_file_and_line(repo: MigRepo) -> None:
     repo.git("checkout", "-q", "-b", "feature")
     repo.add("alpha", "0003_feature", [("alpha", "0002_step2")])
     path = repo.add("beta", "0001_initial", [("alpha", "0003_feature")])
-    path.write_text(path.read_text().replace('("alpha", "0003_feature")',
-                                             '("alpha", "0003_" + "feature")'))
+    path.write_text(
+        path.read_text().replace('("alpha", "0003_feature")', '("alpha", "0003_" + "feature")')
+    )
     repo.write_lockfile()
     repo.commit("feature")
     repo.git("checkout", "-q", "main")
@@ -254,8 +260,7 @@ def test_the_next_step_names_another_conflicted_file(repo: MigRepo) -> None:
 
     assert (err, code) == ("", 0)
     assert out.endswith(
-        "Next: resolve the conflicts in notes.txt and 'git add' them, then git rebase "
-        "--continue\n"
+        "Next: resolve the conflicts in notes.txt and 'git add' them, then git rebase --continue\n"
     )
     repo.check_resolved()
 
@@ -297,13 +302,18 @@ def test_a_failing_restore_carries_on_and_the_next_run_finishes_the_undo(repo: M
     with pytest.raises(renumber.RenumberError) as info:
         renamer.apply(plan, git_repo, before_step=sabotage)
     message = str(info.value)
-    assert message.startswith("Writing the changes failed (Boom: injected), and restoring "
-                              f"failed too for:\n  {repo.package}/alpha/0005_update.py: ")
-    assert message.endswith("The journal is kept: the next update_migration run finishes "
-                            "restoring them.")
+    assert message.startswith(
+        "Writing the changes failed (Boom: injected), and restoring "
+        f"failed too for:\n  {repo.package}/alpha/0005_update.py: "
+    )
+    assert message.endswith(
+        "The journal is kept: the next update_migration run finishes restoring them."
+    )
     # every other file and the index were restored all the same
-    assert repo.path("alpha", "0003_update").read_text() == before[
-        f"{repo.package}/alpha/0003_update.py"].decode()
+    assert (
+        repo.path("alpha", "0003_update").read_text()
+        == before[f"{repo.package}/alpha/0003_update.py"].decode()
+    )
     assert repo.git("ls-files", "--stage").stdout.encode() == before[".git/index"]
 
     (blocker / "keep").unlink()
@@ -311,8 +321,10 @@ def test_a_failing_restore_carries_on_and_the_next_run_finishes_the_undo(repo: M
     out, err, code = repo.run()
 
     assert (err, code) == ("", 0)
-    assert out.startswith("update_migration was interrupted earlier (alpha.0003_update -> "
-                          "0004_update, alpha.0004_update -> 0005_update): undid it")
+    assert out.startswith(
+        "update_migration was interrupted earlier (alpha.0003_update -> "
+        "0004_update, alpha.0004_update -> 0005_update): undid it"
+    )
     repo.check_resolved()
     assert out.endswith("Next: git merge --continue\n")
 
@@ -329,9 +341,11 @@ def test_a_pending_journal_with_foreign_edits_is_refused(repo: MigRepo) -> None:
     _out, err, code = repo.run()
 
     assert code == 1
-    assert err.startswith("update_migration was interrupted earlier (alpha.0003_update -> "
-                          "0004_update, alpha.0004_update -> 0005_update), and these files "
-                          f"changed since:\n  {repo.package}/beta/0001_initial.py\n")
+    assert err.startswith(
+        "update_migration was interrupted earlier (alpha.0003_update -> "
+        "0004_update, alpha.0004_update -> 0005_update), and these files "
+        f"changed since:\n  {repo.package}/beta/0001_initial.py\n"
+    )
     assert target.read_text() == "# someone rewrote this meanwhile\n"
 
 

@@ -68,17 +68,21 @@ def test_plan_of_a_busy_conflict(repo: MigRepo) -> None:
         ("alpha", "0003_main", ["0003_update", "0004_update"], ["0004_update", "0005_update"])
     ]
     assert [(r.old, r.new) for r in plan.renames] == [
-        ("0003_update", "0004_update"), ("0004_update", "0005_update")]
+        ("0003_update", "0004_update"),
+        ("0004_update", "0005_update"),
+    ]
     assert plan.moved == [("alpha", "0003_update"), ("alpha", "0004_update")]
     changed = sorted((plan.relative(c.source), plan.relative(c.path)) for c in plan.changes)
     alpha, beta = f"{repo.package}/alpha", f"{repo.package}/beta"
-    assert changed == sorted([
-        (f"{alpha}/0003_update.py", f"{alpha}/0004_update.py"),
-        (f"{alpha}/0004_update.py", f"{alpha}/0005_update.py"),
-        (f"{beta}/0001_initial.py", f"{beta}/0001_initial.py"),
-        ("tests/test_0003_update.py", "tests/test_0004_update.py"),
-        ("migrations_lockfile.txt", "migrations_lockfile.txt"),
-    ])
+    assert changed == sorted(
+        [
+            (f"{alpha}/0003_update.py", f"{alpha}/0004_update.py"),
+            (f"{alpha}/0004_update.py", f"{alpha}/0005_update.py"),
+            (f"{beta}/0001_initial.py", f"{beta}/0001_initial.py"),
+            ("tests/test_0003_update.py", "tests/test_0004_update.py"),
+            ("migrations_lockfile.txt", "migrations_lockfile.txt"),
+        ]
+    )
     assert plan.new_graph.leaves("alpha") == ["0005_update"]
     assert plan.stage_lockfile
 

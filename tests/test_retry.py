@@ -84,7 +84,9 @@ def test_run_gives_up_at_the_cap_on_waiting_with_a_real_lock() -> None:
             policy = retry.Policy(retries=100, delay=0.1, max_wait=1.0, lock_timeout=0.1)
             started = time.monotonic()
             with pytest.raises(retry.Exhausted) as info:
-                retry.run(lambda: conn.execute("SELECT count(*) FROM hot"), policy, on_retry=seen.append)
+                retry.run(
+                    lambda: conn.execute("SELECT count(*) FROM hot"), policy, on_retry=seen.append
+                )
             elapsed = time.monotonic() - started
     finally:
         release.set()
@@ -109,7 +111,9 @@ def test_run_succeeds_once_the_lock_is_released() -> None:
     try:
         with _locker(db) as conn:
             policy = retry.Policy(retries=20, delay=0.1, max_wait=30, lock_timeout=0.1)
-            retry.run(lambda: conn.execute("SELECT count(*) FROM hot"), policy, on_retry=seen.append)
+            retry.run(
+                lambda: conn.execute("SELECT count(*) FROM hot"), policy, on_retry=seen.append
+            )
     finally:
         release.set()
         holder.join()

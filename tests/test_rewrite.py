@@ -52,8 +52,9 @@ def test_the_diff_shows_only_the_changed_names() -> None:
         "    operations = []\n"
     )
     result = _rewrite(source)
-    diff = [line for line in difflib.ndiff(source.splitlines(), result.splitlines())
-            if line[:1] in "+-"]
+    diff = [
+        line for line in difflib.ndiff(source.splitlines(), result.splitlines()) if line[:1] in "+-"
+    ]
     assert diff == ['-         ("alpha", "0003_feature"),', '+         ("alpha", "0004_feature"),']
 
 
@@ -84,8 +85,8 @@ def test_dynamic_entries_and_other_classes_are_left_alone() -> None:
 def test_migration_tests_move_from_to_the_new_parent() -> None:
     source = (
         "class TestBackfill(TestMigrations):\n"
-        "    app = \"alpha\"\n"
-        "    migrate_from = \"0002_base\"\n"
+        '    app = "alpha"\n'
+        '    migrate_from = "0002_base"\n'
         "    migrate_to = '0003_feature'\n\n"
         "class TestUnrelated(TestMigrations):\n"
         "    app = 'alpha'\n"
@@ -101,8 +102,8 @@ def test_migration_tests_move_from_to_the_new_parent() -> None:
 
     assert result == (
         "class TestBackfill(TestMigrations):\n"
-        "    app = \"alpha\"\n"
-        "    migrate_from = \"0003_main\"\n"
+        '    app = "alpha"\n'
+        '    migrate_from = "0003_main"\n'
         "    migrate_to = '0004_feature'\n\n"
         "class TestUnrelated(TestMigrations):\n"
         "    app = 'alpha'\n"

@@ -128,6 +128,7 @@ def test_baseline_naming_a_replaced_migration_names_the_squash_afterwards(tmp_pa
     check = proj.manage("migrations_lockfile", "--check")
     assert check.returncode == 0, check.out + check.err
 
+
 def test_dry_run_prints_plan_and_diff_and_reports_tests_without_equivalent(
     tmp_path: Path,
 ) -> None:

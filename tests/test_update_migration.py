@@ -56,7 +56,7 @@ def migration_source(
                 "        migrations.CreateModel(\n"
                 f"            name={quote}{model}{quote},\n"
                 "            fields=[\n"
-                "                (\"id\", models.BigAutoField(primary_key=True, serialize=False)),\n"
+                '                ("id", models.BigAutoField(primary_key=True, serialize=False)),\n'
                 "            ],\n"
                 "        ),\n"
             )
@@ -128,8 +128,9 @@ class MigRepo:
     # -- git
     def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, **GIT_ENV}
-        proc = subprocess.run(["git", *args], cwd=self.root, env=env, capture_output=True,
-                              text=True)
+        proc = subprocess.run(
+            ["git", *args], cwd=self.root, env=env, capture_output=True, text=True
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"git {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
         return proc
@@ -150,8 +151,12 @@ class MigRepo:
         entry = str(self.root)
         sys.path.insert(0, entry)
         importlib.invalidate_caches()
-        options = {"MIGRATION_MODULES": self.modules(), "MIGTOOLS_LOCKFILE_PATH": str(self.lockfile),
-                   "MIGTOOLS_APPS": self.apps, **settings}
+        options = {
+            "MIGRATION_MODULES": self.modules(),
+            "MIGTOOLS_LOCKFILE_PATH": str(self.lockfile),
+            "MIGTOOLS_APPS": self.apps,
+            **settings,
+        }
         try:
             with override_settings(**options):
                 yield self
@@ -175,8 +180,11 @@ class MigRepo:
         """Leaves per app as Django's own loader sees them (modules imported afresh)."""
         self.forget_modules()
         loader = MigrationLoader(None, ignore_no_migrations=True)
-        return {app: sorted(n for a, n in loader.graph.leaf_nodes() if a == app)
-                for app in self.apps if any(a == app for a, _ in loader.graph.nodes)}
+        return {
+            app: sorted(n for a, n in loader.graph.leaf_nodes() if a == app)
+            for app in self.apps
+            if any(a == app for a, _ in loader.graph.nodes)
+        }
 
     def check_resolved(self) -> None:
         """One leaf per app (ours and Django's), and the lockfile checks."""
@@ -218,8 +226,11 @@ def base_history(repo: MigRepo, app: str = "alpha", count: int = 2) -> list[str]
 
 
 def diverge(
-    repo: MigRepo, app: str = "alpha", mine: Sequence[str] = ("0003_feature",),
-    theirs: Sequence[str] = ("0003_mainline",), base: str = "0002_step2",
+    repo: MigRepo,
+    app: str = "alpha",
+    mine: Sequence[str] = ("0003_feature",),
+    theirs: Sequence[str] = ("0003_mainline",),
+    base: str = "0002_step2",
 ) -> None:
     """A feature branch adding ``mine`` and main adding ``theirs``, both after ``base``."""
     repo.git("checkout", "-q", "-b", "feature")
@@ -261,8 +272,10 @@ def test_merge_main_into_branch(repo: MigRepo) -> None:
         "Next: git merge --continue\n"
     )
     assert repo.names("alpha") == ["0001_step1", "0002_step2", "0003_mainline", "0004_feature"]
-    assert 'dependencies = [\n        ("alpha", "0003_mainline"),\n    ]' in repo.path(
-        "alpha", "0004_feature").read_text()
+    assert (
+        'dependencies = [\n        ("alpha", "0003_mainline"),\n    ]'
+        in repo.path("alpha", "0004_feature").read_text()
+    )
     assert "alpha: 0004_feature" in repo.lockfile.read_text()
     repo.check_resolved()
     status = repo.status()
@@ -304,7 +317,10 @@ def test_rebase_one_commit(repo: MigRepo) -> None:
     repo.check_resolved()
     repo.git("rebase", "--continue")
     assert repo.git("log", "--format=%s").stdout.split("\n")[:3] == [
-        "feature migrations", "main migrations", "base"]
+        "feature migrations",
+        "main migrations",
+        "base",
+    ]
     repo.check_resolved()
 
 
@@ -341,10 +357,15 @@ def test_rebase_of_several_commits_keeps_the_rename_map(repo: MigRepo) -> None:
     )
     assert "  0004_second -> 0005_second\n" in out
     repo.check_resolved()
-    assert ('("alpha", "0005_second")' in repo.path("beta", "0001_initial").read_text())
+    assert '("alpha", "0005_second")' in repo.path("beta", "0001_initial").read_text()
     repo.git("rebase", "--continue")
     assert repo.names("alpha") == [
-        "0001_step1", "0002_step2", "0003_mainline", "0004_first", "0005_second"]
+        "0001_step1",
+        "0002_step2",
+        "0003_mainline",
+        "0004_first",
+        "0005_second",
+    ]
     repo.check_resolved()
     out, _err, code = repo.run()
     assert (out, code) == ("No migration conflicts to resolve.\n", 0)
@@ -379,7 +400,14 @@ def test_chain_of_three_with_a_dependent_in_another_app(repo: MigRepo) -> None:
         "Next: git merge --continue\n"
     )
     assert repo.names("alpha") == [
-        "0001_step1", "0002_step2", "0003_x", "0004_y", "0005_a", "0006_b", "0007_c"]
+        "0001_step1",
+        "0002_step2",
+        "0003_x",
+        "0004_y",
+        "0005_a",
+        "0006_b",
+        "0007_c",
+    ]
     assert '("alpha", "0005_a")' in repo.path("alpha", "0006_b").read_text()
     assert '("alpha", "0006_b")' in repo.path("beta", "0002_uses_alpha").read_text()
     assert '("alpha", "0007_c")' in repo.path("gamma", "0001_initial").read_text()
@@ -409,10 +437,14 @@ def test_two_apps_at_once(repo: MigRepo) -> None:
     out, err, code = repo.run()
 
     assert (err, code) == ("", 0)
-    assert "Moving alpha's migrations after 0002_theirs (the latest on main):\n" \
-           "  0002_mine -> 0003_mine\n" in out
-    assert "Moving beta's migrations after 0003_theirs (the latest on main):\n" \
-           "  0002_mine -> 0004_mine\n" in out
+    assert (
+        "Moving alpha's migrations after 0002_theirs (the latest on main):\n"
+        "  0002_mine -> 0003_mine\n" in out
+    )
+    assert (
+        "Moving beta's migrations after 0003_theirs (the latest on main):\n"
+        "  0002_mine -> 0004_mine\n" in out
+    )
     repo.check_resolved()
     assert lockfile.parse(repo.lockfile.read_text()) == {"alpha": "0003_mine", "beta": "0004_mine"}
 
@@ -420,8 +452,12 @@ def test_two_apps_at_once(repo: MigRepo) -> None:
 def test_squashed_head_on_main(repo: MigRepo) -> None:
     base_history(repo, count=2)
     diverge(repo, theirs=("0003_x", "0004_y"))
-    repo.add("alpha", "0003_squashed_0004_y", [("alpha", "0002_step2")],
-             replaces=[("alpha", "0003_x"), ("alpha", "0004_y")])
+    repo.add(
+        "alpha",
+        "0003_squashed_0004_y",
+        [("alpha", "0002_step2")],
+        replaces=[("alpha", "0003_x"), ("alpha", "0004_y")],
+    )
     repo.write_lockfile()
     repo.commit("squash")
     assert lockfile.parse(repo.lockfile.read_text())["alpha"] == "0003_squashed_0004_y"
@@ -431,8 +467,10 @@ def test_squashed_head_on_main(repo: MigRepo) -> None:
     out, err, code = repo.run()
 
     assert (err, code) == ("", 0)
-    assert "Moving alpha's migrations after 0003_squashed_0004_y (the latest on main):\n" \
-           "  0003_feature -> 0005_feature\n" in out
+    assert (
+        "Moving alpha's migrations after 0003_squashed_0004_y (the latest on main):\n"
+        "  0003_feature -> 0005_feature\n" in out
+    )
     assert '("alpha", "0003_squashed_0004_y")' in repo.path("alpha", "0005_feature").read_text()
     repo.check_resolved()
 
@@ -444,8 +482,9 @@ def test_squashed_head_on_main(repo: MigRepo) -> None:
         ("9998_base", "9999_main", "9999_mine", "10000_mine"),
     ],
 )
-def test_number_width_grows(repo: MigRepo, base: str, theirs: str, mine: str,
-                            expected: str) -> None:
+def test_number_width_grows(
+    repo: MigRepo, base: str, theirs: str, mine: str, expected: str
+) -> None:
     repo.add("alpha", base)
     repo.write_lockfile()
     repo.commit("base")
@@ -536,7 +575,9 @@ def test_named_migration_by_number_prefers_the_branch(repo: MigRepo) -> None:
     repo.check_resolved()
     out, err, code = repo.run("0004_feature")
     assert (out, code) == (
-        "'0004_feature' already comes after the latest migration on main: nothing to do.\n", 0)
+        "'0004_feature' already comes after the latest migration on main: nothing to do.\n",
+        0,
+    )
 
 
 def test_nothing_to_do(repo: MigRepo) -> None:
@@ -613,17 +654,23 @@ def test_update_applied_rolls_back_then_renames(repo: MigRepo) -> None:
     repo.forget_modules()
     _apply("alpha")
     assert _applied("alpha") == [
-        "0001_step1", "0002_step2", "0003_mainline", "0004_feature", "0005_more"]
+        "0001_step1",
+        "0002_step2",
+        "0003_mainline",
+        "0004_feature",
+        "0005_more",
+    ]
 
 
 def test_update_applied_refuses_an_irreversible_migration(repo: MigRepo) -> None:
     base_history(repo)
     repo.git("checkout", "-q", "-b", "feature")
-    repo.add("alpha", "0003_feature", [("alpha", "0002_step2")], operations=(
-        "    operations = [\n"
-        "        migrations.RunSQL(\"SELECT 1\"),\n"
-        "    ]\n"
-    ))
+    repo.add(
+        "alpha",
+        "0003_feature",
+        [("alpha", "0002_step2")],
+        operations=('    operations = [\n        migrations.RunSQL("SELECT 1"),\n    ]\n'),
+    )
     repo.write_lockfile()
     repo.commit("feature")
     repo.git("checkout", "-q", "main")
@@ -665,15 +712,24 @@ def _conflicted(repo: MigRepo) -> None:
     ("args", "message", "returncode"),
     [
         (("nope",), "No migration matches 'nope' in the managed apps.", 1),
-        (("0003_mainline",), "Migration alpha.0003_mainline is already on main: only migrations "
-                             "that your branch adds can be moved.", 1),
+        (
+            ("0003_mainline",),
+            "Migration alpha.0003_mainline is already on main: only migrations "
+            "that your branch adds can be moved.",
+            1,
+        ),
         (("feature", "nosuchapp"), "No installed app with label 'nosuchapp'.", 2),
-        (("step",), "'step' matches several migrations in the managed apps; give the full name "
-                    "or the app label:\n  alpha.0001_step1\n  alpha.0002_step2", 1),
+        (
+            ("step",),
+            "'step' matches several migrations in the managed apps; give the full name "
+            "or the app label:\n  alpha.0001_step1\n  alpha.0002_step2",
+            1,
+        ),
     ],
 )
-def test_bad_input_changes_nothing(repo: MigRepo, args: tuple[str, ...], message: str,
-                                   returncode: int) -> None:
+def test_bad_input_changes_nothing(
+    repo: MigRepo, args: tuple[str, ...], message: str, returncode: int
+) -> None:
     _conflicted(repo)
     before = repo.snapshot()
 
@@ -708,8 +764,9 @@ def test_a_cycle_is_refused(repo: MigRepo) -> None:
     repo.write_lockfile()
     repo.commit("base")
     repo.git("checkout", "-q", "-b", "feature")
-    repo.add("alpha", "0002_mine", [("alpha", "0001_initial")],
-             run_before=[("beta", "0001_initial")])
+    repo.add(
+        "alpha", "0002_mine", [("alpha", "0001_initial")], run_before=[("beta", "0001_initial")]
+    )
     repo.write_lockfile()
     repo.commit("feature")
     repo.git("checkout", "-q", "main")
@@ -725,9 +782,7 @@ def test_a_cycle_is_refused(repo: MigRepo) -> None:
     assert (out, code) == ("", 1)
     # file:line: the dependency of main's migration on beta's that closes the loop
     theirs = repo.path("alpha", "0002_theirs")
-    line = next(
-        i for i, text in enumerate(theirs.read_text().splitlines(), 1) if '"beta"' in text
-    )
+    line = next(i for i, text in enumerate(theirs.read_text().splitlines(), 1) if '"beta"' in text)
     assert err == (
         f"Moving the migrations would break the graph, nothing was changed: {theirs}:{line}: "
         "Cycle in the migration graph: alpha.0002_theirs, beta.0001_initial, alpha.0003_mine"
@@ -750,13 +805,22 @@ def _manage_py_merge(
         f"MIGRATION_MODULES = {{'alpha': '{mig.package}.alpha'}}\n"
         "MIGTOOLS_APPS = ['alpha']\n" + extra_settings
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "settings", "PYTHONDONTWRITEBYTECODE": "1",
-           "DATABASE_URL": database_url,
-           "PYTHONPATH": os.pathsep.join([str(root), str(Path(__file__).resolve().parents[1])])}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "settings",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "DATABASE_URL": database_url,
+        "PYTHONPATH": os.pathsep.join([str(root), str(Path(__file__).resolve().parents[1])]),
+    }
 
     def manage(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "django", *args], cwd=root, env=env,
-                              capture_output=True, text=True)
+        return subprocess.run(
+            [sys.executable, "-m", "django", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
 
     with mig.active():
         base_history(mig)
@@ -797,8 +861,10 @@ def test_every_alias_unreachable_resolves_all_the_same_in_one_line(tmp_path: Pat
     """Two aliases, both at a closed port: the renamer needs no database; it says in one line
     that it could not check either, and resolves."""
     mig, manage = _manage_py_merge(
-        tmp_path, "postgres://nobody@127.0.0.1:1/none",
-        "DATABASES['control'] = dj_database_url.parse('postgres://nobody@127.0.0.1:2/ctl')\n")
+        tmp_path,
+        "postgres://nobody@127.0.0.1:1/none",
+        "DATABASES['control'] = dj_database_url.parse('postgres://nobody@127.0.0.1:2/ctl')\n",
+    )
     before = mig.git("rev-parse", "HEAD").stdout
 
     proc = manage("update_migration")
@@ -808,8 +874,9 @@ def test_every_alias_unreachable_resolves_all_the_same_in_one_line(tmp_path: Pat
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.splitlines()
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("Database 'control' (name ctl, host 127.0.0.1, port 2) is "
-                               "unreachable: ")
+    assert lines[0].startswith(
+        "Database 'control' (name ctl, host 127.0.0.1, port 2) is unreachable: "
+    )
     assert "; database 'default' (name none, host 127.0.0.1, port 1) is unreachable: " in lines[0]
     assert "Not checked whether the moved migrations are applied there." in lines[0]
     mig.git("merge", "--continue")
@@ -967,17 +1034,20 @@ def test_rebase_stop_names_a_migration_renamed_at_an_earlier_stop(repo: MigRepo)
     repo.write_lockfile()
     repo.commit("base")
     repo.git("checkout", "-q", "-b", "feature")
-    steps = [("alpha", "0002_mine2", [("alpha", "0001_step1")]),
-             ("alpha", "0003_mine3", [("alpha", "0002_mine2")]),
-             ("alpha", "0004_mine4", [("alpha", "0003_mine3")]),
-             ("beta", "0002_mine2", [("beta", "0001_step1"), ("alpha", "0002_mine2")])]
+    steps = [
+        ("alpha", "0002_mine2", [("alpha", "0001_step1")]),
+        ("alpha", "0003_mine3", [("alpha", "0002_mine2")]),
+        ("alpha", "0004_mine4", [("alpha", "0003_mine3")]),
+        ("beta", "0002_mine2", [("beta", "0001_step1"), ("alpha", "0002_mine2")]),
+    ]
     tests = repo.root / "tests"
     tests.mkdir()
     for app, name, deps in steps:
         repo.add(app, name, deps)
         if app == "beta":  # a test of the first alpha migration, in the commit replayed last
             (tests / "test_alpha_mine2.py").write_text(
-                _migration_test("alpha", "0001_step1", "0002_mine2"))
+                _migration_test("alpha", "0001_step1", "0002_mine2")
+            )
         repo.write_lockfile()
         repo.commit(f"mine {app}.{name}")
     repo.git("checkout", "-q", "main")
@@ -999,20 +1069,28 @@ def test_rebase_stop_names_a_migration_renamed_at_an_earlier_stop(repo: MigRepo)
     assert "Later commits of this rebase still name alpha.0002_mine2" in out
     out, err, code = repo.run()
     assert (err, code) == ("", 0)
-    assert "Fixed a reference in beta.0002_mine2: alpha.0002_mine2 (renamed earlier in this " \
+    assert (
+        "Fixed a reference in beta.0002_mine2: alpha.0002_mine2 (renamed earlier in this "
         "rebase)\n" in out
+    )
     assert out.endswith("Next: review the staged changes and commit them.\n")
     assert not (repo.root / ".git" / "migtools" / "renames.json").exists()
 
     repo.check_resolved()
     assert repo.names("alpha") == [
-        "0001_step1", "0002_main2", "0003_mine2", "0004_mine3", "0005_mine4"]
+        "0001_step1",
+        "0002_main2",
+        "0003_mine2",
+        "0004_mine3",
+        "0005_mine4",
+    ]
     beta = repo.path("beta", "0002_mine2").read_text()
     assert '("alpha", "0003_mine2")' in beta
-    assert "0002_mine2\")" not in beta.replace('("beta", "0002_mine2")', "")
+    assert '0002_mine2")' not in beta.replace('("beta", "0002_mine2")', "")
     # the test follows too: migrate_to renamed, migrate_from moved to main's migration
     assert (tests / "test_alpha_mine2.py").read_text() == _migration_test(
-        "alpha", "0002_main2", "0003_mine2")
+        "alpha", "0002_main2", "0003_mine2"
+    )
 
 
 def _migration_test(app: str, migrate_from: str, migrate_to: str) -> str:
@@ -1033,12 +1111,14 @@ def test_a_three_commit_rebase_keeps_every_migration_test_true(repo: MigRepo) ->
     tests = repo.root / "tests"
     tests.mkdir()
     repo.git("checkout", "-q", "-b", "feature")
-    steps = [("0003_first", "0002_step2"), ("0004_second", "0003_first"),
-             ("0005_third", "0004_second")]
+    steps = [
+        ("0003_first", "0002_step2"),
+        ("0004_second", "0003_first"),
+        ("0005_third", "0004_second"),
+    ]
     for name, parent in steps:
         repo.add("alpha", name, [("alpha", parent)])
-        (tests / f"test_{name.split('_')[1]}.py").write_text(
-            _migration_test("alpha", parent, name))
+        (tests / f"test_{name.split('_')[1]}.py").write_text(_migration_test("alpha", parent, name))
         repo.write_lockfile()
         repo.commit(f"add {name}")
     repo.git("checkout", "-q", "main")
@@ -1058,14 +1138,23 @@ def test_a_three_commit_rebase_keeps_every_migration_test_true(repo: MigRepo) ->
         repo.commit("names after the rebase")
 
     repo.check_resolved()
-    assert repo.names("alpha") == ["0001_step1", "0002_step2", "0003_mainline", "0004_first",
-                                   "0005_second", "0006_third"]
+    assert repo.names("alpha") == [
+        "0001_step1",
+        "0002_step2",
+        "0003_mainline",
+        "0004_first",
+        "0005_second",
+        "0006_third",
+    ]
     assert (tests / "test_first.py").read_text() == _migration_test(
-        "alpha", "0003_mainline", "0004_first")
+        "alpha", "0003_mainline", "0004_first"
+    )
     assert (tests / "test_second.py").read_text() == _migration_test(
-        "alpha", "0004_first", "0005_second")
+        "alpha", "0004_first", "0005_second"
+    )
     assert (tests / "test_third.py").read_text() == _migration_test(
-        "alpha", "0005_second", "0006_third")
+        "alpha", "0005_second", "0006_third"
+    )
     assert repo.status() == ""
 
 

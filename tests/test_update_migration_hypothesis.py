@@ -52,7 +52,9 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 
     def side(max_total: int, prefix: str) -> list[tuple[str, list[Key]]]:
         order = draw(st.lists(st.sampled_from(apps), max_size=max_total))
-        made: list[Key] = [(app, f"{n:04d}_step{n}") for app in apps for n in range(1, base[app] + 1)]
+        made: list[Key] = [
+            (app, f"{n:04d}_step{n}") for app in apps for n in range(1, base[app] + 1)
+        ]
         counts = dict(base)
         out: list[tuple[str, list[Key]]] = []
         for app in order:
