@@ -72,13 +72,14 @@ class _Questioner:
 
 class MigrationAutodetector(DjangoAutodetector):
     #: The last one made in this process (makemigrations judges what it is about to write on
-    #: its ``from_state``, the state Django already built from the history).
+    #: its ``graph`` and ``from_state``, what Django already built from the history).
     last: ClassVar[MigrationAutodetector | None] = None
 
     def __init__(self, from_state: Any, to_state: Any, questioner: Any = None) -> None:
         super().__init__(from_state, to_state, questioner)
         MigrationAutodetector.last = self
         self.questioner = cast(Any, _Questioner(self.questioner, self))
+        self.graph: Any = None  # set by changes()
         self._adding: tuple[str, str, str] | None = None
         self._asked: dict[tuple[str, str, str], str] = {}
 
@@ -147,6 +148,8 @@ class MigrationAutodetector(DjangoAutodetector):
         return found
 
     def changes(self, *args: Any, **kwargs: Any) -> dict[str, list[Any]]:
+        # The history Django's makemigrations loaded: what it is about to write is judged on it.
+        self.graph = kwargs["graph"] if "graph" in kwargs else args[0]
         changes: dict[str, list[Any]] = super().changes(*args, **kwargs)
         managed = self._managed()
         problems: list[str] = list(self._asked.values())

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db.utils import OperationalError
 
@@ -31,7 +31,7 @@ from migtools.verifier import offline
 from migtools.verifier.select import default_apps
 
 if TYPE_CHECKING:
-    from django.db.migrations.loader import MigrationLoader
+    from django.db.migrations.graph import MigrationGraph
     from django.db.migrations.migration import Migration
     from django.db.migrations.state import ProjectState
 
@@ -104,7 +104,8 @@ _BACKEND_SOLVES = frozenset(
 
 def review(
     changes: Mapping[str, list[Migration]],
-    loader: MigrationLoader,
+    graph: MigrationGraph,
+    real_apps: Iterable[str],
     attributes: Mapping[Node, Mapping[str, object]],
     paths: Mapping[Node, Path],
     *,
@@ -112,7 +113,8 @@ def review(
     replaced: Iterable[Node] = (),
     state: ProjectState | None = None,
 ) -> Review:
-    """Judge ``changes`` (the autodetector's) before they are written. ``attributes``: what
+    """Judge ``changes`` (the autodetector's) before they are written, on ``graph`` (the
+    history on disk; ``real_apps``: the apps without migrations). ``attributes``: what
     the writer will add to each file (``atomic``...); ``replaced``: leaves that ``--update``
     rewrites (the state is built without them); ``state``: the state at the leaves when the
     caller has it (the autodetector's ``from_state``: the history is not replayed twice)."""
@@ -121,7 +123,6 @@ def review(
     out = Review()
     if not any(m.operations for m in migrations):
         return out
-    graph = loader.graph
     base = set(graph.leaf_nodes())
     for node in replaced:
         if node in base:
@@ -137,7 +138,11 @@ def review(
             engine = Engine(connection, large_tables=tables, managed=default_apps(), tests=_tests)
             if state is None or replaced:
                 state = graph.make_state(
-                    nodes=sorted(base), at_end=True, real_apps=loader.unmigrated_apps
+                    nodes=sorted(base),
+                    at_end=True,
+                    real_apps=cast(
+                        Any, set(real_apps)
+                    ),  # Django asserts a set (the stubs say list)
                 )
             else:
                 state = state.clone()

@@ -73,6 +73,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
     def handle(self, *app_labels: str, **options: Any) -> None:
         self._attributes: dict[Path, dict[str, object]] = {}
         MigrationAutodetector.last = None  # this run's, once Django makes it
+        self._loader: MigrationLoader | None = None  # --finish-removal's
         self._renames: dict[Path, Path] = {}
         check = bool(options["check_changes"])
         dry_run = bool(options["dry_run"]) or check
@@ -145,18 +146,26 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         """Judge what is about to be written: the safe form, or a refusal before writing."""
         managed = set(self._managed)
         mine = {app: ms for app, ms in changes.items() if app in managed}
-        if not mine:
-            return
+        if not any(m.operations for ms in mine.values() for m in ms):
+            return  # --empty, --merge: nothing to judge
         replaced = [(app, Path(path).stem) for app, path in previous.items()]
         detector = MigrationAutodetector.last
+        if detector is not None and detector.graph is not None:
+            # The history Django already loaded and rendered: not read twice.
+            graph, real_apps = detector.graph, detector.from_state.real_apps
+            state = detector.from_state
+        else:  # --finish-removal writes without the autodetector, on the loader it read
+            loader = self._loader or MigrationLoader(None, ignore_no_migrations=True)
+            graph, real_apps, state = loader.graph, loader.unmigrated_apps, None
         verdict = review.review(
             mine,
-            MigrationLoader(None, ignore_no_migrations=True),
+            graph,
+            real_apps,
             attributes,
             paths,
             database=self._database,
             replaced=replaced,
-            state=detector.from_state if detector is not None else None,
+            state=state,
         )
         verdict.raise_if_refused()
         for node in sorted(verdict.post_deployment):
@@ -184,7 +193,7 @@ class Command(MigtoolsCommandMixin, DjangoCommand):
         self.migration_name = options["name"] or removal.DEFAULT_NAME
         if not self.migration_name.isidentifier():
             raise UsageError("The migration name must be a valid Python identifier.")
-        loader = removal.load(self._database)
+        loader = self._loader = removal.load(self._database)
         items = removal.pending(loader, app_label)
         ready = [item for item in items if item.deployed]
         waiting = [item for item in items if not item.deployed]
